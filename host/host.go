@@ -1,0 +1,144 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/plugboard/plugboard/host/internal/egress"
+)
+
+// Config is the immutable configuration of a [Host]. Zero values mean the documented defaults.
+type Config struct {
+	// CacheDir holds wazero's compilation cache, shared by every module; "" keeps it in memory.
+	CacheDir string
+	// MaxMemoryMB caps a manifest's limits.memory_mb; 0 means 256. A manifest without a limit
+	// gets DefaultMemoryMB.
+	MaxMemoryMB int
+	// DefaultMemoryMB is the memory limit of a module whose manifest names none; 0 means 128.
+	DefaultMemoryMB int
+	// MaxTimeout caps every call deadline; 0 means 60 s.
+	MaxTimeout time.Duration
+	// DefaultTimeout is the deadline when neither action nor manifest names one; 0 means 30 s.
+	DefaultTimeout time.Duration
+	// Egress configures plugboard_http: private networks allowed, resolver, size caps.
+	Egress EgressConfig
+	// MaxRequestsPerCall is the plugboard_http budget of one call; 0 means 100.
+	MaxRequestsPerCall int
+	// MaxLogBytes caps the log captured per call; 0 means 64 KiB.
+	MaxLogBytes int
+	// MaxIdlePerPool is how many idle instances a (version, connection) pool keeps; 0 means 4.
+	MaxIdlePerPool int
+	// MaxInstancesPerPool bounds concurrent instances of one pool; 0 means 16. Further calls
+	// wait for a free instance until their deadline.
+	MaxInstancesPerPool int
+	// State backs plugboard_kv and plugboard_timer; nil makes both answer "denied".
+	State State
+	// Logger receives plugin logs and host events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// EgressConfig is the part of [Config] that governs outbound HTTP; see package egress.
+type EgressConfig = egress.Config
+
+// Host compiles and runs plugins. It is safe for concurrent use.
+type Host struct {
+	cfg    Config
+	cache  wazero.CompilationCache
+	egress *egress.Client
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	modules map[*Module]struct{}
+}
+
+var setLogLevel sync.Once
+
+// New returns a Host. Close it to release the compilation cache.
+func New(cfg Config) (*Host, error) {
+	if cfg.MaxMemoryMB <= 0 {
+		cfg.MaxMemoryMB = 256
+	}
+	if cfg.DefaultMemoryMB <= 0 {
+		cfg.DefaultMemoryMB = 128
+	}
+	cfg.DefaultMemoryMB = min(cfg.DefaultMemoryMB, cfg.MaxMemoryMB)
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = 60 * time.Second
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = 30 * time.Second
+	}
+	cfg.DefaultTimeout = min(cfg.DefaultTimeout, cfg.MaxTimeout)
+	if cfg.MaxRequestsPerCall <= 0 {
+		cfg.MaxRequestsPerCall = 100
+	}
+	if cfg.MaxLogBytes <= 0 {
+		cfg.MaxLogBytes = 64 << 10
+	}
+	if cfg.MaxIdlePerPool <= 0 {
+		cfg.MaxIdlePerPool = 4
+	}
+	if cfg.MaxInstancesPerPool <= 0 {
+		cfg.MaxInstancesPerPool = 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("opening compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	// Extism filters plugin logs by one process-wide level; Info keeps the SDK's own debug
+	// chatter out of plugin logs.
+	setLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelInfo) })
+	return &Host{
+		cfg:     cfg,
+		cache:   cache,
+		egress:  egress.New(cfg.Egress),
+		log:     cfg.Logger,
+		modules: map[*Module]struct{}{},
+	}, nil
+}
+
+// Close closes every module still loaded and the compilation cache.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	mods := make([]*Module, 0, len(h.modules))
+	for m := range h.modules {
+		mods = append(mods, m)
+	}
+	h.mu.Unlock()
+	for _, m := range mods {
+		m.Close(ctx)
+	}
+	return h.cache.Close(ctx)
+}
+
+// runtimeConfig is the wazero configuration of one compiled module: shared cache, deadline
+// enforcement, and the module's memory limit.
+func (h *Host) runtimeConfig(memoryMB int) wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfig().
+		WithCompilationCache(h.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(uint32(memoryMB) * 16) // 64 KiB pages
+}
+
+// memoryMB returns the memory limit for a manifest, capped by the server's maximum.
+func (h *Host) memoryMB(limits int) int {
+	if limits <= 0 {
+		return h.cfg.DefaultMemoryMB
+	}
+	return min(limits, h.cfg.MaxMemoryMB)
+}

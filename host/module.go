@@ -1,0 +1,414 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/host/internal/egress"
+)
+
+// Module is one compiled connector version with its instance pools. Calls are safe for
+// concurrent use. Close starts a drain: calls in flight finish, new calls get [ErrClosed], and the
+// compiled code is released when the last call returns.
+type Module struct {
+	h        *Host
+	manifest *abi.Manifest
+	digest   string
+	memoryMB int
+	compiled *extism.CompiledPlugin
+
+	mu       sync.Mutex
+	pools    map[string]*pool // by connection id; "" for calls without a connection
+	inflight int
+	closed   bool
+	done     chan struct{}
+}
+
+// Manifest returns the module's manifest. Callers must not modify it.
+func (m *Module) Manifest() *abi.Manifest { return m.manifest }
+
+// Digest returns the sha256 digest of the module's bytes, as given to [Host.Load].
+func (m *Module) Digest() string { return m.digest }
+
+// MemoryMB returns the memory limit instances of this module run with.
+func (m *Module) MemoryMB() int { return m.memoryMB }
+
+// compile builds an Extism compiled plugin with Plugboard's host functions.
+func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (*extism.CompiledPlugin, error) {
+	manifest := extism.Manifest{
+		Wasm:         []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
+		AllowedHosts: nil, // Extism's own http_request stays disabled
+		Memory:       &extism.ManifestMemory{MaxPages: uint32(memoryMB) * 16, MaxVarBytes: 1 << 20},
+	}
+	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB), EnableWasi: true}
+	return extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
+}
+
+// Load compiles a version whose manifest was checked by [Host.Inspect] and provisions it: a first
+// instance is started and plugboard_describe runs again to confirm the manifest. Any failure
+// leaves nothing behind.
+func (h *Host) Load(ctx context.Context, wasm []byte, manifest *abi.Manifest, digest string) (*Module, error) {
+	memMB := 0
+	if manifest.Limits != nil {
+		memMB = manifest.Limits.MemoryMB
+	}
+	memMB = h.memoryMB(memMB)
+	compiled, err := h.compile(ctx, wasm, memMB)
+	if err != nil {
+		return nil, fmt.Errorf("compiling %s %s: %w", manifest.Name, manifest.Version, err)
+	}
+	m := &Module{h: h, manifest: manifest, digest: digest, memoryMB: memMB, compiled: compiled,
+		pools: map[string]*pool{}, done: make(chan struct{})}
+	got, err := m.describe(ctx)
+	if err == nil && !sameManifest(got, manifest) {
+		err = errors.New("plugboard_describe answered a different manifest than at upload; describe must be deterministic")
+	}
+	if err != nil {
+		compiled.Close(ctx)
+		return nil, fmt.Errorf("provisioning %s %s: %w", manifest.Name, manifest.Version, err)
+	}
+	h.mu.Lock()
+	h.modules[m] = struct{}{}
+	h.mu.Unlock()
+	return m, nil
+}
+
+func sameManifest(a, b *abi.Manifest) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// describe runs plugboard_describe with no capabilities on a fresh instance of the "" pool.
+func (m *Module) describe(ctx context.Context) (*abi.Manifest, error) {
+	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return abi.ParseManifest(out)
+}
+
+// Close starts the module's drain. It returns at once; [Module.Done] is closed when the last
+// call has returned and the compiled code is released.
+func (m *Module) Close(ctx context.Context) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	idle := m.inflight == 0
+	m.mu.Unlock()
+	if idle {
+		m.release(ctx)
+	}
+}
+
+// Done is closed once a closed module has drained and released its resources.
+func (m *Module) Done() <-chan struct{} { return m.done }
+
+func (m *Module) release(ctx context.Context) {
+	m.mu.Lock()
+	pools := m.pools
+	m.pools = map[string]*pool{}
+	m.mu.Unlock()
+	for _, p := range pools {
+		p.closeIdle(ctx)
+	}
+	m.compiled.Close(context.WithoutCancel(ctx))
+	m.h.mu.Lock()
+	delete(m.h.modules, m)
+	m.h.mu.Unlock()
+	close(m.done)
+}
+
+func (m *Module) acquire() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.inflight++
+	return nil
+}
+
+func (m *Module) leave() {
+	m.mu.Lock()
+	m.inflight--
+	last := m.closed && m.inflight == 0
+	m.mu.Unlock()
+	if last {
+		m.release(context.Background())
+	}
+}
+
+// PoolStats reports the instances a module holds: idle and busy, over all its pools.
+func (m *Module) PoolStats() (pools, idle, busy int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.pools {
+		i, b := p.stats()
+		idle += i
+		busy += b
+	}
+	return len(m.pools), idle, busy
+}
+
+func (m *Module) pool(connection string) *pool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.pools[connection]
+	if p == nil {
+		p = &pool{m: m, sem: make(chan struct{}, m.h.cfg.MaxInstancesPerPool)}
+		m.pools[connection] = p
+	}
+	return p
+}
+
+// timeout is the deadline of a call: the smallest of the action's, the manifest's and the
+// server's limits, or the default when neither the action nor the manifest names one.
+func (m *Module) timeout(action time.Duration) time.Duration {
+	cfg := m.h.cfg
+	t := cfg.MaxTimeout
+	given := false
+	if action > 0 {
+		t, given = min(t, action), true
+	}
+	if l := m.manifest.Limits; l != nil && l.TimeoutMS > 0 {
+		t, given = min(t, time.Duration(l.TimeoutMS)*time.Millisecond), true
+	}
+	if !given {
+		t = cfg.DefaultTimeout
+	}
+	return t
+}
+
+// Invoke runs plugboard_invoke for action with input, which the caller validated. It returns the
+// decoded result (output or guest error) and what the call did. A non-nil error wraps one of
+// the sentinel errors of this package.
+func (m *Module) Invoke(ctx context.Context, call *Call, action string, input json.RawMessage) (*abi.InvokeResult, *Report, error) {
+	req := abi.InvokeRequest{Action: action, Input: input}
+	out, rep, err := m.call(ctx, call, abi.ExportInvoke, func(c abi.Common) any { req.Common = c; return req }, false)
+	if err != nil {
+		return nil, rep, err
+	}
+	var res abi.InvokeResult
+	if err := abi.DecodeStrict(out, &res); err != nil {
+		return nil, rep, fmt.Errorf("%w: plugboard_invoke wrote an invalid result document: %v", ErrPluginFailed, err)
+	}
+	if err := checkResult(res.Output, res.Error); err != nil {
+		return nil, rep, err
+	}
+	return &res, rep, nil
+}
+
+// Call runs any export with a request document built from the call's common fields; triggers
+// use it for plugboard_poll, plugboard_webhook and plugboard_on_timer. The raw output is
+// returned for the caller to decode.
+func (m *Module) Call(ctx context.Context, call *Call, export string, build func(abi.Common) any) ([]byte, *Report, error) {
+	return m.call(ctx, call, export, build, false)
+}
+
+// checkResult enforces "exactly one of output (an object) and error (with code and message)".
+func checkResult(output json.RawMessage, e *abi.Error) error {
+	switch {
+	case e != nil && len(output) > 0:
+		return fmt.Errorf("%w: result has both output and error", ErrPluginFailed)
+	case e != nil:
+		if e.Code == "" || e.Message == "" {
+			return fmt.Errorf("%w: error document needs code and message", ErrPluginFailed)
+		}
+	case len(output) == 0:
+		return fmt.Errorf("%w: result has neither output nor error", ErrPluginFailed)
+	case !isObject(output):
+		return fmt.Errorf("%w: output must be a JSON object", ErrPluginFailed)
+	}
+	return nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	s := strings.TrimLeft(string(raw), " \t\r\n")
+	return strings.HasPrefix(s, "{")
+}
+
+// call runs one export on a pooled instance under the call's deadline.
+func (m *Module) call(ctx context.Context, call *Call, export string, build func(abi.Common) any, describe bool) ([]byte, *Report, error) {
+	if err := m.acquire(); err != nil {
+		return nil, nil, err
+	}
+	defer m.leave()
+	if call == nil {
+		call = &Call{}
+	}
+	timeout := m.timeout(call.Timeout)
+	if describe {
+		timeout = m.h.cfg.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	cs := &callState{m: m, call: call, describe: describe, deadline: deadline, timeout: timeout,
+		budget: egress.NewBudget(m.h.cfg.MaxRequestsPerCall)}
+	cs.report.Started = time.Now()
+	if !describe {
+		cs.grant = buildGrant(m.manifest, call.Binding)
+	}
+	var input []byte
+	if build != nil {
+		var err error
+		if input, err = json.Marshal(build(cs.common())); err != nil {
+			return nil, nil, fmt.Errorf("encoding %s request: %w", export, err)
+		}
+	}
+	rep := &cs.report
+	finish := func() *Report {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		r := cs.report
+		r.Duration = time.Since(r.Started)
+		return &r
+	}
+
+	p := m.pool(cs.connectionID())
+	inst, fresh, err := p.get(ctx, cs)
+	rep.Instantiated = fresh
+	if err != nil {
+		return nil, finish(), m.callError(ctx, cs, export, err)
+	}
+	inst.cur.Store(cs)
+	rc, out, err := inst.plugin.CallWithContext(withCall(ctx, cs), export, input)
+	inst.cur.Store(nil)
+	if err == nil && rc != 0 {
+		err = fmt.Errorf("%s returned %d", export, rc)
+	}
+	p.put(inst, err == nil)
+	if err != nil {
+		return nil, finish(), m.callError(ctx, cs, export, err)
+	}
+	return out, finish(), nil
+}
+
+// callError maps a failed call to the package's sentinel errors with a message an author can
+// act on.
+func (m *Module) callError(ctx context.Context, cs *callState, export string, err error) error {
+	switch {
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy):
+		return err
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %s ran past its deadline of %s and was stopped", ErrTimeout, export, cs.timeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %v", ErrCanceled, ctx.Err())
+	}
+	msg := firstLine(err.Error())
+	if cs.sawOutOfMemory() {
+		msg = fmt.Sprintf("ran out of memory (limit %d MiB): %s", m.memoryMB, msg)
+	}
+	return fmt.Errorf("%w: %s: %s", ErrPluginFailed, export, msg)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+// pool holds the warm instances of one (version, connection).
+type pool struct {
+	m   *Module
+	sem chan struct{} // one token per live instance in use
+
+	mu   sync.Mutex
+	idle []*instance
+}
+
+// instance is one live plugin instance. cur is the call it serves, for log routing.
+type instance struct {
+	plugin *extism.Plugin
+	cur    atomicCall
+}
+
+func (p *pool) get(ctx context.Context, cs *callState) (*instance, bool, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("%w: waited for an instance until the deadline", ErrBusy)
+	}
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		inst := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return inst, false, nil
+	}
+	p.mu.Unlock()
+	inst, err := p.m.newInstance(ctx)
+	if err != nil {
+		<-p.sem
+		return nil, true, err
+	}
+	return inst, true, nil
+}
+
+// put returns an instance after a call; a failed one (trap, timeout, error) is discarded.
+func (p *pool) put(inst *instance, ok bool) {
+	defer func() { <-p.sem }()
+	p.m.mu.Lock()
+	closed := p.m.closed
+	p.m.mu.Unlock()
+	if ok && !closed {
+		p.mu.Lock()
+		if len(p.idle) < p.m.h.cfg.MaxIdlePerPool {
+			p.idle = append(p.idle, inst)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
+	inst.plugin.Close(context.Background())
+}
+
+func (p *pool) closeIdle(ctx context.Context) {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, inst := range idle {
+		inst.plugin.Close(ctx)
+	}
+}
+
+func (p *pool) stats() (idle, busy int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle), len(p.sem)
+}
+
+// newInstance instantiates the module with WASI stdout/stderr and Extism logs routed to the
+// call the instance serves.
+func (m *Module) newInstance(ctx context.Context) (*instance, error) {
+	inst := &instance{}
+	mc := wazero.NewModuleConfig().
+		WithStdout(logWriter{inst: inst, level: "info"}).
+		WithStderr(logWriter{inst: inst, level: "error"}).
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
+	pl, err := m.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	if err != nil {
+		return nil, fmt.Errorf("instantiating: %w", err)
+	}
+	pl.SetLogger(func(level extism.LogLevel, msg string) {
+		if cs := inst.cur.Load(); cs != nil {
+			cs.log(level.String(), msg)
+		}
+	})
+	inst.plugin = pl
+	return inst, nil
+}

@@ -1,0 +1,112 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/plugboard/plugboard/registry/store"
+)
+
+// Connector summarises one connector: its versions and the active one.
+type Connector struct {
+	Name          string
+	Title         string
+	ActiveVersion string
+	Versions      []store.Version // SemVer order, oldest first
+}
+
+// Connectors lists every connector with at least one stored version.
+func (r *Registry) Connectors(ctx context.Context) ([]Connector, error) {
+	names, err := r.st.Connectors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Connector, 0, len(names))
+	for _, n := range names {
+		c, err := r.Connector(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Connector returns one connector; [ErrConnectorNotFound] when it has no version.
+func (r *Registry) Connector(ctx context.Context, name string) (Connector, error) {
+	vs, err := r.st.Versions(ctx, name)
+	if err != nil {
+		return Connector{}, err
+	}
+	if len(vs) == 0 {
+		return Connector{}, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
+	}
+	c := Connector{Name: name, Versions: vs}
+	if act, err := r.st.Active(ctx, name); err == nil {
+		c.ActiveVersion = act
+	}
+	if v := r.activeVersion(name); v != nil {
+		c.Title = v.Manifest().Title
+	}
+	return c, nil
+}
+
+// Version returns one stored version and whether it is the active one.
+func (r *Registry) Version(ctx context.Context, name, version string) (store.Version, bool, error) {
+	v, err := r.st.Version(ctx, name, version)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, cerr := r.Connector(ctx, name); cerr != nil {
+			return store.Version{}, false, cerr
+		}
+		return store.Version{}, false, fmt.Errorf("%w: %s %s", ErrVersionNotFound, name, version)
+	}
+	if err != nil {
+		return store.Version{}, false, err
+	}
+	act, _ := r.st.Active(ctx, name)
+	return v, act == version, nil
+}
+
+// DeleteVersion removes an inactive version and unloads it if a pinned call loaded it.
+func (r *Registry) DeleteVersion(ctx context.Context, name, version string) error {
+	if _, _, err := r.Version(ctx, name, version); err != nil {
+		return err
+	}
+	if err := r.st.DeleteVersion(ctx, name, version); err != nil {
+		if errors.Is(err, store.ErrActive) {
+			return fmt.Errorf("%w: %s %s is the active version", store.ErrActive, name, version)
+		}
+		return err
+	}
+	r.mu.Lock()
+	if v := r.pinned[name+"@"+version]; v != nil {
+		v.Close(ctx)
+		delete(r.pinned, name+"@"+version)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Loaded returns every version loaded in memory (active and pinned), sorted by name and version.
+func (r *Registry) Loaded() []*Version {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*Version
+	for _, p := range r.active {
+		if v := p.Load(); v != nil {
+			out = append(out, v)
+		}
+	}
+	for _, v := range r.pinned {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Info.Name != out[j].Info.Name {
+			return out[i].Info.Name < out[j].Info.Name
+		}
+		return out[i].Info.Version < out[j].Info.Version
+	})
+	return out
+}

@@ -1,0 +1,7 @@
+// Package server is Plugboard's HTTP front end: the endpoints of API.md for connectors, actions
+// and connections, bearer-token auth, correlation IDs, RFC 9457 problem details, request size
+// caps, and the operational endpoints /healthz, /readyz and /metrics.
+//
+// Every error reaches clients through one mapping ([Server.fail]), so a sentinel error of
+// registry or host always gets the same status and stable code.
+package server

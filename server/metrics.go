@@ -1,0 +1,145 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// metrics is a small Prometheus registry: labelled counters and histograms, rendered in the
+// text exposition format. It holds no tenant data beyond connector and action names.
+type metrics struct {
+	mu         sync.Mutex
+	counters   map[string]map[string]float64 // name -> label set -> value
+	histograms map[string]map[string]*histogram
+	help       map[string]string
+}
+
+type histogram struct {
+	counts []uint64
+	sum    float64
+	n      uint64
+}
+
+var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+func newMetrics() *metrics {
+	return &metrics{counters: map[string]map[string]float64{}, histograms: map[string]map[string]*histogram{}, help: map[string]string{
+		"plugboard_action_calls_total":      "Action calls by connector, version, action and outcome code.",
+		"plugboard_action_duration_seconds": "Action call latency through the full HTTP path.",
+		"plugboard_egress_requests_total":   "Outbound requests made by plugins, by connector, origin and status.",
+		"plugboard_uploads_total":           "Connector uploads by outcome code.",
+		"plugboard_http_requests_total":     "API requests by route and status.",
+		"plugboard_pool_instances":          "Plugin instances held, by connector, version and state.",
+		"plugboard_connectors_active":       "Connectors with an active version loaded.",
+	}}
+}
+
+// labels renders label pairs in a stable order: labels("a", "1", "b", "2").
+func labels(kv ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", kv[i], kv[i+1])
+	}
+	return b.String()
+}
+
+func (m *metrics) add(name, lbl string, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters[name]
+	if c == nil {
+		c = map[string]float64{}
+		m.counters[name] = c
+	}
+	c[lbl] += v
+}
+
+func (m *metrics) observe(name, lbl string, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	hs := m.histograms[name]
+	if hs == nil {
+		hs = map[string]*histogram{}
+		m.histograms[name] = hs
+	}
+	h := hs[lbl]
+	if h == nil {
+		h = &histogram{counts: make([]uint64, len(latencyBuckets))}
+		hs[lbl] = h
+	}
+	s := d.Seconds()
+	for i, le := range latencyBuckets {
+		if s <= le {
+			h.counts[i]++
+		}
+	}
+	h.sum += s
+	h.n++
+}
+
+// gauge is a value computed at scrape time.
+type gauge struct {
+	name, labels string
+	value        float64
+}
+
+// write renders every metric, with gauges computed by the caller at scrape time.
+func (m *metrics) write(w io.Writer, gauges []gauge) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, name := range sortedKeys(m.counters) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, m.help[name], name)
+		for _, l := range sortedKeys(m.counters[name]) {
+			fmt.Fprintf(w, "%s{%s} %g\n", name, l, m.counters[name][l])
+		}
+	}
+	for _, name := range sortedKeys(m.histograms) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, m.help[name], name)
+		for _, l := range sortedKeys(m.histograms[name]) {
+			h := m.histograms[name][l]
+			sep := ""
+			if l != "" {
+				sep = ","
+			}
+			for i, le := range latencyBuckets {
+				fmt.Fprintf(w, "%s_bucket{%s%sle=\"%g\"} %d\n", name, l, sep, le, h.counts[i])
+			}
+			fmt.Fprintf(w, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, l, sep, h.n)
+			fmt.Fprintf(w, "%s_sum{%s} %g\n%s_count{%s} %d\n", name, l, h.sum, name, l, h.n)
+		}
+	}
+	byName := map[string][]gauge{}
+	for _, g := range gauges {
+		byName[g.name] = append(byName[g.name], g)
+	}
+	for _, name := range sortedKeys(byName) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", name, m.help[name], name)
+		for _, g := range byName[name] {
+			if math.IsNaN(g.value) {
+				continue
+			}
+			if g.labels == "" {
+				fmt.Fprintf(w, "%s %g\n", name, g.value)
+			} else {
+				fmt.Fprintf(w, "%s{%s} %g\n", name, g.labels, g.value)
+			}
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

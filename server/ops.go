@@ -1,0 +1,38 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+)
+
+// GET /healthz: the process is up.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// GET /readyz: the store is open and active connectors are loaded.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not_ready", "the server is starting or stopping"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "connectors_loaded": len(s.reg.Loaded())})
+}
+
+// GET /metrics: Prometheus text format. No tenant data: connector and action names only.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	var gauges []gauge
+	active := 0
+	for _, v := range s.reg.Loaded() {
+		active++
+		_, idle, busy := v.PoolStats()
+		gauges = append(gauges,
+			gauge{"plugboard_pool_instances", labels("connector", v.Info.Name, "version", v.Info.Version, "state", "idle"), float64(idle)},
+			gauge{"plugboard_pool_instances", labels("connector", v.Info.Name, "version", v.Info.Version, "state", "busy"), float64(busy)})
+	}
+	gauges = append(gauges, gauge{"plugboard_connectors_active", "", float64(active)})
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	var b strings.Builder
+	s.metrics.write(&b, gauges)
+	_, _ = w.Write([]byte(b.String()))
+}

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/host"
+	"github.com/plugboard/plugboard/registry"
+	"github.com/plugboard/plugboard/registry/store"
+)
+
+// Problem is an RFC 9457 problem details document with Plugboard's extensions.
+type Problem struct {
+	Type          string            `json:"type"`
+	Title         string            `json:"title"`
+	Status        int               `json:"status"`
+	Detail        string            `json:"detail,omitempty"`
+	Code          string            `json:"code"`
+	CorrelationID string            `json:"correlation_id,omitempty"`
+	Source        string            `json:"source"`
+	Errors        []abi.SchemaError `json:"errors,omitempty"`
+	// Details carries a plugin error's details object as it was given.
+	Details json.RawMessage `json:"details,omitempty"`
+	// Retryable is set for plugin errors the plugin marked retryable.
+	Retryable bool `json:"retryable,omitempty"`
+
+	retryAfter int // seconds, for a Retry-After header
+}
+
+// Stable problem codes of Plugboard's own errors.
+const (
+	codeUnauthenticated      = "unauthenticated"
+	codeNotFound             = "not_found"
+	codeMethodNotAllowed     = "method_not_allowed"
+	codeInvalidRequest       = "invalid_request"
+	codeInvalidInput         = "invalid_input"
+	codeInvalidParams        = "invalid_params"
+	codeTooLarge             = "too_large"
+	codeUnsupportedMedia     = "unsupported_media_type"
+	codeConnectorNotFound    = "connector_not_found"
+	codeVersionNotFound      = "version_not_found"
+	codeActionNotFound       = "action_not_found"
+	codeConnectionNotFound   = "connection_not_found"
+	codeConnectionExists     = "connection_exists"
+	codeConnectionNotAllowed = "connection_not_allowed"
+	codeConnectionRequired   = "connection_required"
+	codeNeedsReauth          = "needs_reauth"
+	codeVersionExists        = "version_exists"
+	codeVersionActive        = "version_active"
+	codePluginFailed         = "plugin_failed"
+	codeTimeout              = "timeout"
+	codeBusy                 = "busy"
+	codeInternal             = "internal"
+)
+
+func newProblem(status int, code, detail string) *Problem {
+	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: code, Detail: detail, Source: "plugboard"}
+}
+
+func problemf(status int, code, format string, args ...any) *Problem {
+	return newProblem(status, code, fmt.Sprintf(format, args...))
+}
+
+// Error implements the error interface so handlers can return a *Problem as an error.
+func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
+
+// pluginProblem turns a guest error document into the problem API.md prescribes.
+func pluginProblem(e *abi.Error) *Problem {
+	p := newProblem(abi.GuestErrorStatus(e.Code), e.Code, e.Message)
+	p.Source = "plugin"
+	p.Details = e.Details
+	p.Retryable = e.Retryable
+	if e.Code == abi.CodeRateLimited {
+		var d struct {
+			RetryAfterS float64 `json:"retry_after_s"`
+		}
+		_ = json.Unmarshal(e.Details, &d)
+		p.retryAfter = max(1, int(d.RetryAfterS+0.999))
+	}
+	return p
+}
+
+// toProblem is the one place that maps errors to problem documents.
+func toProblem(err error) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	var ce *host.CheckError
+	if errors.As(err, &ce) {
+		return newProblem(http.StatusBadRequest, ce.Code, ce.Error())
+	}
+	var se *registry.SchemaError
+	if errors.As(err, &se) {
+		p := newProblem(http.StatusBadRequest, codeInvalidParams, se.Error())
+		p.Errors = se.Errors
+		return p
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, registry.ErrVersionExists):
+		return newProblem(http.StatusConflict, codeVersionExists, msg)
+	case errors.Is(err, registry.ErrConnectorNotFound):
+		return newProblem(http.StatusNotFound, codeConnectorNotFound, msg)
+	case errors.Is(err, registry.ErrVersionNotFound):
+		return newProblem(http.StatusNotFound, codeVersionNotFound, msg)
+	case errors.Is(err, registry.ErrConnectionNotFound):
+		return newProblem(http.StatusNotFound, codeConnectionNotFound, msg)
+	case errors.Is(err, registry.ErrConnectionExists):
+		return newProblem(http.StatusConflict, codeConnectionExists, msg)
+	case errors.Is(err, registry.ErrInvalid):
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, strings.TrimPrefix(msg, registry.ErrInvalid.Error()+": "))
+	case errors.Is(err, store.ErrActive):
+		return newProblem(http.StatusConflict, codeVersionActive, msg+"; activate another version first")
+	case errors.Is(err, host.ErrTimeout):
+		return newProblem(http.StatusGatewayTimeout, codeTimeout, msg)
+	case errors.Is(err, host.ErrPluginFailed):
+		return newProblem(http.StatusBadGateway, codePluginFailed, msg)
+	case errors.Is(err, host.ErrBusy):
+		p := newProblem(http.StatusServiceUnavailable, codeBusy, msg)
+		p.retryAfter = 1
+		return p
+	case errors.Is(err, host.ErrCanceled):
+		return newProblem(499, "canceled", msg)
+	}
+	return newProblem(http.StatusInternalServerError, codeInternal, "internal error; the server log has the details under this correlation id")
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
+	p.CorrelationID = correlationID(r.Context())
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
