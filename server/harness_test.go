@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/plugboard/plugboard/host"
 )
 
 // repoRoot is the module root, two levels up from this package.
@@ -81,6 +83,21 @@ func stale(t testing.TB, built, root string) bool {
 
 const testToken = "pba_test_token"
 
+// sharedCache is one compilation cache for every server of this test binary, as one server
+// process has: only the first upload of a module pays for compiling it.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "plugboard-cache-")
+	if err != nil {
+		panic(err)
+	}
+	sharedCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // testServer is a Plugboard server on a loopback port with its data in a temp directory.
 type testServer struct {
 	t    testing.TB
@@ -98,6 +115,7 @@ func startServer(t testing.TB, edit func(*Options)) *testServer {
 		AdminToken:  testToken,
 		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Host:        host.Config{CacheDir: sharedCache},
 	}
 	if edit != nil {
 		edit(&opts)
