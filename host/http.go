@@ -9,8 +9,8 @@ import (
 // plugboard_http: capability-scoped outbound HTTP (ABI.md section 5).
 //
 // Request: abi.HTTPRequest. Reply: abi.HTTPResponse, or an error document with one of
-// host_not_allowed, private_address, timeout, network, invalid_request, too_many_redirects,
-// too_large, too_many_requests. The egress package does every step: origin allowlist, address
+// host_not_allowed, private_address, timeout, network, invalid_request, denied,
+// too_many_redirects, too_large, too_many_requests. The egress package does every step: origin allowlist, address
 // checks after resolution (dialing the checked address), credential injection, redirects, caps.
 
 func (h *Host) maxHTTPRequest() int64 {
@@ -26,5 +26,9 @@ func (h *Host) importHTTP(ctx context.Context, cs *callState, raw []byte) any {
 	if reply, ok := decodeRequest(abi.ImportHTTP, raw, &req); !ok {
 		return reply
 	}
-	return h.egress.Do(ctx, cs.grant, cs.budget, &req, cs.recordOutbound)
+	resp := h.egress.Do(ctx, cs.grant, cs.budget, &req, cs.recordOutbound)
+	if resp.Error != nil {
+		return abi.ErrorReply{Error: resp.Error}
+	}
+	return resp
 }

@@ -24,7 +24,7 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 	if !bytes.HasPrefix(wasm, wasmMagic) {
 		return nil, checkErr(CheckInvalidWasm, "not a WebAssembly 1.0 module (the file does not start with \\0asm version 1)")
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(h.cfg.MaxMemoryMB))
+	rt := wazero.NewRuntimeWithConfig(ctx, h.inspectConfig())
 	defer rt.Close(context.WithoutCancel(ctx))
 	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
@@ -38,7 +38,7 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 		return nil, checkErr(CheckMissingExport, "the module does not export %s, which every plugin must", abi.ExportDescribe)
 	}
 
-	compiled, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB)
+	compiled, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB, h.runtimeConfig(h.cfg.MaxMemoryMB))
 	if err != nil {
 		return nil, checkErr(CheckInvalidWasm, "the module does not compile: %v", firstLine(err.Error()))
 	}

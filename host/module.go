@@ -44,13 +44,13 @@ func (m *Module) Digest() string { return m.digest }
 func (m *Module) MemoryMB() int { return m.memoryMB }
 
 // compile builds an Extism compiled plugin with Plugboard's host functions.
-func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (*extism.CompiledPlugin, error) {
+func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int, rc wazero.RuntimeConfig) (*extism.CompiledPlugin, error) {
 	manifest := extism.Manifest{
 		Wasm:         []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
 		AllowedHosts: nil, // Extism's own http_request stays disabled
 		Memory:       &extism.ManifestMemory{MaxPages: uint32(memoryMB) * 16, MaxVarBytes: 1 << 20},
 	}
-	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB), EnableWasi: true}
+	cfg := extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}
 	return extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
 }
 
@@ -63,7 +63,7 @@ func (h *Host) Load(ctx context.Context, wasm []byte, manifest *abi.Manifest, di
 		memMB = manifest.Limits.MemoryMB
 	}
 	memMB = h.memoryMB(memMB)
-	compiled, err := h.compile(ctx, wasm, memMB)
+	compiled, err := h.compile(ctx, wasm, memMB, h.runtimeConfig(memMB))
 	if err != nil {
 		return nil, fmt.Errorf("compiling %s %s: %w", manifest.Name, manifest.Version, err)
 	}

@@ -3,9 +3,10 @@ package egress
 import "sync/atomic"
 
 // Budget is the number of outbound requests one plugin call may still send. Every request handed
-// to the network takes one: each redirect hop and the OAuth2 retry after a 401 included; requests
-// refused before sending (invalid, host not allowed) take none. It is safe for concurrent use, so
-// a guest that issues requests from several threads shares one budget.
+// to the transport takes one: each redirect hop and the OAuth2 retry after a 401 included, and a
+// request then refused by the dialer's address check (private_address). Requests refused before
+// that (invalid_request, host_not_allowed, denied) take none. It is safe for concurrent use, so a
+// guest that issues requests from several threads shares one budget.
 //
 // A nil *Budget is unlimited; the host always passes one per call.
 type Budget struct {

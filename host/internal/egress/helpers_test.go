@@ -45,6 +45,14 @@ func (r *fakeResolver) set(host string, addrs ...string) *fakeResolver {
 	return r
 }
 
+// replace makes host answer addrs from now on.
+func (r *fakeResolver) replace(host string, addrs ...string) {
+	r.mu.Lock()
+	delete(r.answers, host)
+	r.mu.Unlock()
+	r.set(host, addrs...)
+}
+
 func (r *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -22,11 +22,15 @@ import (
 func (k *call) finish(o Outbound, start time.Time, resp *http.Response) *abi.HTTPResponse {
 	defer resp.Body.Close()
 	limit := k.c.maxResponseBytes
-	if resp.ContentLength > limit {
+	hint := resp.ContentLength
+	if resp.Request.Method == http.MethodHead {
+		hint = 0 // the length of the body a GET would get; this one has none
+	}
+	if hint > limit {
 		o.Duration = time.Since(start)
 		return k.refuse(o, tooLarge(limit))
 	}
-	body, err := readCapped(resp.Body, resp.ContentLength, limit)
+	body, err := readCapped(resp.Body, hint, limit)
 	o.BytesIn += int64(len(body))
 	o.Duration = time.Since(start)
 	if err != nil {
@@ -51,10 +55,11 @@ func tooLarge(limit int64) *abi.Error {
 
 // readCapped reads r to the end but never more than limit+1 bytes, so a body over the limit is
 // detected without reading all of it. hint is the Content-Length (-1 if unknown); a body that
-// announces its length within the limit is read into one allocation.
+// announces a length within the limit (and under 1 MiB, so a lying server cannot make us
+// allocate much up front) is read into one allocation.
 func readCapped(r io.Reader, hint, limit int64) ([]byte, error) {
 	size := 512
-	if hint >= 0 && hint < limit {
+	if hint >= 0 && hint < limit && hint < 1<<20 {
 		size = int(hint) + 1 // room to see EOF without growing
 	}
 	b := make([]byte, 0, size)
