@@ -36,6 +36,7 @@ func init() {
 	pdk.Action("fetch", fetch, pdk.Description("Calls plugboard_http and returns the answer or the host's error as the guest saw it."))
 	pdk.Action("reveal", reveal, pdk.Description("Calls plugboard_credential reveal."))
 	pdk.Action("hmac", hmacAction, pdk.Description("Calls plugboard_credential hmac_sha256."))
+	pdk.Action("count", count, pdk.Description("Increments an instance-global counter and returns it with the connection id: shows which instance served the call."))
 	pdk.Action("whoami", whoami, pdk.Description("Returns the raw InvokeRequest the guest received."))
 	pdk.Action("kv", kv, pdk.Description("Calls plugboard_kv."))
 	pdk.Action("timer", timer, pdk.Description("Calls plugboard_timer set or cancel."))
@@ -146,6 +147,24 @@ func hmacAction(ctx *pdk.Context, in HMACInput) (HMACOutput, error) {
 // WhoamiOutput carries the raw request.
 type WhoamiOutput struct {
 	Request json.RawMessage `json:"request" jsonschema:"The InvokeRequest exactly as received"`
+}
+
+// calls counts the calls this instance served; it lives as long as the instance.
+var calls int
+
+// CountOutput is the answer of count.
+type CountOutput struct {
+	Calls      int    `json:"calls"`
+	Connection string `json:"connection"`
+}
+
+func count(ctx *pdk.Context, _ struct{}) (CountOutput, error) {
+	calls++
+	out := CountOutput{Calls: calls}
+	if c := ctx.Connection(); c != nil {
+		out.Connection = c.ID
+	}
+	return out, nil
 }
 
 func whoami(ctx *pdk.Context, _ struct{}) (WhoamiOutput, error) {
