@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -108,6 +107,3 @@ func checkImports(cm wazero.CompiledModule) error {
 	}
 	return nil
 }
-
-// ErrNotLoaded is returned by lookups of a version that is not compiled in memory.
-var ErrNotLoaded = fmt.Errorf("version not loaded")
