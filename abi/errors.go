@@ -3,7 +3,6 @@ package abi
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 )
 
 // Error is the error document a plugin reports instead of a result (ABI.md section 4), and the
@@ -59,25 +58,26 @@ const (
 	CodeDeadline         = "deadline"
 )
 
-// GuestErrorStatus is the HTTP status the API answers for a guest error code; a code outside
+// GuestErrorStatus is the HTTP status (plain numbers: package abi is linked into every plugin,
+// so it stays free of net/http) the API answers for a guest error code; a code outside
 // the ABI.md table gives 502.
 func GuestErrorStatus(code string) int {
 	switch code {
 	case CodeInvalidInput:
-		return http.StatusBadRequest
+		return 400
 	case CodeNotFound:
-		return http.StatusNotFound
+		return 404
 	case CodeForbidden:
-		return http.StatusForbidden
+		return 403
 	case CodeConflict:
-		return http.StatusConflict
+		return 409
 	case CodeRateLimited:
-		return http.StatusTooManyRequests
+		return 429
 	case CodeUnavailable:
-		return http.StatusServiceUnavailable
+		return 503
 	case CodeInternal:
-		return http.StatusInternalServerError
+		return 500
 	default: // unauthorized, upstream_error and unknown codes
-		return http.StatusBadGateway
+		return 502
 	}
 }

@@ -74,7 +74,7 @@ func ExpandHosts(hosts []string, params map[string]any) ([]string, error) {
 	seen := map[string]bool{}
 	for _, h := range hosts {
 		var origin string
-		if name, ok := hostParam(h); ok {
+		if name, ok := HostParam(h); ok {
 			v, present := params[name]
 			if !present || v == nil {
 				continue
@@ -100,8 +100,8 @@ func ExpandHosts(hosts []string, params map[string]any) ([]string, error) {
 	return out, nil
 }
 
-// hostParam reports whether a host entry is "{name}" and returns the name.
-func hostParam(h string) (string, bool) {
+// HostParam reports whether a host entry is "{name}" and returns the name.
+func HostParam(h string) (string, bool) {
 	if len(h) > 2 && h[0] == '{' && h[len(h)-1] == '}' {
 		return h[1 : len(h)-1], true
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 )
 
 var wasmMagic = []byte("\x00asm\x01\x00\x00\x00")
@@ -60,9 +61,9 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 			return nil, checkErr(CheckMissingExport, "the manifest declares %s but the module does not export %s", what(name), name)
 		}
 	}
-	man, err := abi.ParseManifest(out)
+	man, err := check.ParseManifest(out)
 	if err != nil {
-		var me *abi.ManifestError
+		var me *check.ManifestError
 		if errors.As(err, &me) {
 			return nil, &CheckError{Code: CheckInvalidManifest, Err: me}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host/internal/egress"
 )
 
@@ -95,7 +96,7 @@ func (m *Module) describe(ctx context.Context) (*abi.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return abi.ParseManifest(out)
+	return check.ParseManifest(out)
 }
 
 // Close starts the module's drain. It returns at once; [Module.Done] is closed when the last

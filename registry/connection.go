@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
 )
@@ -183,7 +184,7 @@ func (r *Registry) checkConnection(connectors []string, params map[string]any, a
 type SchemaError struct {
 	Field     string
 	Connector string
-	Errors    []abi.SchemaError
+	Errors    []check.SchemaError
 }
 
 // Error implements the error interface.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
 )
@@ -42,12 +43,12 @@ type Registry struct {
 type Version struct {
 	*host.Module
 	Info   store.Version
-	inputs map[string]*abi.Schema
-	params *abi.Schema
+	inputs map[string]*check.Schema
+	params *check.Schema
 }
 
 // InputSchema returns the compiled input schema of an action.
-func (v *Version) InputSchema(action string) *abi.Schema { return v.inputs[action] }
+func (v *Version) InputSchema(action string) *check.Schema { return v.inputs[action] }
 
 // New returns a Registry over st, running plugins on h. Call [Registry.LoadActive] to bring the
 // stored active versions back after a restart.
@@ -135,7 +136,7 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 	if err != nil {
 		return nil, fmt.Errorf("reading blob %s: %w", info.Digest, err)
 	}
-	man, err := abi.ParseManifest(info.Manifest)
+	man, err := check.ParseManifest(info.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("stored manifest: %w", err)
 	}
@@ -143,9 +144,9 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 	if err != nil {
 		return nil, err
 	}
-	v := &Version{Module: mod, Info: info, inputs: map[string]*abi.Schema{}}
+	v := &Version{Module: mod, Info: info, inputs: map[string]*check.Schema{}}
 	for _, a := range man.Actions {
-		s, err := abi.CompileSchema(a.InputSchema)
+		s, err := check.CompileSchema(a.InputSchema)
 		if err != nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("action %s: %w", a.Name, err)
@@ -153,7 +154,7 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 		v.inputs[a.Name] = s
 	}
 	if len(man.ConnectionParams) > 0 {
-		if v.params, err = abi.CompileSchema(man.ConnectionParams); err != nil {
+		if v.params, err = check.CompileSchema(man.ConnectionParams); err != nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("connection_params: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
 )
@@ -110,7 +111,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 // describeSchemaErrors renders schema errors as "input.title: missing property; ...".
-func describeSchemaErrors(root string, errs []abi.SchemaError) string {
+func describeSchemaErrors(root string, errs []check.SchemaError) string {
 	parts := make([]string, 0, len(errs))
 	for _, e := range errs {
 		path := root + strings.ReplaceAll(e.Path, "/", ".")

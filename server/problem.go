@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
 	"github.com/plugboard/plugboard/registry/store"
@@ -16,14 +17,14 @@ import (
 
 // Problem is an RFC 9457 problem details document with Plugboard's extensions.
 type Problem struct {
-	Type          string            `json:"type"`
-	Title         string            `json:"title"`
-	Status        int               `json:"status"`
-	Detail        string            `json:"detail,omitempty"`
-	Code          string            `json:"code"`
-	CorrelationID string            `json:"correlation_id,omitempty"`
-	Source        string            `json:"source"`
-	Errors        []abi.SchemaError `json:"errors,omitempty"`
+	Type          string              `json:"type"`
+	Title         string              `json:"title"`
+	Status        int                 `json:"status"`
+	Detail        string              `json:"detail,omitempty"`
+	Code          string              `json:"code"`
+	CorrelationID string              `json:"correlation_id,omitempty"`
+	Source        string              `json:"source"`
+	Errors        []check.SchemaError `json:"errors,omitempty"`
 	// Details carries a plugin error's details object as it was given.
 	Details json.RawMessage `json:"details,omitempty"`
 	// Retryable is set for plugin errors the plugin marked retryable.

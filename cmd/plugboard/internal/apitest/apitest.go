@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
 )
 
 // Token is the bearer token a new Server accepts.
@@ -325,7 +326,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, Problem{Status: 400, Code: "describe_failed", Detail: "describe_failed: " + err.Error()})
 		return
 	}
-	if m.Name == "" || !abi.IsSemVer(m.Version) {
+	if m.Name == "" || !check.IsSemVer(m.Version) {
 		s.problem(w, r, Problem{Status: 400, Code: "invalid_manifest", Detail: "invalid_manifest: name and a SemVer version are required"})
 		return
 	}

@@ -1,4 +1,4 @@
-package abi
+package check
 
 import (
 	"encoding/json"
@@ -161,7 +161,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(`{"hosts":["{x}"],"connection_params":{"type":"object","properties":{"x":{"default":"http://[::1]:80"}}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseManifest(data)
-		if err == nil && m.Validate() != nil {
+		if err == nil && Manifest(m) != nil {
 			t.Fatal("a parsed manifest must validate")
 		}
 	})

@@ -1,0 +1,17 @@
+// Package plugins holds the connectors shipped with Plugboard, each a main package built to
+// WebAssembly with the pdk:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm ./plugins/NAME
+//
+// The connectors are:
+//
+//   - http: a generic REST connector (one request action against a base URL);
+//   - github: repositories, issues and comments on GitHub, with a fake GitHub API for tests in
+//     github/githubfake.
+//
+// testdata/ holds plugins that exist only for tests (spy, hostile, anymanifest, badimport);
+// the go tool skips testdata in ./... patterns, so build and test them by explicit path.
+//
+// This package's own test builds plugins to Wasm and runs them under the Extism host SDK, to
+// prove the wasip1 build path works end to end.
+package plugins
