@@ -10,6 +10,8 @@ PLUGINS      := $(patsubst plugins/%/,%,$(filter-out plugins/testdata/,$(sort $(
 TESTPLUGINS  := $(patsubst plugins/testdata/%/,%,$(sort $(dir $(wildcard plugins/testdata/*/main.go))))
 PLUGIN_WASM  := $(PLUGINS:%=bin/plugins/%.wasm)
 TEST_WASM    := $(TESTPLUGINS:%=bin/testplugins/%.wasm)
+# go's ./... skips testdata directories; the test plugins' own tests are named explicitly.
+TESTDATA_PKGS := $(patsubst %/,./%,$(sort $(dir $(wildcard plugins/testdata/*/*_test.go plugins/testdata/*/*/*_test.go))))
 GUEST_SRC    := $(shell find abi pdk -name '*.go' -not -name '*_test.go') go.mod
 
 .PHONY: all build plugins testplugins run test test-short check bench fmt vet tidy-check race clean
@@ -36,7 +38,7 @@ run: build ## start the server on ./var with the bundled connectors
 	./bin/plugboard serve --data ./var --connectors-dir bin/plugins --print-token
 
 test: build ## every test, with the plugins built first
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 ./... $(TESTDATA_PKGS)
 
 check: fmt vet tidy-check race ## gofmt, vet, go mod tidy with no diff, race tests
 
@@ -53,7 +55,7 @@ tidy-check:
 	@if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum; commit the result"; git --no-pager diff -- go.mod go.sum; exit 1; fi
 
 race: build
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 ./... $(TESTDATA_PKGS)
 
 bench: build ## benchmarks; see BENCHMARKS.md for the method
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/ ./host/...
