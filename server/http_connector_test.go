@@ -72,6 +72,22 @@ func TestHTTPConnectorEndToEnd(t *testing.T) {
 		t.Errorf("invalid input problem = %v", p)
 	}
 
+	// The call shows in /metrics: by connector, version, action and outcome; egress by origin.
+	m := string(ts.must(200, ts.do("GET", "/metrics", nil, "Authorization", "")).Body)
+	for _, want := range []string{
+		`plugboard_action_calls_total{connector="http",version="1.0.0",action="request",code="ok"} 1`,
+		`plugboard_egress_requests_total{connector="http",origin="` + upstream.URL + `",status="200"} 1`,
+		`plugboard_action_duration_seconds_count{connector="http",action="request"} 1`,
+		`plugboard_pool_instances{connector="http",version="1.0.0",state="idle"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(m, secret) {
+		t.Error("/metrics shows the secret")
+	}
+
 	// Connection rules.
 	if c := ts.invoke("http", "request", map[string]any{"connection": "nope"}).code(t); c != "connection_not_found" {
 		t.Errorf("unknown connection: %s", c)
