@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,9 +45,12 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 
 	const secret = "sk-binary-e2e-5c1d"
+	var mu sync.Mutex
 	var seen string
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		seen = r.Header.Get("Authorization")
+		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"hello": r.URL.Query().Get("name")})
 	}))
@@ -59,7 +63,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	cmd.Env = append(os.Environ(), "PLUGBOARD_ADMIN_TOKEN=pba_e2e")
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -100,12 +104,35 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if body, _ := res["body"].(map[string]any); body["hello"] != "plugboard" {
 		t.Errorf("invoke output = %s", out)
 	}
+	mu.Lock()
 	if seen != "Bearer "+secret {
 		t.Errorf("upstream saw Authorization %q", seen)
 	}
+	mu.Unlock()
+	// Stop the server (SIGINT, graceful) before reading its whole log.
+	cancel()
+	cmd.Wait()
 	if strings.Contains(stderr.String(), secret) {
 		t.Error("the server log holds the secret")
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the process's writer and the test's reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // fresh reports whether a built file exists and is newer than every non-test Go source.
