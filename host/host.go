@@ -126,13 +126,30 @@ func (h *Host) Close(ctx context.Context) error {
 	return h.cache.Close(ctx)
 }
 
-// runtimeConfig is the wazero configuration of one compiled module: shared cache, deadline
-// enforcement, and the module's memory limit.
-func (h *Host) runtimeConfig(memoryMB int) wazero.RuntimeConfig {
+// runtimeConfig is the wazero configuration of one compiled module: its compilation cache,
+// deadline enforcement, and the module's memory limit.
+func (h *Host) runtimeConfig(memoryMB int, cache wazero.CompilationCache) wazero.RuntimeConfig {
 	return wazero.NewRuntimeConfigCompiler().
-		WithCompilationCache(h.cache).
+		WithCompilationCache(cache).
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(uint32(memoryMB) * 16) // 64 KiB pages
+}
+
+// moduleCache returns the compilation cache for one compiled module and whether the module owns
+// it. wazero keeps a module's machine code in memory for as long as the cache it was compiled
+// with lives (closing the runtime does not release it), so with a CacheDir each module gets its
+// own cache over the shared directory, closed with the module: an unloaded version gives its
+// memory back, and the files on disk still make every later compile of the same bytes warm.
+// Without a CacheDir the in-memory cache is shared and lives as long as the Host.
+func (h *Host) moduleCache() (wazero.CompilationCache, bool, error) {
+	if h.cfg.CacheDir == "" {
+		return h.cache, false, nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(h.cfg.CacheDir)
+	if err != nil {
+		return nil, false, fmt.Errorf("opening compilation cache %s: %w", h.cfg.CacheDir, err)
+	}
+	return c, true, nil
 }
 
 // inspectConfig is the configuration of the first upload checks (valid Wasm, imports):

@@ -38,12 +38,12 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 		return nil, checkErr(CheckMissingExport, "the module does not export %s, which every plugin must", abi.ExportDescribe)
 	}
 
-	compiled, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB, h.runtimeConfig(h.cfg.MaxMemoryMB))
+	compiled, cache, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB)
 	if err != nil {
 		return nil, checkErr(CheckInvalidWasm, "the module does not compile: %v", firstLine(err.Error()))
 	}
 	m := &Module{h: h, manifest: &abi.Manifest{Name: "(upload)"}, memoryMB: h.cfg.MaxMemoryMB,
-		compiled: compiled, pools: map[string]*pool{}, done: make(chan struct{})}
+		compiled: compiled, cache: cache, pools: map[string]*pool{}, done: make(chan struct{})}
 	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, nil, true)
 	m.Close(ctx)
 	if err != nil {

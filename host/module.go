@@ -27,6 +27,7 @@ type Module struct {
 	digest   string
 	memoryMB int
 	compiled *extism.CompiledPlugin
+	cache    wazero.CompilationCache // owned by this module; nil when it uses the Host's
 
 	mu       sync.Mutex
 	pools    map[string]*pool // by connection id; "" for calls without a connection
@@ -44,15 +45,29 @@ func (m *Module) Digest() string { return m.digest }
 // MemoryMB returns the memory limit instances of this module run with.
 func (m *Module) MemoryMB() int { return m.memoryMB }
 
-// compile builds an Extism compiled plugin with Plugboard's host functions.
-func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int, rc wazero.RuntimeConfig) (*extism.CompiledPlugin, error) {
+// compile builds an Extism compiled plugin with Plugboard's host functions. cache is the
+// compilation cache the module owns (see [Host.moduleCache]), nil when it uses the shared one;
+// the caller closes it after the compiled plugin.
+func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (compiled *extism.CompiledPlugin, cache wazero.CompilationCache, err error) {
+	cc, owned, err := h.moduleCache()
+	if err != nil {
+		return nil, nil, err
+	}
 	manifest := extism.Manifest{
 		Wasm:         []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
 		AllowedHosts: nil, // Extism's own http_request stays disabled
 		Memory:       &extism.ManifestMemory{MaxPages: uint32(memoryMB) * 16, MaxVarBytes: 1 << 20},
 	}
-	cfg := extism.PluginConfig{RuntimeConfig: rc, EnableWasi: true}
-	return extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
+	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB, cc), EnableWasi: true}
+	compiled, err = extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
+	if owned {
+		cache = cc
+		if err != nil {
+			cache.Close(context.WithoutCancel(ctx))
+			cache = nil
+		}
+	}
+	return compiled, cache, err
 }
 
 // Load compiles a version whose manifest was checked by [Host.Inspect] and provisions it: a first
@@ -64,18 +79,18 @@ func (h *Host) Load(ctx context.Context, wasm []byte, manifest *abi.Manifest, di
 		memMB = manifest.Limits.MemoryMB
 	}
 	memMB = h.memoryMB(memMB)
-	compiled, err := h.compile(ctx, wasm, memMB, h.runtimeConfig(memMB))
+	compiled, cache, err := h.compile(ctx, wasm, memMB)
 	if err != nil {
 		return nil, fmt.Errorf("compiling %s %s: %w", manifest.Name, manifest.Version, err)
 	}
-	m := &Module{h: h, manifest: manifest, digest: digest, memoryMB: memMB, compiled: compiled,
+	m := &Module{h: h, manifest: manifest, digest: digest, memoryMB: memMB, compiled: compiled, cache: cache,
 		pools: map[string]*pool{}, done: make(chan struct{})}
 	got, err := m.describe(ctx)
 	if err == nil && !sameManifest(got, manifest) {
 		err = errors.New("plugboard_describe answered a different manifest than at upload; describe must be deterministic")
 	}
 	if err != nil {
-		compiled.Close(ctx)
+		m.closeCompiled(ctx)
 		return nil, fmt.Errorf("provisioning %s %s: %w", manifest.Name, manifest.Version, err)
 	}
 	h.mu.Lock()
@@ -115,6 +130,16 @@ func (m *Module) Close(ctx context.Context) {
 	}
 }
 
+// closeCompiled releases the compiled code: the runtime, and the module's own compilation
+// cache, which is what frees the machine code wazero keeps in memory.
+func (m *Module) closeCompiled(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	m.compiled.Close(ctx)
+	if m.cache != nil {
+		m.cache.Close(ctx)
+	}
+}
+
 // Done is closed once a closed module has drained and released its resources.
 func (m *Module) Done() <-chan struct{} { return m.done }
 
@@ -126,7 +151,7 @@ func (m *Module) release(ctx context.Context) {
 	for _, p := range pools {
 		p.closeIdle(ctx)
 	}
-	m.compiled.Close(context.WithoutCancel(ctx))
+	m.closeCompiled(ctx)
 	m.h.mu.Lock()
 	delete(m.h.modules, m)
 	m.h.mu.Unlock()
@@ -328,13 +353,15 @@ type pool struct {
 	sem chan struct{} // one token per live instance in use
 
 	mu   sync.Mutex
-	idle []*instance
+	idle []*instance // oldest first: get takes the newest
+	dead bool        // dropped by Trim; instances coming back are closed
 }
 
 // instance is one live plugin instance. cur is the call it serves, for log routing.
 type instance struct {
 	plugin *extism.Plugin
 	cur    atomicCall
+	idleAt time.Time // when it last went back to its pool
 }
 
 func (p *pool) get(ctx context.Context, cs *callState) (*instance, bool, error) {
@@ -367,7 +394,8 @@ func (p *pool) put(inst *instance, ok bool) {
 	p.m.mu.Unlock()
 	if ok && !closed {
 		p.mu.Lock()
-		if len(p.idle) < p.m.h.cfg.MaxIdlePerPool {
+		if len(p.idle) < p.m.h.cfg.MaxIdlePerPool && !p.dead {
+			inst.idleAt = time.Now()
 			p.idle = append(p.idle, inst)
 			p.mu.Unlock()
 			return
@@ -385,6 +413,43 @@ func (p *pool) closeIdle(ctx context.Context) {
 	for _, inst := range idle {
 		inst.plugin.Close(ctx)
 	}
+}
+
+// Trim closes the idle instances that have served no call for idleFor and forgets the pools
+// left with no instance, so the memory a version holds follows its traffic. It returns how many
+// instances it closed. Calls in flight are not disturbed.
+func (m *Module) Trim(ctx context.Context, idleFor time.Duration) int {
+	cutoff := time.Now().Add(-idleFor)
+	m.mu.Lock()
+	pools := make(map[string]*pool, len(m.pools))
+	for k, p := range m.pools {
+		pools[k] = p
+	}
+	m.mu.Unlock()
+	closed := 0
+	for conn, p := range pools {
+		p.mu.Lock()
+		n := 0
+		for n < len(p.idle) && p.idle[n].idleAt.Before(cutoff) {
+			n++
+		}
+		stale := append([]*instance(nil), p.idle[:n]...)
+		p.idle = append(p.idle[:0], p.idle[n:]...)
+		p.mu.Unlock()
+		for _, inst := range stale {
+			inst.plugin.Close(ctx)
+		}
+		closed += len(stale)
+		m.mu.Lock()
+		p.mu.Lock()
+		if len(p.idle) == 0 && len(p.sem) == 0 && m.pools[conn] == p {
+			delete(m.pools, conn)
+			p.dead = true
+		}
+		p.mu.Unlock()
+		m.mu.Unlock()
+	}
+	return closed
 }
 
 func (p *pool) stats() (idle, busy int) {

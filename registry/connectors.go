@@ -15,6 +15,10 @@ type Connector struct {
 	Title         string
 	ActiveVersion string
 	Versions      []store.Version // SemVer order, oldest first
+	// Canary is the running canary with its statistics; nil without one.
+	Canary *CanaryStatus
+	// LastCanary says how the previous canary ended; nil when there was none since the start.
+	LastCanary *CanaryOutcome
 }
 
 // Connectors lists every connector with at least one stored version.
@@ -50,6 +54,7 @@ func (r *Registry) Connector(ctx context.Context, name string) (Connector, error
 	if v := r.activeVersion(name); v != nil {
 		c.Title = v.Manifest().Title
 	}
+	c.Canary, c.LastCanary = r.Canary(ctx, name)
 	return c, nil
 }
 
@@ -69,10 +74,14 @@ func (r *Registry) Version(ctx context.Context, name, version string) (store.Ver
 	return v, act == version, nil
 }
 
-// DeleteVersion removes an inactive version and unloads it if a pinned call loaded it.
+// DeleteVersion removes a version that is neither active nor canary, and unloads it if a pinned
+// call loaded it.
 func (r *Registry) DeleteVersion(ctx context.Context, name, version string) error {
 	if _, _, err := r.Version(ctx, name, version); err != nil {
 		return err
+	}
+	if rt := r.route(name); rt != nil && rt.canary != nil && rt.canary.Info.Version == version {
+		return fmt.Errorf("%w: %s %s is the canary version; end the canary first", store.ErrActive, name, version)
 	}
 	if err := r.st.DeleteVersion(ctx, name, version); err != nil {
 		if errors.Is(err, store.ErrActive) {
@@ -81,27 +90,23 @@ func (r *Registry) DeleteVersion(ctx context.Context, name, version string) erro
 		return err
 	}
 	r.mu.Lock()
-	if v := r.pinned[name+"@"+version]; v != nil {
-		v.Close(ctx)
-		delete(r.pinned, name+"@"+version)
+	if v := r.loaded[name+"@"+version]; v != nil && !r.routedLocked(v) {
+		delete(r.loaded, name+"@"+version)
+		v.retire()
 	}
 	r.mu.Unlock()
 	return nil
 }
 
-// Loaded returns every version loaded in memory (active and pinned), sorted by name and version.
+// Loaded returns every version loaded in memory (active, canary and pinned), sorted by name and
+// version.
 func (r *Registry) Loaded() []*Version {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []*Version
-	for _, p := range r.active {
-		if v := p.Load(); v != nil {
-			out = append(out, v)
-		}
-	}
-	for _, v := range r.pinned {
+	out := make([]*Version, 0, len(r.loaded))
+	for _, v := range r.loaded {
 		out = append(out, v)
 	}
+	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Info.Name != out[j].Info.Name {
 			return out[i].Info.Name < out[j].Info.Name

@@ -1,10 +1,17 @@
 // Package registry is Plugboard's durable state and the live set of connector versions.
 //
-// It stores plugin blobs content-addressed, keeps every version, and holds the active pointer of
-// each connector: [Registry.Activate] provisions the new version (compile, first instance,
-// describe again), then moves the pointer atomically, then drains the old version, so a failure
-// at any step leaves the old version serving. Calls that raced a swap onto a draining version
-// are retried on the new one, so a swap fails no call.
+// It stores plugin blobs content-addressed, keeps every version, and holds the route of each
+// connector: the active version and an optional canary. [Registry.SetActive] provisions the new
+// versions (compile, first instance, describe again), then replaces the route atomically, then
+// drains the versions it no longer names, so a failure at any step leaves the old route serving.
+// A call holds a [Lease] on the version it started on (see [Registry.Acquire]), so a swap fails
+// no call and every call finishes on a version that was routed when it started.
+//
+// A rollout that brings in a version asking for more than the active one (hosts, auth types,
+// reveal capabilities) needs the operator's approval ([ReviewCapabilities]); a canary takes a
+// share of the calls with per-side statistics and an optional automatic abort (canary.go).
+// Memory is bounded ([Retention]): idle instances are closed, and versions neither routed nor
+// recently pinned are unloaded; their blobs stay stored.
 //
 // Connections hold credentials sealed with AES-256-GCM (package store); they are opened only to
 // build a [host.Binding] for a call and never leave the host.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,51 +25,92 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Retention bounds what loaded versions keep in memory; see [Retention].
+	Retention Retention
+}
+
+// Retention bounds the memory that loaded versions hold. Zero values mean the documented
+// defaults.
+type Retention struct {
+	// PoolIdle is how long an idle instance stays warm in its pool before it is closed; 0 means
+	// 5 minutes.
+	PoolIdle time.Duration
+	// UnloadAfter is how long a version that is neither active nor canary stays loaded after the
+	// last call pinned to it; then its compiled code and pools are released (its blob stays
+	// stored, and the next pinned call loads it again). 0 means 10 minutes.
+	UnloadAfter time.Duration
+	// MaxPinned bounds the versions kept loaded for pinned calls besides the active and canary
+	// ones; the least recently used is unloaded first. 0 means 8.
+	MaxPinned int
+	// Interval is how often the registry trims pools and unloads versions; 0 means a quarter of
+	// the smaller of PoolIdle and UnloadAfter, kept between 10 ms and 30 s.
+	Interval time.Duration
+}
+
+func (r Retention) withDefaults() Retention {
+	if r.PoolIdle <= 0 {
+		r.PoolIdle = 5 * time.Minute
+	}
+	if r.UnloadAfter <= 0 {
+		r.UnloadAfter = 10 * time.Minute
+	}
+	if r.MaxPinned <= 0 {
+		r.MaxPinned = 8
+	}
+	if r.Interval <= 0 {
+		r.Interval = min(max(min(r.PoolIdle, r.UnloadAfter)/4, 10*time.Millisecond), 30*time.Second)
+	}
+	return r
 }
 
 // Registry is the live set of connector versions over a durable store.
+//
+// Every connector has a route (the active version and an optional canary) that calls read
+// without a lock; [Registry.SetActive] replaces it atomically after provisioning the new
+// versions. Versions a route no longer names drain: calls that hold a [Lease] on them finish,
+// then their pools and compiled code are released.
 type Registry struct {
 	st  *store.Store
 	h   *host.Host
 	log *slog.Logger
 	now func() time.Time
+	ret Retention
 
-	mu      sync.Mutex // serialises activations and loads
-	active  map[string]*atomic.Pointer[Version]
-	pinned  map[string]*Version // name@version loaded for pinned calls
-	loading sync.Map
+	conns sync.Map // connector name -> *connector; read on every call without a lock
+
+	mu      sync.Mutex          // guards the maps below; never held while compiling or calling a plugin
+	loaded  map[string]*Version // by name@version: every version in memory, routed or pinned
+	loading map[string]*loadCall
+	closed  bool
+
+	stop        chan struct{}
+	janitorDone chan struct{}
+
+	oauth oauthRuntime // OAuth2 options and per-connection refresh locks (oauth.go)
 }
-
-// Version is a loaded connector version: its compiled module and its compiled schemas.
-type Version struct {
-	*host.Module
-	Info   store.Version
-	inputs map[string]*check.Schema
-	params *check.Schema
-}
-
-// InputSchema returns the compiled input schema of an action.
-func (v *Version) InputSchema(action string) *check.Schema { return v.inputs[action] }
 
 // New returns a Registry over st, running plugins on h. Call [Registry.LoadActive] to bring the
-// stored active versions back after a restart.
+// stored active versions back after a restart, and [Registry.Close] to release them.
 func New(st *store.Store, h *host.Host, opts *Options) *Registry {
 	if opts == nil {
 		opts = &Options{}
 	}
-	r := &Registry{st: st, h: h, log: opts.Logger, now: opts.Now,
-		active: map[string]*atomic.Pointer[Version]{}, pinned: map[string]*Version{}}
+	r := &Registry{st: st, h: h, log: opts.Logger, now: opts.Now, ret: opts.Retention.withDefaults(),
+		loaded: map[string]*Version{}, loading: map[string]*loadCall{},
+		stop: make(chan struct{}), janitorDone: make(chan struct{})}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
 	if r.now == nil {
 		r.now = time.Now
 	}
+	go r.janitor()
 	return r
 }
 
 // LoadActive loads every stored active version; compiled code comes from the compilation cache
 // when it is warm. A version that fails to load is logged and skipped so the others serve.
+// Canaries are not stored: after a restart the active version takes every call.
 func (r *Registry) LoadActive(ctx context.Context) error {
 	act, err := r.st.ActiveAll(ctx)
 	if err != nil {
@@ -76,54 +118,73 @@ func (r *Registry) LoadActive(ctx context.Context) error {
 	}
 	var errs []error
 	for name, ver := range act {
-		v, err := r.load(ctx, name, ver)
+		c := r.connector(name, true)
+		c.swap.Lock()
+		v, err := r.getOrLoad(ctx, name, ver)
+		if err == nil {
+			err = r.publish(c, &route{active: v, since: r.now(), stats: [2]*sideStats{{}, {}}})
+		}
+		c.swap.Unlock()
 		if err != nil {
 			r.log.Error("loading active connector version", "connector", name, "version", ver, "err", err)
 			errs = append(errs, fmt.Errorf("%s %s: %w", name, ver, err))
-			continue
 		}
-		r.mu.Lock()
-		r.pointer(name).Store(v)
-		r.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
 
-// Close drains every loaded version.
+// Close drains every loaded version: calls in flight finish, new calls fail.
 func (r *Registry) Close(ctx context.Context) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.active {
-		if v := p.Swap(nil); v != nil {
-			v.Close(ctx)
-		}
+	if r.closed {
+		r.mu.Unlock()
+		return
 	}
-	for k, v := range r.pinned {
-		v.Close(ctx)
-		delete(r.pinned, k)
+	r.closed = true
+	close(r.stop)
+	r.conns.Range(func(_, c any) bool {
+		c.(*connector).route.Store(nil)
+		return true
+	})
+	vs := make([]*Version, 0, len(r.loaded))
+	for k, v := range r.loaded {
+		vs = append(vs, v)
+		delete(r.loaded, k)
 	}
-}
-
-func (r *Registry) pointer(name string) *atomic.Pointer[Version] {
-	p := r.active[name]
-	if p == nil {
-		p = &atomic.Pointer[Version]{}
-		r.active[name] = p
-	}
-	return p
-}
-
-func (r *Registry) activeVersion(name string) *Version {
-	r.mu.Lock()
-	p := r.active[name]
 	r.mu.Unlock()
-	if p == nil {
-		return nil
+	<-r.janitorDone
+	for _, v := range vs {
+		v.retire()
 	}
-	return p.Load()
 }
 
-// load compiles a stored version and its schemas.
+// activeVersion returns the version serving a connector's unpinned calls, nil when none.
+func (r *Registry) activeVersion(name string) *Version {
+	if rt := r.route(name); rt != nil {
+		return rt.active
+	}
+	return nil
+}
+
+// Version is a loaded connector version: its compiled module and its compiled schemas.
+type Version struct {
+	*host.Module
+	// Info is the stored version: name, version, digest, manifest.
+	Info   store.Version
+	inputs map[string]*check.Schema
+	params *check.Schema
+
+	// state counts the leases in flight; retiredBit is set once the version is retired.
+	state atomic.Int64
+	// loadedAt and pinnedAt are unix nanoseconds of the load and of the last pinned call.
+	loadedAt, pinnedAt atomic.Int64
+}
+
+// InputSchema returns the compiled input schema of an action.
+func (v *Version) InputSchema(action string) *check.Schema { return v.inputs[action] }
+
+// load compiles a stored version and its schemas and provisions it: [host.Host.Load] starts a
+// first instance and runs plugboard_describe again to confirm the stored manifest.
 func (r *Registry) load(ctx context.Context, name, version string) (*Version, error) {
 	info, err := r.st.Version(ctx, name, version)
 	if err != nil {
@@ -159,6 +220,7 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 			return nil, fmt.Errorf("connection_params: %w", err)
 		}
 	}
+	v.loadedAt.Store(r.now().UnixNano())
 	return v, nil
 }
 
@@ -174,10 +236,36 @@ type UploadResult struct {
 // ErrVersionExists: the name and version are stored with other bytes.
 var ErrVersionExists = errors.New("version exists with other content")
 
+// UploadOptions are the choices of [Registry.UploadWith]. The zero value stores the version
+// and activates it only when it is the connector's first.
+type UploadOptions struct {
+	// Activate makes the version active once stored, as [Registry.SetActive] does, capability
+	// review included.
+	Activate bool
+	// ApproveCapabilities accepts the origins, auth types and reveal capabilities the version
+	// asks for beyond the active one.
+	ApproveCapabilities bool
+	// DevBuild stores a plugin whose name and version are already stored with other bytes as
+	// VERSION+dev.<first 8 hex digits of its digest> (SemVer build metadata) instead of failing
+	// with [ErrVersionExists], so an author can rebuild without bumping the version. Once such
+	// a build is activated, older dev builds of the same version that no route serves are
+	// deleted.
+	DevBuild bool
+}
+
 // Upload checks a plugin (API.md "upload checks"), stores it content-addressed, and activates
-// it when it is the connector's first version or when activate is true. Check failures are
-// *host.CheckError.
+// it when it is the connector's first version or when activate is true. It is the entry point
+// of the operator's own tooling (the --connectors-dir loader, benchmarks): a version it
+// activates has its capability changes approved. The HTTP API uses [Registry.UploadWith].
 func (r *Registry) Upload(ctx context.Context, wasm []byte, activate bool) (UploadResult, error) {
+	return r.UploadWith(ctx, wasm, UploadOptions{Activate: activate, ApproveCapabilities: true})
+}
+
+// UploadWith checks a plugin (API.md "upload checks"), stores it content-addressed, and
+// activates it when it is the connector's first version or when o.Activate is set. Check
+// failures are *host.CheckError; an activation that fails leaves the version stored and the
+// previous version serving, with a *[CapabilitiesError] or an *[ActivationError].
+func (r *Registry) UploadWith(ctx context.Context, wasm []byte, o UploadOptions) (UploadResult, error) {
 	man, err := r.h.Inspect(ctx, wasm)
 	if err != nil {
 		return UploadResult{}, err
@@ -188,103 +276,112 @@ func (r *Registry) Upload(ctx context.Context, wasm []byte, activate bool) (Uplo
 	if err != nil {
 		return UploadResult{}, err
 	}
-	if existing, err := r.st.Version(ctx, man.Name, man.Version); err == nil && existing.Digest != digest {
-		return UploadResult{}, fmt.Errorf("%w: %s %s is stored with digest %s; bump the version to upload other bytes", ErrVersionExists, man.Name, man.Version, existing.Digest)
+	version := man.Version
+	if existing, err := r.st.Version(ctx, man.Name, version); err == nil && existing.Digest != digest {
+		if !o.DevBuild {
+			return UploadResult{}, fmt.Errorf("%w: %s %s is stored with digest %s; bump the version to upload other bytes", ErrVersionExists, man.Name, man.Version, existing.Digest)
+		}
+		version = devVersion(man.Version, digest)
 	}
 	if _, err := r.st.PutBlob(ctx, wasm); err != nil {
 		return UploadResult{}, err
 	}
-	info := store.Version{Name: man.Name, Version: man.Version, Digest: digest, Size: int64(len(wasm)), UploadedAt: r.now().UTC(), Manifest: mj}
+	info := store.Version{Name: man.Name, Version: version, Digest: digest, Size: int64(len(wasm)), UploadedAt: r.now().UTC(), Manifest: mj}
 	created, err := r.st.PutVersion(ctx, info)
 	if errors.Is(err, store.ErrVersionExists) {
-		return UploadResult{}, fmt.Errorf("%w: %s %s", ErrVersionExists, man.Name, man.Version)
+		return UploadResult{}, fmt.Errorf("%w: %s %s", ErrVersionExists, man.Name, version)
 	}
 	if err != nil {
 		return UploadResult{}, err
 	}
 	if !created {
-		info, _ = r.st.Version(ctx, man.Name, man.Version)
+		info, _ = r.st.Version(ctx, man.Name, version)
 	}
 	res := UploadResult{Version: info, Created: created}
 	_, activeErr := r.st.Active(ctx, man.Name)
-	if activate || errors.Is(activeErr, store.ErrNotFound) {
-		if _, err := r.Activate(ctx, man.Name, man.Version); err != nil {
+	first := errors.Is(activeErr, store.ErrNotFound)
+	if o.Activate || first {
+		if _, err := r.SetActive(ctx, man.Name, Rollout{Version: version, ApproveCapabilities: o.ApproveCapabilities || first}); err != nil {
 			return res, err
 		}
 		res.Activated = true
+		if version != man.Version {
+			r.pruneDevBuilds(ctx, man.Name, version)
+		}
 	}
 	return res, nil
 }
 
-// Activate makes version the active one: provision (compile, first instance, describe again),
-// then move the pointer, then drain the old version. Any failure before the move leaves the old
-// version serving.
-func (r *Registry) Activate(ctx context.Context, name, version string) (store.Version, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cur := r.pointer(name).Load()
-	if cur != nil && cur.Info.Version == version {
-		return cur.Info, nil
+// devVersion is the version a dev build of base is stored under.
+func devVersion(base, digest string) string {
+	sep := "+"
+	if strings.Contains(base, "+") {
+		sep = "."
 	}
-	next := r.pinned[name+"@"+version]
-	if next != nil {
-		delete(r.pinned, name+"@"+version)
-	} else {
-		v, err := r.load(ctx, name, version)
-		if err != nil {
-			return store.Version{}, err
-		}
-		next = v
-	}
-	if err := r.st.SetActive(ctx, name, version); err != nil {
-		next.Close(ctx)
-		return store.Version{}, err
-	}
-	r.pointer(name).Store(next)
-	if cur != nil {
-		cur.Close(ctx) // drains: calls in flight finish on it
-	}
-	r.log.Info("connector version active", "connector", name, "version", version)
-	return next.Info, nil
+	return base + sep + "dev." + strings.TrimPrefix(digest, "sha256:")[:8]
 }
 
-// Resolve returns the version a call should run on: the active one, or a stored version pinned
-// by the caller (loaded on first use and kept).
-func (r *Registry) Resolve(ctx context.Context, name, version string) (*Version, error) {
-	if v := r.activeVersion(name); v != nil && (version == "" || v.Info.Version == version) {
-		return v, nil
+// pruneDevBuilds deletes the dev builds of keep's base version other than keep that no route
+// serves. Failures are logged: a leftover build costs only storage.
+func (r *Registry) pruneDevBuilds(ctx context.Context, name, keep string) {
+	i := strings.LastIndex(keep, "dev.")
+	prefix := keep[:i+len("dev.")]
+	vs, err := r.st.Versions(ctx, name)
+	if err != nil {
+		return
 	}
-	if version == "" {
-		if _, err := r.st.Versions(ctx, name); err == nil {
-			// The connector exists but its active version failed to load.
+	for _, v := range vs {
+		if v.Version == keep || !strings.HasPrefix(v.Version, prefix) || r.routed(name, v.Version) {
+			continue
 		}
-		return nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
+		if err := r.DeleteVersion(ctx, name, v.Version); err != nil {
+			r.log.Warn("deleting an older dev build", "connector", name, "version", v.Version, "err", err)
+		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v := r.pinned[name+"@"+version]; v != nil {
-		return v, nil
+}
+
+// Activate makes version the only version serving unpinned calls, as [Registry.SetActive] does
+// with no canary and no approval.
+func (r *Registry) Activate(ctx context.Context, name, version string) (store.Version, error) {
+	res, err := r.SetActive(ctx, name, Rollout{Version: version})
+	return res.Active, err
+}
+
+// Resolve returns the version a call naming version would run on: the active one when version
+// is empty, or a stored version pinned by the caller (loaded on first use). It takes no lease:
+// use it to read a manifest, and [Registry.Acquire] to run a call.
+func (r *Registry) Resolve(ctx context.Context, name, version string) (*Version, error) {
+	rt := r.route(name)
+	if version == "" {
+		if rt == nil {
+			return nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
+		}
+		return rt.active, nil
 	}
-	v, err := r.load(ctx, name, version)
+	if rt != nil {
+		for _, v := range []*Version{rt.active, rt.canary} {
+			if v != nil && v.Info.Version == version {
+				return v, nil
+			}
+		}
+	}
+	v, err := r.getOrLoad(ctx, name, version)
 	if err != nil {
 		return nil, err
 	}
-	r.pinned[name+"@"+version] = v
+	v.pinnedAt.Store(r.now().UnixNano())
 	return v, nil
 }
 
-// Invoke runs an action on the resolved version. A call that raced a swap onto a version that
-// had just begun draining is retried on the version now active, so swaps fail no call.
+// Invoke runs an action on the version a call naming version runs on (see [Registry.Acquire]),
+// holding a lease for the whole call, and returns the version it ran on. The caller validated
+// input against that version's schema; when it may differ, use Acquire and [Lease.Invoke].
 func (r *Registry) Invoke(ctx context.Context, name, version string, call *host.Call, action string, input json.RawMessage) (*abi.InvokeResult, *host.Report, *Version, error) {
-	for attempt := 0; ; attempt++ {
-		v, err := r.Resolve(ctx, name, version)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		res, rep, err := v.Invoke(ctx, call, action, input)
-		if errors.Is(err, host.ErrClosed) && attempt < 5 {
-			continue
-		}
-		return res, rep, v, err
+	l, err := r.Acquire(ctx, name, version)
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	defer l.Release()
+	res, rep, err := l.Invoke(ctx, call, action, input)
+	return res, rep, l.Version, err
 }

@@ -38,7 +38,7 @@ func (c *cli) connectorCommand() *command {
 }
 
 func (c *cli) connectorPush() *command {
-	var activate bool
+	var activate, approve bool
 	var output outputFormat
 	return &command{
 		name:  "push",
@@ -47,7 +47,9 @@ func (c *cli) connectorPush() *command {
 		long: "Upload a connector plugin: a .wasm file, or - for standard input. The server checks it,\n" +
 			"stores it by digest and answers its name and version (from its manifest). The first\n" +
 			"version of a connector becomes active at once; later ones are stored inactive unless\n" +
-			"--activate is given. Uploading the same bytes again stores nothing new.",
+			"--activate is given. Uploading the same bytes again stores nothing new. Before activating,\n" +
+			"push prints what the version changes against the active one (actions, triggers, hosts,\n" +
+			"auth types, reveal capabilities, schemas).",
 		example: "# Upload a first version, or store a new one without serving it yet\n" +
 			"plugboard connector push ./github.wasm\n" +
 			"# Upload and make it serve (a hot swap: calls in flight finish on the old version)\n" +
@@ -57,6 +59,7 @@ func (c *cli) connectorPush() *command {
 		nargs: exactArgs("FILE.wasm"),
 		flags: func(fs *flagSet) {
 			fs.BoolVar(&activate, "activate", false, "make this version the active one (also when it was already stored)")
+			fs.BoolVar(&approve, "approve-capabilities", false, "with --activate: accept the origins, auth types and reveal capabilities the version adds")
 			outputFlag(fs, &output)
 		},
 		run: func(ctx context.Context, args []string) error {
@@ -69,7 +72,8 @@ func (c *cli) connectorPush() *command {
 			if len(wasm) >= progressMin && isTerminal(c.stderr) {
 				api.UploadProgress, done = c.progress(args[0])
 			}
-			v, created, err := api.UploadConnector(ctx, wasm, activate)
+			// Upload without activating, show the changes, then activate.
+			v, created, err := api.UploadConnector(ctx, wasm, false)
 			if done != nil {
 				done()
 			}
@@ -78,11 +82,17 @@ func (c *cli) connectorPush() *command {
 					"the plugin (%s) is over the server's upload cap: raise it with `plugboard serve --max-upload-mib N`",
 					humanSize(int64(len(wasm))))
 			}
+			changesOut := c.stdout
+			if output == outputJSON {
+				changesOut = c.stderr
+			}
+			if err := printChanges(ctx, api, v, changesOut); err != nil {
+				return err
+			}
 			activated := false
 			if activate && !v.Active {
-				// The same bytes were already stored; the upload left the active version alone.
 				name, ver := v.Name, v.Version
-				if v, err = api.Activate(ctx, name, ver, false); err != nil {
+				if v, err = api.Activate(ctx, name, ver, approve); err != nil {
 					return activateHint(err, name, ver)
 				}
 				activated = true
@@ -216,6 +226,7 @@ func (c *cli) connectorGet() *command {
 					d.add("Reveals", strings.Join(m.Capabilities.Reveal, ", "))
 				}
 			}
+			addCanary(d, con.Raw)
 			var versions []string
 			for _, v := range con.Versions {
 				if v.Active {
@@ -261,6 +272,7 @@ func (c *cli) connectorVersions() *command {
 func (c *cli) connectorActivate() *command {
 	var approve bool
 	var output outputFormat
+	var canary client.Canary
 	return &command{
 		name:  "activate",
 		args:  "NAME VERSION",
@@ -274,13 +286,22 @@ func (c *cli) connectorActivate() *command {
 			"# Roll back\n" +
 			"plugboard connector activate github 1.2.0\n" +
 			"# Accept new capabilities after reviewing them\n" +
-			"plugboard connector activate github 1.4.0 --approve-capabilities",
+			"plugboard connector activate github 1.4.0 --approve-capabilities\n" +
+			"# Canary: 1.4.0 takes 10% of the calls, aborted automatically above 5% errors\n" +
+			"plugboard connector activate github 1.3.0 --canary 1.4.0 --percent 10 --max-error-rate 0.05\n" +
+			"# Promote the canary, or abort it\n" +
+			"plugboard connector activate github 1.4.0\n" +
+			"plugboard connector activate github 1.3.0",
 		nargs: exactArgs("NAME", "VERSION"),
 		flags: func(fs *flagSet) {
 			fs.BoolVar(&approve, "approve-capabilities", false, "accept the origins, auth types and reveal capabilities the version adds")
+			canaryFlags(fs, &canary)
 			outputFlag(fs, &output)
 		},
 		run: func(ctx context.Context, args []string) error {
+			if canary.Version != "" {
+				return c.activateCanary(ctx, args[0], args[1], canary, approve, output)
+			}
 			v, err := c.api().Activate(ctx, args[0], args[1], approve)
 			if err != nil {
 				return activateHint(err, args[0], args[1])

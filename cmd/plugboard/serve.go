@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fs.String("data", "./var", "data directory (bbolt store, compilation cache, keys)")
 	publicURL := fs.String("public-url", "", "externally reachable base URL for OAuth redirects and webhook URLs (default: the listen address)")
 	connectorsDir := fs.String("connectors-dir", "", "upload and activate every .wasm in this directory at start")
+	watch := fs.Bool("watch", false, "with --connectors-dir: upload and activate each .wasm there again whenever it changes (dev builds; capability changes approved)")
 	egressAllow := fs.String("egress-allow", "", "comma-separated CIDRs of private networks plugins may reach (default none)")
 	masterKey := fs.String("master-key-file", "", "credential encryption key file (default <data>/master.key, generated if absent)")
 	maxUpload := fs.Int64("max-upload-mib", 64, "largest plugin upload accepted, in MiB")
@@ -46,6 +47,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if *watch && *connectorsDir == "" {
+		return errors.New("--watch needs --connectors-dir DIR: the directory to watch")
 	}
 
 	var level slog.Level
@@ -114,6 +118,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if *watch {
+		go watchConnectors(ctx, baseURL, token, *connectorsDir, stdout)
+	}
 	select {
 	case err := <-errc:
 		return err
