@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"sync"
 	"time"
 
@@ -44,7 +45,65 @@ type Binding struct {
 	Secrets map[string]string
 	// RevealApproved lists the fields an operator approved for plugboard_credential reveal.
 	RevealApproved []string
+	// Refresh, for an oauth2 connection, returns a fresh access token after the upstream
+	// answered 401 to the current one (Secrets["access_token"]); plugboard_http then sends the
+	// request once more with it, and later requests of the call use it. nil: a 401 is final.
+	// Concurrent calls may call it concurrently; it must make one refresh for them all.
+	Refresh func(ctx context.Context) (accessToken string, err error)
+	// RateLimit is the connection's token bucket, shared by every call of the connection;
+	// nil means no limit.
+	RateLimit *RateLimit
 }
+
+// RateLimit is a connection's token bucket for outbound requests: PerSecond tokens a second,
+// at most Burst held (0: PerSecond rounded up). Every request sent takes one; a request that
+// finds the bucket empty gets a 429 from the host, with Retry-After, and is not sent.
+type RateLimit = egress.RateLimit
+
+// Resilience policy types of the egress engine, re-exported for the server's metrics and
+// connection documents.
+type (
+	// PolicyStats is the resilience state of one connection: its token bucket, its circuit
+	// breakers (one per origin) and its retry count.
+	PolicyStats = egress.ConnectionStats
+	// PolicyMetrics are the host's resilience counters and breaker states, without connection
+	// ids.
+	PolicyMetrics = egress.Metrics
+	// PolicyCounter identifies one counter of PolicyMetrics.
+	PolicyCounter = egress.CounterKey
+	// RetryPolicy configures retries (a field of EgressConfig).
+	RetryPolicy = egress.RetryPolicy
+	// BreakerPolicy configures circuit breakers (a field of EgressConfig).
+	BreakerPolicy = egress.BreakerPolicy
+)
+
+// Event names of PolicyCounter and breaker states of PolicyStats.
+const (
+	EventRetry           = egress.EventRetry
+	EventRateLimited     = egress.EventRateLimited
+	EventBreakerRejected = egress.EventBreakerRejected
+	EventBreakerOpened   = egress.EventBreakerOpened
+	BreakerClosed        = egress.BreakerClosed
+	BreakerOpen          = egress.BreakerOpen
+	BreakerHalfOpen      = egress.BreakerHalfOpen
+)
+
+// PolicyStats returns the resilience state of a connection: token bucket, circuit breakers,
+// retries. The zero value when no call of the connection reached plugboard_http yet.
+func (h *Host) PolicyStats(connection string) PolicyStats {
+	return h.egress.ConnectionStats(connection)
+}
+
+// PolicyMetrics returns the host's resilience counters and breaker states.
+func (h *Host) PolicyMetrics() PolicyMetrics { return h.egress.Metrics() }
+
+// ForgetConnection drops the resilience state of a deleted connection.
+func (h *Host) ForgetConnection(connection string) { h.egress.ForgetConnection(connection) }
+
+// HostHTTPClient returns a client for requests Plugboard makes on its own behalf (OAuth2 token
+// endpoints): same address checks as plugboard_http (--egress-allow opens private ranges), no
+// proxy, no redirects followed, and a 30 s timeout.
+func (h *Host) HostHTTPClient() *http.Client { return h.egress.HostClient(30 * time.Second) }
 
 // Call describes one plugin call: the connection it runs with and its identity.
 type Call struct {
@@ -55,6 +114,9 @@ type Call struct {
 	// Timeout is the action's own timeout_ms, if any; the host combines it with the manifest's
 	// and the server's limits.
 	Timeout time.Duration
+	// Idempotent says the action is annotated idempotent: plugboard_http may retry its
+	// requests whatever their method, not only GET, HEAD, OPTIONS, PUT and DELETE.
+	Idempotent bool
 }
 
 // Report is what a call did: its duration, outbound requests and captured log lines.
@@ -141,11 +203,12 @@ func buildGrant(m *abi.Manifest, b *Binding) *egress.Grant {
 	if err != nil {
 		origins = nil // a bad param value leaves the connector no origin to reach
 	}
-	g := &egress.Grant{ManifestOrigins: origins}
+	g := &egress.Grant{ManifestOrigins: origins, Connector: m.Name}
 	if b == nil {
 		return g
 	}
 	g.ConnectionOrigins = append([]string{}, b.Origins...)
+	g.Connection, g.RateLimit = b.ID, b.RateLimit
 	switch b.AuthType {
 	case abi.AuthAPIKey:
 		if m.Auth.APIKey != nil {
@@ -154,7 +217,19 @@ func buildGrant(m *abi.Manifest, b *Binding) *egress.Grant {
 	case abi.AuthBasic:
 		g.Credential = &egress.Credential{Type: abi.AuthBasic, Username: b.Secrets["username"], Password: b.Secrets["password"]}
 	case abi.AuthOAuth2:
-		g.Credential = &egress.Credential{Type: abi.AuthOAuth2, AccessToken: b.Secrets["access_token"]}
+		cred := &egress.Credential{Type: abi.AuthOAuth2, AccessToken: b.Secrets["access_token"]}
+		if b.Refresh != nil {
+			// The grant belongs to one call, whose imports run one at a time (a guest is
+			// single-threaded): the token refreshed for one request serves the call's next ones.
+			cred.Refresh = func(ctx context.Context) (string, error) {
+				tok, err := b.Refresh(ctx)
+				if err == nil && tok != "" {
+					cred.AccessToken = tok
+				}
+				return tok, err
+			}
+		}
+		g.Credential = cred
 	}
 	return g
 }

@@ -26,6 +26,9 @@ func (h *Host) importHTTP(ctx context.Context, cs *callState, raw []byte) any {
 	if reply, ok := decodeRequest(abi.ImportHTTP, raw, &req); !ok {
 		return reply
 	}
+	if cs.grant != nil && cs.call != nil {
+		cs.grant.Idempotent = cs.call.Idempotent // the action's annotation: retry any method
+	}
 	resp := h.egress.Do(ctx, cs.grant, cs.budget, &req, cs.recordOutbound)
 	if resp.Error != nil {
 		return abi.ErrorReply{Error: resp.Error}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
@@ -32,6 +34,10 @@ type Credentials struct {
 	RefreshToken string            `json:"refresh_token,omitempty"`
 	ClientSecret string            `json:"client_secret,omitempty"`
 	Secrets      map[string]string `json:"secrets,omitempty"`
+	// PKCEVerifier and ConsentURL belong to a pending OAuth2 consent; they are sealed with the
+	// rest and never reach a plugin.
+	PKCEVerifier string `json:"pkce_verifier,omitempty"`
+	ConsentURL   string `json:"consent_url,omitempty"`
 }
 
 // fields returns the credential fields by the names plugboard_credential uses.
@@ -48,10 +54,13 @@ func (c Credentials) fields() map[string]string {
 	return out
 }
 
-// Auth is the auth object of a connection request: the type and its secrets.
+// Auth is the auth object of a connection request: the type and its secrets. For oauth2,
+// OAuth2 holds the non-secret settings and Credentials.ClientSecret the client secret; token
+// fields given in Credentials are ignored (tokens come from the token endpoint only).
 type Auth struct {
 	Type        string
 	Credentials Credentials
+	OAuth2      *OAuth2Settings
 }
 
 // ConnectionSpec is what creating a connection needs.
@@ -60,6 +69,11 @@ type ConnectionSpec struct {
 	Connectors []string
 	Params     map[string]any
 	Auth       Auth
+	// RevealApproved is the operator's approval of plugboard_credential reveal for these
+	// fields; each must be declared under capabilities.reveal by a connector of the connection.
+	RevealApproved []string
+	// RateLimit limits the connection's outbound requests; nil means none.
+	RateLimit *RateLimit
 }
 
 // Connection is the non-secret view of a connection.
@@ -72,16 +86,27 @@ type Connection struct {
 	Status     string
 	// SecretFields names the extra secret fields the connection holds (never their values).
 	SecretFields []string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// OAuth2 is the non-secret state of an oauth2 connection; nil for other auth types.
+	OAuth2 *OAuth2Info
+	// ConsentURL is where a person grants access while a consent is pending (after creation
+	// or reauthorize); "" otherwise.
+	ConsentURL string
+	// RevealApproved lists the fields an operator approved for plugboard_credential reveal.
+	RevealApproved []string
+	// RateLimit is the connection's limit on outbound requests; nil means none.
+	RateLimit *RateLimit
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Errors of connection operations, mapped to problem codes by the server.
 var (
 	ErrConnectionNotFound = errors.New("connection not found")
 	ErrConnectionExists   = errors.New("connection already exists")
-	ErrConnectorNotFound  = errors.New("connector not found")
-	ErrVersionNotFound    = errors.New("version not found")
+	// ErrConnectionInUse: MCP servers (and, later, subscriptions) still use the connection.
+	ErrConnectionInUse   = errors.New("connection in use")
+	ErrConnectorNotFound = errors.New("connector not found")
+	ErrVersionNotFound   = errors.New("version not found")
 	// ErrInvalid wraps every validation failure of a request; the message names the field.
 	ErrInvalid = errors.New("invalid request")
 )
@@ -103,21 +128,68 @@ func (r *Registry) CreateConnection(ctx context.Context, spec ConnectionSpec) (C
 	if err != nil {
 		return Connection{}, err
 	}
-	secret, err := json.Marshal(spec.Auth.Credentials)
+	if err := checkRateLimit(spec.RateLimit); err != nil {
+		return Connection{}, err
+	}
+	if err := r.checkRevealApproved(spec.Connectors, spec.RevealApproved); err != nil {
+		return Connection{}, err
+	}
+	if _, err := r.st.Connection(ctx, spec.ID); err == nil {
+		// Checked before any token request, so a taken id costs the token endpoint nothing.
+		return Connection{}, fmt.Errorf("%w: %s", ErrConnectionExists, spec.ID)
+	}
+	meta := connMeta{RevealApproved: spec.RevealApproved, RateLimit: spec.RateLimit}
+	cred := spec.Auth.Credentials.withoutTokens()
+	status := StatusReady
+	var pending *consent
+	if spec.Auth.Type == abi.AuthOAuth2 {
+		m, err := r.resolveOAuth(spec.Connectors, spec.Auth.OAuth2)
+		if err != nil {
+			return Connection{}, err
+		}
+		if m.Grant == GrantClientCredentials {
+			tok, err := r.requestToken(ctx, m, cred)
+			if err != nil {
+				return Connection{}, fmt.Errorf("%w: %s", ErrTokenEndpoint, describeTokenError(err, cred))
+			}
+			applyToken(m, &cred, tok, r.oauthNow())
+		} else {
+			c, err := r.newConsent(m, cred.ClientSecret)
+			if err != nil {
+				return Connection{}, err
+			}
+			c.apply(m, &cred)
+			pending, status = &c, StatusPendingConsent
+		}
+		meta.OAuth = m
+	}
+	secret, err := cred.encode()
 	if err != nil {
 		return Connection{}, err
 	}
 	now := r.now()
 	pj, _ := json.Marshal(params)
 	sc := store.Connection{ID: spec.ID, Connectors: spec.Connectors, Params: pj, AuthType: spec.Auth.Type,
-		Hosts: hosts, Status: StatusReady, CreatedAt: now, UpdatedAt: now, Secret: secret}
+		Hosts: hosts, Status: status, CreatedAt: now, UpdatedAt: now, Secret: secret, Meta: meta.encode()}
 	if err := r.st.CreateConnection(ctx, sc); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return Connection{}, fmt.Errorf("%w: %s", ErrConnectionExists, spec.ID)
 		}
 		return Connection{}, err
 	}
-	return toConnection(sc), nil
+	if pending != nil {
+		if err := r.remember(ctx, *pending, spec.ID); err != nil {
+			return Connection{}, err
+		}
+	}
+	return r.toConnection(sc), nil
+}
+
+// withoutTokens returns c without the fields only the server fills in: tokens and pending
+// consent.
+func (c Credentials) withoutTokens() Credentials {
+	c.AccessToken, c.RefreshToken, c.PKCEVerifier, c.ConsentURL = "", "", "", ""
+	return c
 }
 
 // checkConnection validates connectors, auth type and params, and returns the params with
@@ -126,11 +198,7 @@ func (r *Registry) checkConnection(connectors []string, params map[string]any, a
 	if len(connectors) == 0 {
 		return nil, nil, invalidf("connectors: name at least one connector that may use this connection")
 	}
-	switch auth.Type {
-	case abi.AuthNone, abi.AuthAPIKey, abi.AuthBasic:
-	case abi.AuthOAuth2:
-		return nil, nil, invalidf("auth.type: oauth2 connections are not supported by this server yet; use api_key or basic")
-	default:
+	if !authTypeKnown(auth.Type) {
 		return nil, nil, invalidf("auth.type: %q is not one of none, api_key, basic, oauth2", auth.Type)
 	}
 	c := auth.Credentials
@@ -213,16 +281,25 @@ func applyDefaults(schema json.RawMessage, params map[string]any) {
 	}
 }
 
-func toConnection(sc store.Connection) Connection {
+// toConnection is the non-secret view of a stored connection.
+func (r *Registry) toConnection(sc store.Connection) Connection {
 	c := Connection{ID: sc.ID, Connectors: sc.Connectors, AuthType: sc.AuthType, Hosts: sc.Hosts,
 		Status: sc.Status, CreatedAt: sc.CreatedAt, UpdatedAt: sc.UpdatedAt, Params: map[string]any{}}
 	_ = json.Unmarshal(sc.Params, &c.Params)
+	meta := readMeta(sc)
+	c.RevealApproved, c.RateLimit = meta.RevealApproved, meta.RateLimit
 	var cred Credentials
 	if json.Unmarshal(sc.Secret, &cred) == nil {
 		for k := range cred.Secrets {
 			c.SecretFields = append(c.SecretFields, k)
 		}
 		slices.Sort(c.SecretFields)
+	}
+	if m := meta.OAuth; m != nil && sc.AuthType == abi.AuthOAuth2 {
+		c.OAuth2 = m.info()
+		if m.pendingConsent(r.oauthNow()) {
+			c.ConsentURL = cred.ConsentURL
+		}
 	}
 	if c.Hosts == nil {
 		c.Hosts = []string{}
@@ -236,7 +313,7 @@ func (r *Registry) GetConnection(ctx context.Context, id string) (Connection, er
 	if err != nil {
 		return Connection{}, mapConnErr(err, id)
 	}
-	return toConnection(sc), nil
+	return r.toConnection(sc), nil
 }
 
 // ListConnections returns every connection without secrets, sorted by id.
@@ -247,7 +324,7 @@ func (r *Registry) ListConnections(ctx context.Context) ([]Connection, error) {
 	}
 	out := make([]Connection, len(all))
 	for i, sc := range all {
-		out[i] = toConnection(sc)
+		out[i] = r.toConnection(sc)
 	}
 	return out, nil
 }
@@ -257,6 +334,10 @@ type ConnectionPatch struct {
 	Params     map[string]any
 	Connectors []string
 	Hosts      []string
+	// RevealApproved replaces the reveal approvals (empty: none).
+	RevealApproved []string
+	// RateLimit replaces the rate limit; a zero PerSecond removes it.
+	RateLimit *RateLimit
 }
 
 // PatchConnection applies p after validating the result against the connectors' manifests.
@@ -265,7 +346,7 @@ type ConnectionPatch struct {
 func (r *Registry) PatchConnection(ctx context.Context, id string, p ConnectionPatch) (Connection, error) {
 	var out store.Connection
 	_, err := r.st.UpdateConnection(ctx, id, func(sc *store.Connection) error {
-		cur := toConnection(*sc)
+		cur := r.toConnection(*sc)
 		connectors := cur.Connectors
 		if p.Connectors != nil {
 			connectors = p.Connectors
@@ -292,43 +373,141 @@ func (r *Registry) PatchConnection(ctx context.Context, id string, p ConnectionP
 		} else if p.Params == nil && p.Connectors == nil {
 			hosts = sc.Hosts
 		}
+		meta := readMeta(*sc)
+		if p.RevealApproved != nil {
+			if err := r.checkRevealApproved(connectors, p.RevealApproved); err != nil {
+				return err
+			}
+			meta.RevealApproved = p.RevealApproved
+		}
+		if p.RateLimit != nil {
+			meta.RateLimit = p.RateLimit
+			if p.RateLimit.PerSecond == 0 && p.RateLimit.Burst == 0 {
+				meta.RateLimit = nil
+			} else if err := checkRateLimit(p.RateLimit); err != nil {
+				return err
+			}
+		}
 		pj, _ := json.Marshal(merged)
-		sc.Connectors, sc.Params, sc.Hosts, sc.UpdatedAt = connectors, pj, hosts, r.now()
+		sc.Connectors, sc.Params, sc.Hosts, sc.Meta, sc.UpdatedAt = connectors, pj, hosts, meta.encode(), r.now()
 		out = *sc
 		return nil
 	})
 	if err != nil {
 		return Connection{}, mapConnErr(err, id)
 	}
-	return toConnection(out), nil
+	return r.toConnection(out), nil
 }
 
 // RotateCredentials replaces a connection's auth atomically: calls already running keep the
 // binding they started with; calls after it use the new secret.
+//
+// For oauth2: a client_credentials auth gets a token with the new credentials first (a refusal
+// leaves the connection as it was); an authorization_code auth with the same client id and
+// token endpoint keeps the connection's tokens (a client secret rotation), any other one starts
+// a new consent (pending_consent, with a ConsentURL).
 func (r *Registry) RotateCredentials(ctx context.Context, id string, auth Auth) (Connection, error) {
-	var out store.Connection
-	_, err := r.st.UpdateConnection(ctx, id, func(sc *store.Connection) error {
-		cur := toConnection(*sc)
-		if _, _, err := r.checkConnection(cur.Connectors, cur.Params, auth); err != nil {
-			return err
-		}
-		secret, err := json.Marshal(auth.Credentials)
-		if err != nil {
-			return err
-		}
-		sc.AuthType, sc.Secret, sc.UpdatedAt = auth.Type, secret, r.now()
-		out = *sc
-		return nil
-	})
+	prev, err := r.st.Connection(ctx, id)
 	if err != nil {
 		return Connection{}, mapConnErr(err, id)
 	}
-	return toConnection(out), nil
+	cred := auth.Credentials.withoutTokens()
+	var m *oauthMeta
+	var pending *consent
+	keepTokens := false
+	if auth.Type == abi.AuthOAuth2 {
+		if m, err = r.resolveOAuth(prev.Connectors, auth.OAuth2); err != nil {
+			return Connection{}, err
+		}
+		old := readMeta(prev).OAuth
+		switch {
+		case m.Grant == GrantClientCredentials:
+			tok, err := r.requestToken(ctx, m, cred)
+			if err != nil {
+				return Connection{}, fmt.Errorf("%w: %s", ErrTokenEndpoint, describeTokenError(err, cred))
+			}
+			applyToken(m, &cred, tok, r.oauthNow())
+		case prev.AuthType == abi.AuthOAuth2 && old != nil && old.Grant == GrantAuthorizationCode &&
+			old.ClientID == m.ClientID && old.TokenURL == m.TokenURL:
+			keepTokens = true
+		default:
+			c, err := r.newConsent(m, cred.ClientSecret)
+			if err != nil {
+				return Connection{}, err
+			}
+			c.apply(m, &cred)
+			pending = &c
+		}
+	}
+	var out store.Connection
+	_, err = r.st.UpdateConnection(ctx, id, func(sc *store.Connection) error {
+		cur := r.toConnection(*sc)
+		if _, _, err := r.checkConnection(cur.Connectors, cur.Params, auth); err != nil {
+			return err
+		}
+		meta := readMeta(*sc)
+		next := cred
+		status := StatusReady
+		switch {
+		case m == nil:
+			meta.OAuth = nil
+		case keepTokens:
+			old, err := readCredentials(*sc)
+			if err != nil {
+				return err
+			}
+			if meta.OAuth == nil {
+				return errRaced
+			}
+			next.AccessToken, next.RefreshToken = old.AccessToken, old.RefreshToken
+			next.PKCEVerifier, next.ConsentURL = old.PKCEVerifier, old.ConsentURL
+			m.TokenType, m.ObtainedAt, m.ExpiresAt = meta.OAuth.TokenType, meta.OAuth.ObtainedAt, meta.OAuth.ExpiresAt
+			m.StateHash, m.StateExpiresAt, m.Refreshes = meta.OAuth.StateHash, meta.OAuth.StateExpiresAt, meta.OAuth.Refreshes
+			if next.RefreshToken == "" && next.AccessToken == "" {
+				status = sc.Status
+			}
+			meta.OAuth = m
+		case pending != nil:
+			meta.OAuth, status = m, StatusPendingConsent
+		default:
+			meta.OAuth = m
+		}
+		secret, err := next.encode()
+		if err != nil {
+			return err
+		}
+		sc.AuthType, sc.Secret, sc.Meta, sc.Status, sc.UpdatedAt = auth.Type, secret, meta.encode(), status, r.now()
+		out = *sc
+		return nil
+	})
+	if errors.Is(err, errRaced) {
+		return Connection{}, fmt.Errorf("%w: the connection's credentials changed meanwhile; try again", ErrInvalid)
+	}
+	if err != nil {
+		return Connection{}, mapConnErr(err, id)
+	}
+	if pending != nil {
+		if err := r.remember(ctx, *pending, id); err != nil {
+			return Connection{}, err
+		}
+	}
+	return r.toConnection(out), nil
 }
 
 // DeleteConnection removes a connection, its kv state and its timers.
 func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
-	return mapConnErr(r.st.DeleteConnection(ctx, id), id)
+	users, err := r.MCPServersUsing(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: connection %s is used by MCP servers %s; delete them or move them to another connection first", ErrConnectionInUse, id, strings.Join(users, ", "))
+	}
+	if err := r.st.DeleteConnection(ctx, id); err != nil {
+		return mapConnErr(err, id)
+	}
+	r.forgetConnection(id)
+	return nil
 }
 
 func mapConnErr(err error, id string) error {
@@ -340,15 +519,58 @@ func mapConnErr(err error, id string) error {
 
 // Binding opens a connection's credentials for one call. The binding is a snapshot: a rotation
 // during the call does not change it.
+//
+// For an oauth2 connection it refreshes the access token first when less than a third of its
+// lifetime or 60 s remains (one refresh per connection however many calls wait for it), and
+// sets Binding.Refresh for the refresh after a 401. A refused refresh returns the connection
+// with Status needs_reauth (the caller answers 409); a connection still waiting for its first
+// consent is an error wrapping ErrInvalid and ErrPendingConsent. When the token endpoint fails
+// (rather than refuses), the call goes ahead with the current token.
 func (r *Registry) Binding(ctx context.Context, id string) (*host.Binding, Connection, error) {
 	sc, err := r.st.Connection(ctx, id)
 	if err != nil {
 		return nil, Connection{}, mapConnErr(err, id)
 	}
-	var cred Credentials
-	if err := json.Unmarshal(sc.Secret, &cred); err != nil {
-		return nil, Connection{}, fmt.Errorf("connection %s: decoding credentials: %w", id, err)
+	cred, err := readCredentials(sc)
+	if err != nil {
+		return nil, Connection{}, err
 	}
-	c := toConnection(sc)
-	return &host.Binding{ID: c.ID, Params: c.Params, AuthType: c.AuthType, Origins: c.Hosts, Secrets: cred.fields()}, c, nil
+	c := r.toConnection(sc)
+	b := &host.Binding{ID: c.ID, Params: c.Params, AuthType: c.AuthType, Origins: c.Hosts, RevealApproved: c.RevealApproved}
+	if l := c.RateLimit; l != nil {
+		b.RateLimit = &host.RateLimit{PerSecond: l.PerSecond, Burst: l.Burst}
+	}
+	if c.AuthType == abi.AuthOAuth2 {
+		switch c.Status {
+		case StatusPendingConsent:
+			return nil, c, fmt.Errorf("%w: %w: connection %s: open its consent URL in a browser (POST /v1/connections/%s/reauthorize gives a new one)", ErrInvalid, ErrPendingConsent, id, id)
+		case StatusNeedsReauth:
+			return b, c, nil
+		}
+		if m := readMeta(sc).OAuth; m != nil && (m.needsRefresh(r.oauthNow()) || cred.AccessToken == "") {
+			tok, err := r.oauthToken(ctx, id, cred.AccessToken, false)
+			switch {
+			case errors.Is(err, ErrNeedsReauth):
+				c.Status = StatusNeedsReauth
+				return b, c, nil
+			case err == nil:
+				cred.AccessToken = tok
+			case ctx.Err() != nil:
+				return nil, c, err
+			}
+		}
+		var mu sync.Mutex
+		held := cred.AccessToken
+		b.Refresh = func(ctx context.Context) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			tok, err := r.oauthToken(ctx, id, held, true)
+			if err == nil {
+				held = tok
+			}
+			return tok, err
+		}
+	}
+	b.Secrets = cred.fields()
+	return b, c, nil
 }

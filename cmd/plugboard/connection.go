@@ -36,6 +36,7 @@ func (c *cli) connectionCommand() *command {
 			c.connectionGet(),
 			c.connectionUpdate(),
 			c.connectionRotate(),
+			c.connectionReauthorize(),
 			c.connectionDelete(),
 		},
 	}
@@ -302,6 +303,7 @@ func (c *cli) connectionCreate() *command {
 		connectors stringList
 		params     paramFlags
 		creds      credentialFlags
+		consent    consentFlags
 		output     outputFormat
 	)
 	return &command{
@@ -312,7 +314,9 @@ func (c *cli) connectionCreate() *command {
 			"each connector's connection_params. Read secrets from standard input: the flags that\n" +
 			"take a secret's value show it in your shell history.\n\n" +
 			"An OAuth2 authorization_code connection starts as pending_consent: open the consent URL\n" +
-			"it prints in a browser to finish it.",
+			"it prints in a browser to finish it. On a terminal the command waits for the consent with\n" +
+			"a spinner (--wait, --no-wait, --wait-timeout). A client_credentials connection is ready at\n" +
+			"once: the server gets its first token before answering.",
 		example: "# An API key, piped in\n" +
 			"printf %s \"$GITHUB_TOKEN\" | plugboard connection create gh-main --connector github \\\n" +
 			"    --param base_url=https://api.github.com --auth api_key --api-key-stdin\n" +
@@ -329,6 +333,7 @@ func (c *cli) connectionCreate() *command {
 			fs.Var(&connectors, "connector", "`NAME` of a connector that may use the connection (repeatable, required)")
 			params.register(fs)
 			creds.register(fs)
+			consent.register(fs)
 			outputFlag(fs, &output)
 		},
 		run: func(ctx context.Context, args []string) error {
@@ -359,8 +364,8 @@ func (c *cli) connectionCreate() *command {
 			if err := c.describeConnection(conn, false); err != nil {
 				return err
 			}
-			if conn.Status == client.StatusPendingConsent && conn.ConsentURL != "" {
-				fmt.Fprintf(c.stdout, "\nOpen this URL in a browser to grant access:\n  %s\n", conn.ConsentURL)
+			if conn.ConsentURL != "" {
+				return c.awaitConsent(ctx, conn, &consent)
 			}
 			return nil
 		},
@@ -497,19 +502,23 @@ func (c *cli) connectionUpdate() *command {
 
 func (c *cli) connectionRotate() *command {
 	var (
-		creds  credentialFlags
-		output outputFormat
+		creds   credentialFlags
+		consent consentFlags
+		output  outputFormat
 	)
 	return &command{
 		name:  "rotate",
 		args:  "ID",
 		short: "Replace a connection's credentials",
 		long: "Replace a connection's credentials (and, with --secret or --secret-file, its extra\n" +
-			"secrets). Calls that start after the command returns use the new secret.",
+			"secrets). Calls that start after the command returns use the new secret. An OAuth2\n" +
+			"connection keeps its tokens when only the client secret changes; another client needs a\n" +
+			"new consent, whose URL is printed (and waited for on a terminal).",
 		example: "printf %s \"$NEW_TOKEN\" | plugboard connection rotate gh-main --api-key-stdin",
 		nargs:   exactArgs("ID"),
 		flags: func(fs *flagSet) {
 			creds.register(fs)
+			consent.register(fs)
 			outputFlag(fs, &output)
 		},
 		run: func(ctx context.Context, args []string) error {
@@ -525,6 +534,9 @@ func (c *cli) connectionRotate() *command {
 				return printJSON(c.stdout, conn.Raw)
 			}
 			fmt.Fprintf(c.stdout, "Rotated the credentials of %s (%s); new calls use the new secret.\n", args[0], cr.Auth.Type)
+			if conn.ConsentURL != "" {
+				return c.awaitConsent(ctx, conn, &consent)
+			}
 			return nil
 		},
 	}

@@ -49,6 +49,33 @@
 // included, takes one from the call's [Budget] ("too_many_requests"). Response headers are capped
 // at 1 MiB.
 //
+// # Resilience
+//
+// Every request handed to the transport goes through three policies, in this order, all shared
+// by every call that runs with the same connection ([Grant.Connection]):
+//
+//   - A circuit breaker per (connection, origin) ([BreakerPolicy]): after Failures failures in a
+//     row (network errors, timeouts, 502, 503, 504) it opens and requests to that origin are
+//     answered at once, without being sent, with a 503 carrying Retry-After (when it half-opens)
+//     and X-Plugboard-Policy: circuit_open. After OpenFor one probe goes through; its outcome
+//     closes the breaker or opens it again.
+//   - A token bucket per connection ([Grant.RateLimit], golang.org/x/time/rate): a request that
+//     finds it empty is not sent and gets a 429 with Retry-After (when a token will be there)
+//     and X-Plugboard-Policy: rate_limited. Retries and redirect hops take tokens too.
+//   - Retries ([RetryPolicy]): a 429, 502, 503 or 504 answer, or a network error, is sent again
+//     after an exponential backoff with jitter, or after the upstream's Retry-After, only while
+//     the wait ends before the deadline (so Retry-After is honoured up to the call deadline) and
+//     the call's budget has a request left. Only idempotent methods (GET, HEAD, OPTIONS, PUT,
+//     DELETE) are retried, or any method when the action is annotated idempotent
+//     ([Grant.Idempotent]); a request whose connection failed before it was written (never seen
+//     by the upstream) is retried whatever its method. A POST that was sent is never sent twice.
+//
+// The host's own answers are ordinary responses with a problem document body (code
+// rate_limited or circuit_open, source plugboard), so a connector maps them as it maps the
+// upstream's throttling and outages; [Outbound.Policy] names them in the invocation log.
+// [Client.ConnectionStats] and [Client.Metrics] expose the state for the connection's API
+// document and /metrics.
+//
 // # Request and response
 //
 // Header names are canonicalised; two guest headers whose names differ only in case are

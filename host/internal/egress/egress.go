@@ -41,6 +41,10 @@ type Config struct {
 	TLSConfig *tls.Config
 	// UserAgent is sent when the guest sets no User-Agent; "" means DefaultUserAgent.
 	UserAgent string
+	// Retry governs sending a request again after a 429, 502, 503, 504 or a network error.
+	Retry RetryPolicy
+	// Breaker governs the circuit breakers, one per (connection, origin).
+	Breaker BreakerPolicy
 }
 
 // Grant is what one plugboard_http call may do. The host builds it per call from the manifest,
@@ -56,6 +60,16 @@ type Grant struct {
 	// Credential is injected on requests to the connection's origins unless the guest sets
 	// "auth": false; nil injects nothing.
 	Credential *Credential
+	// Connection is the connection's id: it keys the token bucket and the circuit breakers
+	// every call of the connection shares. "" (no connection) shares breakers by origin only.
+	Connection string
+	// Connector names the connector, for metrics.
+	Connector string
+	// RateLimit is the connection's token bucket; nil means no limit.
+	RateLimit *RateLimit
+	// Idempotent says the action is annotated idempotent: requests of any method may be
+	// retried, not only those of idempotent methods.
+	Idempotent bool
 }
 
 // Outbound describes one hop of a plugboard_http call for the invocation log: every request
@@ -71,8 +85,12 @@ type Outbound struct {
 	Duration time.Duration
 	// BytesIn counts response body bytes read; BytesOut request body bytes sent.
 	BytesIn, BytesOut int64
-	// Retries is 1 when the hop was sent again after an OAuth2 token refresh.
+	// Retries counts the times the hop was sent again: after an OAuth2 token refresh, or by
+	// the retry policy.
 	Retries int
+	// Policy is set when the host answered in the upstream's place: PolicyRateLimited or
+	// PolicyCircuitOpen.
+	Policy string
 	// Err is the error document's "code: message" when the hop failed or was refused.
 	Err string
 }
@@ -90,6 +108,8 @@ type Client struct {
 
 	transport *http.Transport
 	client    *http.Client
+	pol       *policies
+	now       func() time.Time // the clock of breakers and token buckets
 	// dial connects to one checked "ip:port"; tests wrap it to watch what is dialed.
 	dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
@@ -103,6 +123,8 @@ func New(cfg Config) *Client {
 		maxRequestBytes:  cfg.MaxRequestBytes,
 		maxRedirects:     cfg.MaxRedirects,
 		userAgent:        cfg.UserAgent,
+		pol:              newPolicies(cfg.Retry, cfg.Breaker),
+		now:              time.Now,
 	}
 	if c.resolver == nil {
 		c.resolver = net.DefaultResolver
@@ -241,7 +263,7 @@ func (k *call) run(p *prepared) *abi.HTTPResponse {
 		if origin != p.origin {
 			stayed = false
 		}
-		o := Outbound{Method: method, Origin: origin, BytesOut: int64(len(body))}
+		o := Outbound{Method: method, Origin: origin}
 		if e := k.allow(origin); e != nil {
 			o.BytesOut = 0
 			return k.refuse(o, e)
@@ -252,27 +274,17 @@ func (k *call) run(p *prepared) *abi.HTTPResponse {
 		start := time.Now()
 		var resp *http.Response
 		for {
-			hreq, e := k.newRequest(method, u, header, body, injecting, stayed)
-			if e != nil {
-				o.BytesOut = 0
+			var e *abi.Error
+			// send applies the resilience policies (retry.go): breaker, rate limit, retries.
+			if resp, e = k.send(&o, method, u, header, body, injecting, stayed); e != nil {
+				o.Duration = time.Since(start)
 				return k.refuse(o, e)
 			}
-			if !k.b.take() {
-				o.BytesOut = 0
-				return k.refuse(o, abi.Errorf(abi.CodeTooManyRequests, "the call's budget of outbound requests is spent"))
-			}
-			var err error
-			resp, err = k.c.client.Do(hreq)
-			if err != nil {
-				o.Duration = time.Since(start)
-				return k.refuse(o, k.transportError(origin, err))
-			}
-			if resp.StatusCode == http.StatusUnauthorized && injecting && !refreshed &&
+			if resp.StatusCode == http.StatusUnauthorized && injecting && !refreshed && o.Policy == "" &&
 				k.b.Remaining() != 0 && k.retryAfterRefresh() {
 				refreshed = true
 				o.Retries++
 				o.BytesIn += discard(resp)
-				o.BytesOut += int64(len(body))
 				continue
 			}
 			break

@@ -26,8 +26,11 @@ func init() {
 		Version: "1.0.0",
 		Title:   "Spy",
 		Auth: abi.Auth{
-			Types:  []string{abi.AuthAPIKey},
+			Types:  []string{abi.AuthAPIKey, abi.AuthBasic, abi.AuthOAuth2},
 			APIKey: &abi.APIKeyAuth{In: "header", Name: "X-Api-Key"},
+			// OAuth tests override both endpoints per connection with a local OAuth server's.
+			OAuth2: &abi.OAuth2Auth{AuthorizationURL: "https://auth.spy.invalid/authorize",
+				TokenURL: "https://auth.spy.invalid/token", Scopes: []string{"spy.read"}},
 		},
 		ConnectionParams: `{"type":"object","properties":{"base_url":{"type":"string","format":"uri"},"echo_url":{"type":"string","format":"uri","description":"a second origin, reached by redirects in tests"}},"required":["base_url"]}`,
 		Hosts:            []string{"{base_url}", "{echo_url}"},
