@@ -20,7 +20,23 @@ type Manifest struct {
 	Triggers     []Trigger     `json:"triggers,omitempty"`
 	Capabilities *Capabilities `json:"capabilities,omitempty"`
 	Limits       *Limits       `json:"limits,omitempty"`
+	// Kind is "" for a connector, or [KindMCP] for a hosted MCP server: a plugin that lists and
+	// calls its own tools through the servlet exports [ExportMCPDescribe] and [ExportMCPCall].
+	Kind string `json:"kind,omitempty"`
 }
+
+// KindMCP is the manifest kind of a hosted MCP server (an Extism MCP "servlet" in the
+// convention of hyper-mcp and mcp.run).
+const KindMCP = "mcp"
+
+// Servlet exports a plugin of kind [KindMCP] provides besides plugboard_describe.
+const (
+	// ExportMCPDescribe takes no input and writes an MCP ListToolsResult ({"tools": [...]}).
+	ExportMCPDescribe = "describe"
+	// ExportMCPCall takes {"params": {"name", "arguments"}} (an MCP CallToolRequest, plus the
+	// common request fields of ABI.md section 2) and writes an MCP CallToolResult.
+	ExportMCPCall = "call"
+)
 
 // Auth lists the auth types a connector accepts and the settings of each.
 type Auth struct {
@@ -145,6 +161,9 @@ func (m *Manifest) RequiredExports() []string {
 	}
 	if hook {
 		out = append(out, ExportWebhook)
+	}
+	if m.Kind == KindMCP {
+		out = append(out, ExportMCPDescribe, ExportMCPCall)
 	}
 	return out
 }

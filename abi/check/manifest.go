@@ -65,6 +65,9 @@ func Manifest(m *abi.Manifest) error {
 	if !IsSemVer(m.Version) {
 		v.add("version", "%q is not a SemVer 2.0 version (like 1.2.0)", m.Version)
 	}
+	if m.Kind != "" && m.Kind != abi.KindMCP {
+		v.add("kind", "must be absent (a connector) or %q (a hosted MCP server), got %q", abi.KindMCP, m.Kind)
+	}
 	validateAuth(m, &v)
 	params := map[string]json.RawMessage{}
 	if len(m.ConnectionParams) > 0 {

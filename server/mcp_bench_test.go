@@ -1,0 +1,58 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// BenchmarkMCPToolCall compares one warm call of the http connector's request action (one
+// upstream request) over the plain HTTP API and as an MCP tools/call on a Streamable HTTP
+// session opened once (the official Go SDK client, JSON-RPC over POST with an SSE response).
+// The difference is the MCP face's overhead: the SDK's transport and JSON-RPC handling, the
+// token check against the store, and the structuredContent + text result.
+func BenchmarkMCPToolCall(b *testing.B) {
+	up := benchUpstream()
+	defer up.Close()
+	ts := startServer(b, nil)
+	ts.must(201, ts.upload("http"))
+	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
+		"id": "bench", "connectors": []string{"http"}, "params": map[string]any{"base_url": up.URL},
+		"auth": map[string]any{"type": "api_key", "api_key": "k"},
+	}))
+	tok := ts.must(201, ts.do("POST", "/v1/mcp-servers", map[string]any{"name": "bench", "connector": "http", "connection": "bench"})).json(b)["token"].(string)
+
+	b.Run("http_action", func(b *testing.B) {
+		body, _ := json.Marshal(map[string]any{"connection": "bench", "input": map[string]any{"path": "/item"}})
+		target := ts.http.URL + "/v1/connectors/http/actions/request"
+		benchGet(b, &http.Client{}, func() *http.Request {
+			req, _ := http.NewRequest("POST", target, bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			req.Header.Set("Content-Type", "application/json")
+			return req
+		})
+	})
+	b.Run("mcp_tools_call", func(b *testing.B) {
+		c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+		sess, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: ts.http.URL + "/mcp/bench",
+			HTTPClient: &http.Client{Transport: bearer{tok}}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sess.Close()
+		params := &mcp.CallToolParams{Name: "request", Arguments: map[string]any{"path": "/item"}}
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			res, err := sess.CallTool(ctx, params)
+			if err != nil || res.IsError {
+				b.Fatalf("tools/call: %v %+v", err, res)
+			}
+		}
+	})
+}

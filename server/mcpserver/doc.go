@@ -1,0 +1,34 @@
+// Package mcpserver serves Plugboard's MCP endpoints (API.md "MCP servers") with the official
+// MCP Go SDK and its Streamable HTTP handler.
+//
+// Every managed MCP server (a stored record: connector, connection, tool allowlist, enabled,
+// token hash) gets one [mcp.Server] and one [mcp.StreamableHTTPHandler], created on its first
+// request, so a session of one server is never reachable through another. Its tools are
+// generated from the connector's active manifest, one per allowed action: name, title,
+// description, inputSchema, outputSchema and the annotations readOnlyHint, idempotentHint and
+// destructiveHint. A tools/call goes through the same path as POST
+// /v1/connectors/{name}/actions/{action} ([Invoker]): version resolution, connection binding,
+// input validation, the call under a lease, metrics and the correlation id. A result carries
+// the action's output as structuredContent and a JSON text copy; a failed call (the plugin's
+// error, invalid arguments, a timeout) is an isError result whose text and _meta carry the
+// error code and message; only what is not a tool's failure (an unknown tool, an internal
+// error) is a JSON-RPC error.
+//
+// A plugin of manifest kind "mcp" is a hosted MCP server (an Extism "servlet" as hyper-mcp and
+// mcp.run run them): its tools come from its describe export and calls go to its call export,
+// in the same sandbox and with the same connection as actions.
+//
+// Hot swap: each request, and a watcher every [Options.WatchInterval], compares the version
+// and allowlist a server's tools were built from with the current ones; when they differ the
+// tools are replaced, and the SDK sends notifications/tools/list_changed to every session.
+// Calls in flight hold their lease and finish on the old version.
+//
+// /mcp is the namespace endpoint: every enabled server's tools, named server__tool, for the
+// admin token.
+//
+// Requests are checked before the SDK sees them: the Host header (the SDK refuses a non-loopback
+// Host on a loopback listener; with a public URL, Host must be that URL's host or a loopback
+// name) and the Origin header (absent, or the request's own host, or the public URL's origin,
+// or one of [Options.AllowedOrigins]), as the MCP transport specification asks against DNS
+// rebinding; then the bearer token; then whether the server is enabled.
+package mcpserver
