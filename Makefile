@@ -13,8 +13,11 @@ TEST_WASM    := $(TESTPLUGINS:%=bin/testplugins/%.wasm)
 # go's ./... skips testdata directories; the test plugins' own tests are named explicitly.
 TESTDATA_PKGS := $(patsubst %/,./%,$(sort $(dir $(wildcard plugins/testdata/*/*_test.go plugins/testdata/*/*/*_test.go))))
 GUEST_SRC    := $(shell find abi pdk -name '*.go' -not -name '*_test.go') go.mod
+# The OAuth tests run a real OAuth server (npm oauth2-mock-server, pinned in its package.json)
+# with node; npm writes this file when it installs the packages.
+OAUTH_TEST_DEPS := server/testdata/oauth/node_modules/.package-lock.json
 
-.PHONY: all build plugins testplugins run test test-short check bench fmt vet tidy-check race clean
+.PHONY: all build plugins testplugins run test test-short check bench fmt vet tidy-check race clean loadtest
 
 all: build
 
@@ -37,7 +40,7 @@ bin/testplugins/%.wasm: $(GUEST_SRC) $$(wildcard plugins/testdata/%/*.go)
 run: build ## start the server on ./var with the bundled connectors
 	./bin/plugboard serve --data ./var --connectors-dir bin/plugins --print-token
 
-test: build ## every test, with the plugins built first
+test: build $(OAUTH_TEST_DEPS) ## every test, with the plugins and the npm test packages first
 	$(GO) test -count=1 ./... $(TESTDATA_PKGS)
 
 check: fmt vet tidy-check race ## gofmt, vet, go mod tidy with no diff, race tests
@@ -54,11 +57,36 @@ tidy-check:
 	@$(GO) mod tidy
 	@if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum; commit the result"; git --no-pager diff -- go.mod go.sum; exit 1; fi
 
-race: build
-	$(GO) test -race -count=1 ./... $(TESTDATA_PKGS)
+race: build $(OAUTH_TEST_DEPS)
+	$(GO) test -race -count=1 -timeout 30m ./... $(TESTDATA_PKGS)
+
+$(OAUTH_TEST_DEPS): server/testdata/oauth/package.json server/testdata/oauth/package-lock.json
+	cd server/testdata/oauth && npm ci --no-audit --no-fund
 
 bench: build ## benchmarks; see BENCHMARKS.md for the method
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/ ./host/...
 
+# Hot swap under sustained load (BENCHMARKS.md "Hot swap"): the real binary on loopback, vegeta
+# at a constant rate for LOADTEST_DURATION without swaps, then again while the active version is
+# swapped 20 times. Fails on any non-2xx answer or refused swap.
+VEGETA_VERSION    ?= v12.13.0
+VEGETA            ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)/vegeta
+LOADTEST_RATE     ?= 300
+LOADTEST_DURATION ?= 20s
+
+loadtest: bin/plugboard bin/testplugins/anymanifest.wasm ## hot swap under load: non-2xx count and p50/p99 with and without swaps
+	@test -x $(VEGETA) || GOFLAGS= $(GO) install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+	$(GO) run ./cmd/plugboard/internal/loadtest -bin bin/plugboard -plugin bin/testplugins/anymanifest.wasm \
+		-vegeta $(VEGETA) -rate $(LOADTEST_RATE) -duration $(LOADTEST_DURATION) -swaps 20
+
 clean:
 	rm -rf bin
+
+# The MCP end-to-end tests run the official MCP TypeScript SDK client and the MCP Inspector CLI
+# (pinned in server/testdata/mcp-client/package-lock.json) with node.
+MCP_TEST_DEPS := server/testdata/mcp-client/node_modules/.package-lock.json
+.PHONY: mcp-client
+mcp-client: $(MCP_TEST_DEPS) ## install the npm packages of the MCP end-to-end tests
+test race: $(MCP_TEST_DEPS)
+$(MCP_TEST_DEPS): server/testdata/mcp-client/package.json server/testdata/mcp-client/package-lock.json
+	cd server/testdata/mcp-client && npm ci --no-audit --no-fund

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,17 +32,55 @@ type invokeResponse struct {
 
 // POST /v1/connectors/{name}/actions/{action}
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	vars := mux.Vars(r)
-	name, actionName := vars["name"], vars["action"]
 	var req invokeRequest
 	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
-	v, err := s.reg.Resolve(ctx, name, req.Version)
+	res, err := s.runAction(r.Context(), actionCall{Connector: vars["name"], Action: vars["action"],
+		Connection: req.Connection, Version: req.Version, Input: req.Input, CorrelationID: correlationID(r.Context())})
 	if err != nil {
 		return err
 	}
+	w.Header().Set("X-Plugboard-Version", res.Version)
+	writeJSON(w, http.StatusOK, invokeResponse{Output: res.Output, Connector: vars["name"], Version: res.Version, CorrelationID: res.CorrelationID})
+	return nil
+}
+
+// actionCall is one action call, from the HTTP API or from an MCP tools/call: both run
+// [Server.runAction], so they resolve, bind, validate, run and count alike.
+type actionCall struct {
+	Connector, Action string
+	// Connection is the connection id; "" for a call without one.
+	Connection string
+	// Version pins a stored version; "" means the active one.
+	Version string
+	Input   json.RawMessage
+	// CorrelationID is passed to the plugin.
+	CorrelationID string
+}
+
+// actionResult is the outcome of an action call that returned output.
+type actionResult struct {
+	Output        json.RawMessage
+	Version       string // the version the call ran on
+	CorrelationID string
+}
+
+// runAction is the action path of DESIGN.md "Flow of one action call": resolve the version and
+// the action, check the connection is bound to the connector, validate the input, run the call
+// under a lease and record its metrics. A guest error comes back as a *Problem with source
+// "plugin".
+func (s *Server) runAction(ctx context.Context, c actionCall) (*actionResult, error) {
+	name, actionName := c.Connector, c.Action
+	// The lease holds the version (active, canary or pinned) for the whole call: validation and
+	// invocation run on the same one, and a swap meanwhile does not release it.
+	lease, err := s.reg.Acquire(ctx, name, c.Version)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	v := lease.Version
 	man := v.Manifest()
 	action, ok := man.Action(actionName)
 	if !ok {
@@ -49,44 +88,43 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 		for i, a := range man.Actions {
 			names[i] = a.Name
 		}
-		return problemf(http.StatusNotFound, codeActionNotFound, "connector %s %s has no action %q (actions: %s)", name, v.Info.Version, actionName, strings.Join(names, ", "))
+		return nil, problemf(http.StatusNotFound, codeActionNotFound, "connector %s %s has no action %q (actions: %s)", name, v.Info.Version, actionName, strings.Join(names, ", "))
 	}
-	call := &host.Call{CorrelationID: correlationID(ctx), Timeout: time.Duration(action.TimeoutMS) * time.Millisecond}
-	if req.Connection != "" {
-		b, conn, err := s.reg.Binding(ctx, req.Connection)
+	call := &host.Call{CorrelationID: c.CorrelationID, Timeout: time.Duration(action.TimeoutMS) * time.Millisecond,
+		Idempotent: action.Annotations != nil && action.Annotations.Idempotent}
+	if c.Connection != "" {
+		b, conn, err := s.reg.Binding(ctx, c.Connection)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !slices.Contains(conn.Connectors, name) {
-			return problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, name, strings.Join(conn.Connectors, ", "), conn.ID)
+			return nil, problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, name, strings.Join(conn.Connectors, ", "), conn.ID)
 		}
 		if conn.Status == registry.StatusNeedsReauth {
-			return problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", conn.ID, conn.ID)
+			return nil, problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", conn.ID, conn.ID)
 		}
 		call.Binding = b
 	} else if !man.HasAuthType(abi.AuthNone) {
-		return problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", name, strings.Join(man.Auth.Types, " or "))
+		return nil, problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", name, strings.Join(man.Auth.Types, " or "))
 	}
-	input := req.Input
+	input := c.Input
 	if len(input) == 0 || string(input) == "null" {
 		input = json.RawMessage(`{}`)
 	}
 	if errs := v.InputSchema(actionName).Validate(input); errs != nil {
 		p := newProblem(http.StatusBadRequest, codeInvalidInput, describeSchemaErrors("input", errs))
 		p.Errors = errs
-		return p
+		return nil, p
 	}
 
 	start := time.Now()
-	res, rep, ran, err := s.reg.Invoke(ctx, name, req.Version, call, actionName, input)
+	res, rep, err := lease.Invoke(ctx, call, actionName, input)
 	version := v.Info.Version
-	if ran != nil {
-		version = ran.Info.Version
-	}
 	code := "ok"
 	defer func() {
 		s.metrics.add("plugboard_action_calls_total", labels("connector", name, "version", version, "action", actionName, "code", code), 1)
 		s.metrics.observe("plugboard_action_duration_seconds", labels("connector", name, "action", actionName), time.Since(start))
+		s.metrics.observe("plugboard_version_call_duration_seconds", labels("connector", name, "version", version, "role", lease.Role()), time.Since(start))
 		if rep != nil {
 			for _, o := range rep.Outbound {
 				st := fmt.Sprint(o.Status)
@@ -99,15 +137,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 	}()
 	if err != nil {
 		code = toProblem(err).Code
-		return err
+		return nil, err
 	}
 	if res.Error != nil {
 		code = res.Error.Code
-		return pluginProblem(res.Error)
+		return nil, pluginProblem(res.Error)
 	}
-	w.Header().Set("X-Plugboard-Version", version)
-	writeJSON(w, http.StatusOK, invokeResponse{Output: res.Output, Connector: name, Version: version, CorrelationID: call.CorrelationID})
-	return nil
+	return &actionResult{Output: res.Output, Version: version, CorrelationID: call.CorrelationID}, nil
 }
 
 // describeSchemaErrors renders schema errors as "input.title: missing property; ...".

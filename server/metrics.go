@@ -36,6 +36,12 @@ func newMetrics() *metrics {
 		"plugboard_http_requests_total":     "API requests by route and status.",
 		"plugboard_pool_instances":          "Plugin instances held, by connector, version and state.",
 		"plugboard_connectors_active":       "Connectors with an active version loaded.",
+		// Hot swap and canaries (server/connectors.go).
+		"plugboard_version_call_duration_seconds": "Action call latency by connector, version and role (active, canary or pinned).",
+		"plugboard_canary_percent":                "Share of unpinned calls a running canary receives, by connector and canary version.",
+		"plugboard_canary_calls":                  "Calls served since the canary started, by connector, version and side (active or canary).",
+		"plugboard_canary_errors":                 "Failed calls since the canary started (host failures and 5xx guest errors), by connector, version and side.",
+		"plugboard_canary_latency_seconds":        "Plugin call latency quantiles since the canary started, by connector, version, side and quantile.",
 	}}
 }
 

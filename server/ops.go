@@ -31,6 +31,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			gauge{"plugboard_pool_instances", labels("connector", v.Info.Name, "version", v.Info.Version, "state", "busy"), float64(busy)})
 	}
 	gauges = append(gauges, gauge{"plugboard_connectors_active", "", float64(active)})
+	gauges = append(gauges, s.resilienceGauges()...)
+	gauges = append(gauges, s.canaryGauges(r.Context())...)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	var b strings.Builder
 	s.metrics.write(&b, gauges)

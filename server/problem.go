@@ -110,10 +110,18 @@ func toProblem(err error) *Problem {
 		return newProblem(http.StatusNotFound, codeConnectorNotFound, msg)
 	case errors.Is(err, registry.ErrVersionNotFound):
 		return newProblem(http.StatusNotFound, codeVersionNotFound, msg)
+	case errors.Is(err, registry.ErrCapabilitiesChanged): // hot swap: server/connectors.go adds "changes"
+		return newProblem(http.StatusConflict, codeCapabilitiesChanged, msg)
+	case errors.Is(err, registry.ErrActivationFailed):
+		return newProblem(http.StatusUnprocessableEntity, codeActivationFailed, msg)
 	case errors.Is(err, registry.ErrConnectionNotFound):
 		return newProblem(http.StatusNotFound, codeConnectionNotFound, msg)
+	case errors.Is(err, registry.ErrConnectionInUse):
+		return newProblem(http.StatusConflict, "connection_in_use", msg)
 	case errors.Is(err, registry.ErrConnectionExists):
 		return newProblem(http.StatusConflict, codeConnectionExists, msg)
+	case errors.Is(err, registry.ErrPendingConsent):
+		return newProblem(http.StatusConflict, "pending_consent", strings.TrimPrefix(msg, registry.ErrInvalid.Error()+": "))
 	case errors.Is(err, registry.ErrInvalid):
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, strings.TrimPrefix(msg, registry.ErrInvalid.Error()+": "))
 	case errors.Is(err, store.ErrActive):

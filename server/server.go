@@ -21,6 +21,7 @@ import (
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
 	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/server/mcpserver"
 )
 
 // Options configure a [Server]. Only DataDir is required; every zero value means the documented
@@ -47,6 +48,9 @@ type Options struct {
 	// Host tunes the plugin runtime (limits, pools, egress resolver); CacheDir, State and
 	// Logger are filled in by the server when empty.
 	Host host.Config
+	// Retention bounds what loaded connector versions keep in memory (idle instances, versions
+	// neither active nor canary); zero values mean the registry's defaults.
+	Retention registry.Retention
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -63,6 +67,7 @@ type Server struct {
 	metrics    *metrics
 	ready      atomic.Bool
 	handler    http.Handler
+	mcp        *mcpserver.Handler // MCP endpoints (mcpservers.go)
 }
 
 // New opens the data directory, loads the active versions (from the compilation cache when
@@ -110,7 +115,7 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 		s.st.Close()
 		return nil, err
 	}
-	s.reg = registry.New(s.st, s.host, &registry.Options{Logger: o.Logger})
+	s.reg = registry.New(s.st, s.host, &registry.Options{Logger: o.Logger, Retention: o.Retention})
 	if err := s.reg.LoadActive(ctx); err != nil {
 		s.log.Error("some active connector versions did not load; they answer connector_not_found until re-activated", "err", err)
 	}
@@ -137,6 +142,7 @@ func (s *Server) Registry() *registry.Registry { return s.reg }
 // Close drains loaded versions and closes the host and the store.
 func (s *Server) Close(ctx context.Context) error {
 	s.ready.Store(false)
+	s.closeMCP()
 	s.reg.Close(ctx)
 	herr := s.host.Close(ctx)
 	return errors.Join(herr, s.st.Close())
@@ -206,6 +212,7 @@ func (s *Server) routes() http.Handler {
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(http.MethodGet)
+	r.HandleFunc(callbackPath, s.oauthCallback).Methods(http.MethodGet) // no token: a browser comes here
 
 	// /v1 is its own router behind the token check, so even a request for an unknown /v1
 	// path without a token learns nothing about which endpoints exist.
@@ -231,6 +238,10 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPatch, "/connections/{id}", s.patchConnection)
 	handle(http.MethodPut, "/connections/{id}/credentials", s.rotateCredentials)
 	handle(http.MethodDelete, "/connections/{id}", s.deleteConnection)
+	s.registerMCP(r, handle) // /v1/mcp-servers, /mcp and /mcp/{name} (mcpservers.go)
+	handle(http.MethodPost, "/connections/{id}/reauthorize", s.reauthorize)
+	handle(http.MethodGet, "/master-key", s.getMasterKey)
+	handle(http.MethodPost, "/master-key/rotate", s.rotateMasterKey)
 
 	return withCorrelation(s.withLogAndRecover(r))
 }

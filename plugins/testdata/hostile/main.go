@@ -61,7 +61,9 @@ func loop(ctx *pdk.Context, _ Empty) (Empty, error) {
 
 func bomb(ctx *pdk.Context, _ Empty) (Empty, error) {
 	for {
-		b := make([]byte, 1<<20)
+		// Large chunks reach the limit in a few allocations, so the memory limit (not the
+		// deadline) stops it even on a loaded machine.
+		b := make([]byte, 4<<20)
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1 // touch every page
 		}
