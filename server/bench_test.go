@@ -47,18 +47,29 @@ func benchGet(b *testing.B, client *http.Client, req func() *http.Request) {
 // injection, one upstream request, result mapping. Compare with BenchmarkDirect and
 // BenchmarkReverseProxy for the same upstream.
 func BenchmarkActionCall(b *testing.B) {
+	ts := benchConnection(b)
+	benchAction(b, ts)
+}
+
+// benchConnection starts a server with the http connector and a connection "bench" to a
+// benchUpstream that is closed with the benchmark.
+func benchConnection(b *testing.B) *testServer {
 	up := benchUpstream()
-	defer up.Close()
+	b.Cleanup(up.Close)
 	ts := startServer(b, nil)
 	ts.must(201, ts.upload("http"))
 	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
 		"id": "bench", "connectors": []string{"http"}, "params": map[string]any{"base_url": up.URL},
 		"auth": map[string]any{"type": "api_key", "api_key": "k"},
 	}))
+	return ts
+}
+
+// benchAction calls the http connector's request action with connection "bench" b.N times.
+func benchAction(b *testing.B, ts *testServer) {
 	body, _ := json.Marshal(map[string]any{"connection": "bench", "input": map[string]any{"path": "/item"}})
 	target := ts.http.URL + "/v1/connectors/http/actions/request"
-	client := &http.Client{}
-	benchGet(b, client, func() *http.Request {
+	benchGet(b, &http.Client{}, func() *http.Request {
 		req, _ := http.NewRequest("POST", target, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		req.Header.Set("Content-Type", "application/json")

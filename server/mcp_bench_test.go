@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -16,26 +14,10 @@ import (
 // The difference is the MCP face's overhead: the SDK's transport and JSON-RPC handling, the
 // token check against the store, and the structuredContent + text result.
 func BenchmarkMCPToolCall(b *testing.B) {
-	up := benchUpstream()
-	defer up.Close()
-	ts := startServer(b, nil)
-	ts.must(201, ts.upload("http"))
-	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
-		"id": "bench", "connectors": []string{"http"}, "params": map[string]any{"base_url": up.URL},
-		"auth": map[string]any{"type": "api_key", "api_key": "k"},
-	}))
+	ts := benchConnection(b)
 	tok := ts.must(201, ts.do("POST", "/v1/mcp-servers", map[string]any{"name": "bench", "connector": "http", "connection": "bench"})).json(b)["token"].(string)
 
-	b.Run("http_action", func(b *testing.B) {
-		body, _ := json.Marshal(map[string]any{"connection": "bench", "input": map[string]any{"path": "/item"}})
-		target := ts.http.URL + "/v1/connectors/http/actions/request"
-		benchGet(b, &http.Client{}, func() *http.Request {
-			req, _ := http.NewRequest("POST", target, bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+testToken)
-			req.Header.Set("Content-Type", "application/json")
-			return req
-		})
-	})
+	b.Run("http_action", func(b *testing.B) { benchAction(b, ts) })
 	b.Run("mcp_tools_call", func(b *testing.B) {
 		c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
 		sess, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: ts.http.URL + "/mcp/bench",
