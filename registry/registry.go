@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
@@ -371,17 +370,4 @@ func (r *Registry) Resolve(ctx context.Context, name, version string) (*Version,
 	}
 	v.pinnedAt.Store(r.now().UnixNano())
 	return v, nil
-}
-
-// Invoke runs an action on the version a call naming version runs on (see [Registry.Acquire]),
-// holding a lease for the whole call, and returns the version it ran on. The caller validated
-// input against that version's schema; when it may differ, use Acquire and [Lease.Invoke].
-func (r *Registry) Invoke(ctx context.Context, name, version string, call *host.Call, action string, input json.RawMessage) (*abi.InvokeResult, *host.Report, *Version, error) {
-	l, err := r.Acquire(ctx, name, version)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	defer l.Release()
-	res, rep, err := l.Invoke(ctx, call, action, input)
-	return res, rep, l.Version, err
 }
