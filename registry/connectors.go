@@ -115,3 +115,25 @@ func (r *Registry) Loaded() []*Version {
 	})
 	return out
 }
+
+// VersionWithDigest returns the stored version whose bytes have this digest ("sha256:<hex>")
+// and whether it is its connector's active version; found is false when no version has it.
+func (r *Registry) VersionWithDigest(ctx context.Context, digest string) (v store.Version, active, found bool, err error) {
+	names, err := r.st.Connectors(ctx)
+	if err != nil {
+		return store.Version{}, false, false, err
+	}
+	for _, name := range names {
+		vs, err := r.st.Versions(ctx, name)
+		if err != nil {
+			return store.Version{}, false, false, err
+		}
+		for _, v := range vs {
+			if v.Digest == digest {
+				act, _ := r.st.Active(ctx, name)
+				return v, act == v.Version, true, nil
+			}
+		}
+	}
+	return store.Version{}, false, false, nil
+}

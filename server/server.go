@@ -188,6 +188,13 @@ func (s *Server) uploadDir(ctx context.Context, dir string) error {
 		start := time.Now()
 		wasm, err := os.ReadFile(filepath.Join(dir, n))
 		if err == nil {
+			// The same bytes already active (every restart, for bundled connectors): nothing to
+			// check, store or swap, so skip the describe and compile an upload would repeat.
+			v, active, found, lerr := s.reg.VersionWithDigest(ctx, store.Digest(wasm))
+			if lerr == nil && found && active {
+				s.log.Info("connector unchanged", "file", n, "connector", v.Name, "version", v.Version, "took", time.Since(start).Round(time.Millisecond))
+				continue
+			}
 			var res registry.UploadResult
 			res, err = s.reg.Upload(ctx, wasm, true)
 			if err == nil {
