@@ -42,6 +42,19 @@ func newMetrics() *metrics {
 		"plugboard_canary_calls":                  "Calls served since the canary started, by connector, version and side (active or canary).",
 		"plugboard_canary_errors":                 "Failed calls since the canary started (host failures and 5xx guest errors), by connector, version and side.",
 		"plugboard_canary_latency_seconds":        "Plugin call latency quantiles since the canary started, by connector, version, side and quantile.",
+		// Triggers (server/triggers.go, delivery.go, hooks.go).
+		"plugboard_trigger_polls_total":           "Polls by connector, trigger and outcome code.",
+		"plugboard_trigger_poll_duration_seconds": "Plugin poll call latency by connector and trigger.",
+		"plugboard_trigger_events_total":          "New events (after deduplication) by connector and trigger.",
+		"plugboard_trigger_receives_total":        "Inbound webhook requests by connector, trigger and outcome code.",
+		"plugboard_trigger_renewals_total":        "Webhook renewals by connector, trigger and outcome code.",
+		"plugboard_timers_fired_total":            "Plugin timers fired by connector and outcome code.",
+		"plugboard_deliveries_total":              "Push delivery attempts by connector, trigger and outcome (HTTP status or error).",
+		"plugboard_delivery_duration_seconds":     "Push delivery attempt latency by connector and trigger.",
+		"plugboard_subscriptions":                 "Subscriptions by connector, trigger, delivery type and status.",
+		"plugboard_subscription_pending_events":   "Undelivered events summed over subscriptions, by connector and trigger.",
+		"plugboard_subscription_lag_seconds":      "Age of the oldest undelivered event, the largest over subscriptions, by connector and trigger.",
+		"plugboard_subscription_dropped_events":   "Events dropped because a subscription's queue was full, by connector and trigger.",
 	}}
 }
 

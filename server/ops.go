@@ -33,6 +33,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	gauges = append(gauges, gauge{"plugboard_connectors_active", "", float64(active)})
 	gauges = append(gauges, s.resilienceGauges()...)
 	gauges = append(gauges, s.canaryGauges(r.Context())...)
+	gauges = append(gauges, s.triggerGauges(r.Context())...)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	var b strings.Builder
 	s.metrics.write(&b, gauges)

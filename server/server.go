@@ -51,6 +51,8 @@ type Options struct {
 	// Retention bounds what loaded connector versions keep in memory (idle instances, versions
 	// neither active nor canary); zero values mean the registry's defaults.
 	Retention registry.Retention
+	// Triggers tune the trigger engine: scheduler, queues and push retries.
+	Triggers TriggerOptions
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -68,6 +70,7 @@ type Server struct {
 	ready      atomic.Bool
 	handler    http.Handler
 	mcp        *mcpserver.Handler // MCP endpoints (mcpservers.go)
+	trig       *triggers          // trigger engine (triggers.go)
 }
 
 // New opens the data directory, loads the active versions (from the compilation cache when
@@ -125,6 +128,11 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.trig = newTriggers(s, o.Triggers)
+	if err := s.trig.start(ctx); err != nil {
+		s.Close(ctx)
+		return nil, fmt.Errorf("starting the trigger engine: %w", err)
+	}
 	s.handler = s.routes()
 	s.ready.Store(true)
 	return s, nil
@@ -143,6 +151,9 @@ func (s *Server) Registry() *registry.Registry { return s.reg }
 func (s *Server) Close(ctx context.Context) error {
 	s.ready.Store(false)
 	s.closeMCP()
+	if s.trig != nil {
+		s.trig.close()
+	}
 	s.reg.Close(ctx)
 	herr := s.host.Close(ctx)
 	return errors.Join(herr, s.st.Close())
@@ -220,6 +231,7 @@ func (s *Server) routes() http.Handler {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(http.MethodGet)
 	r.HandleFunc(callbackPath, s.oauthCallback).Methods(http.MethodGet) // no token: a browser comes here
+	r.Handle("/hooks/{token}", s.wrap("/hooks/{token}", s.receiveHook)) // no token: the URL's token names the source
 
 	// /v1 is its own router behind the token check, so even a request for an unknown /v1
 	// path without a token learns nothing about which endpoints exist.
@@ -247,6 +259,13 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodDelete, "/connections/{id}", s.deleteConnection)
 	s.registerMCP(r, handle) // /v1/mcp-servers, /mcp and /mcp/{name} (mcpservers.go)
 	handle(http.MethodPost, "/connections/{id}/reauthorize", s.reauthorize)
+	handle(http.MethodPost, "/subscriptions", s.createSubscription)
+	handle(http.MethodGet, "/subscriptions", s.listSubscriptions)
+	handle(http.MethodGet, "/subscriptions/{id}", s.getSubscription)
+	handle(http.MethodDelete, "/subscriptions/{id}", s.deleteSubscription)
+	handle(http.MethodGet, "/subscriptions/{id}/events", s.pullEvents)
+	handle(http.MethodPost, "/subscriptions/{id}/events/ack", s.ackEvents)
+	handle(http.MethodPost, "/subscriptions/{id}/replay", s.replayEvents)
 	handle(http.MethodGet, "/master-key", s.getMasterKey)
 	handle(http.MethodPost, "/master-key/rotate", s.rotateMasterKey)
 
