@@ -116,9 +116,14 @@ func TestNewIssueEmitsEachIssueOnceThenUsesETag(t *testing.T) {
 		t.Errorf("If-None-Match = %q", last.Headers["If-None-Match"])
 	}
 
+	gh.AddPullRequest("octocat", "Hello-World", "A pull request")
 	gh.AddIssue("octocat", "Hello-World", "Third", "")
-	if got := eventIDs(poll(t, h, helloWorld, &cursor)); got != "8" {
-		t.Errorf("after the 304: events %s, want 8", got)
+	res = poll(t, h, helloWorld, &cursor)
+	if got := eventIDs(res); got != "9" {
+		t.Errorf("after the 304: events %s, want 9 (8 is a pull request)", got)
+	}
+	if c := decodeCursor(t, res.Cursor); c.LastNumber != 9 {
+		t.Errorf("cursor %+v", c)
 	}
 }
 

@@ -279,6 +279,20 @@ func (f *Fake) AddIssue(owner, name, title, body string) Issue {
 	return *is
 }
 
+// AddPullRequest adds an open pull request (which GitHub lists among the issues, with a
+// pull_request object, numbered in the same sequence) and returns it.
+func (f *Fake) AddPullRequest(owner, name, title string) Issue {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.repos[strings.ToLower(owner+"/"+name)]
+	if r == nil {
+		panic("githubfake: AddPullRequest: no repository " + owner + "/" + name)
+	}
+	is := f.newIssue(r, title, "", nil, r.data.Owner.Login)
+	is.PullRequest = json.RawMessage(fmt.Sprintf(`{"url":"%s/pulls/%d","html_url":"%s/pull/%d"}`, r.data.URL, is.Number, r.data.HTMLURL, is.Number))
+	return *is
+}
+
 func (f *Fake) newIssue(r *repo, title, body string, labels []string, author string) *Issue {
 	n := len(r.issues) + 1
 	created := f.createdAt.Add(time.Duration(n) * time.Hour)
