@@ -229,10 +229,11 @@ func New(t testing.TB) *Fake {
 	return f
 }
 
-// Close waits for background ping deliveries and shuts the server down.
+// Close shuts the server down, then waits for background ping deliveries. (Closing the server
+// first waits for its handlers, so no ping starts after the wait begins.)
 func (f *Fake) Close() {
-	f.wg.Wait()
 	f.Server.Close()
+	f.wg.Wait()
 	f.hookClient.CloseIdleConnections()
 }
 
