@@ -104,13 +104,18 @@ func (t *triggers) stopPusher(sub string) {
 	}
 }
 
+// pushWindow is how many queued events a push worker reads at once. They are still sent one
+// at a time, in order; their outcomes are committed together, so a busy subscription costs one
+// transaction per window instead of one per event.
+const pushWindow = 64
+
 // push delivers a subscription's queue in order, one event at a time, until the subscription
 // is deleted or disabled or the engine stops.
 func (t *triggers) push(ctx context.Context, id string) {
 	var secret string
 	for ctx.Err() == nil {
 		wake := t.wakeChan(id)
-		sub, p, ok, err := t.s.st.QueueHead(ctx, id)
+		sub, pending, err := t.s.st.QueueHead(ctx, id, pushWindow)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
@@ -120,14 +125,14 @@ func (t *triggers) push(ctx context.Context, id string) {
 			continue
 		case sub.ID == "" || sub.Status == store.SubDisabled:
 			return // deleted or disabled
-		case !ok:
+		case len(pending) == 0:
 			select {
 			case <-wake:
 			case <-ctx.Done():
 			}
 			continue
 		}
-		if wait := time.Until(p.Entry.NextAt); wait > 0 {
+		if wait := time.Until(pending[0].Entry.NextAt); wait > 0 {
 			sleepCtx(ctx, wait)
 			continue
 		}
@@ -140,14 +145,31 @@ func (t *triggers) push(ctx context.Context, id string) {
 			}
 			secret = string(b)
 		}
-		o := t.attempt(ctx, sub, p, secret)
-		if ctx.Err() != nil {
-			return
+		var outcomes []store.PushOutcome
+		disabled := false
+		for _, p := range pending {
+			if p.Entry.NextAt.After(time.Now()) {
+				break // a retry not due yet: order holds the rest back
+			}
+			o := t.attempt(ctx, sub, p, secret)
+			if ctx.Err() != nil {
+				break
+			}
+			outcomes = append(outcomes, o)
+			if o.Disable {
+				disabled = true
+				break
+			}
+			if !o.Delivered && !o.GiveUp {
+				break // retry later; the events behind it wait
+			}
 		}
-		if err := t.s.st.RecordPush(ctx, id, o); err != nil && ctx.Err() == nil {
-			t.log.Error("push delivery: recording the attempt", "subscription", id, "err", err)
+		if len(outcomes) > 0 {
+			if err := t.s.st.RecordPush(context.WithoutCancel(ctx), id, outcomes...); err != nil && ctx.Err() == nil {
+				t.log.Error("push delivery: recording the attempts", "subscription", id, "err", err)
+			}
 		}
-		if o.Disable {
+		if disabled {
 			return
 		}
 	}

@@ -722,35 +722,37 @@ func event(tx *bolt.Tx, sourceID string, seq uint64) (StoredEvent, bool, error) 
 	return ev, found, err
 }
 
-// QueueHead returns the first pending delivery of a subscription (push delivery is ordered).
-func (s *Store) QueueHead(ctx context.Context, subID string) (Subscription, Pending, bool, error) {
+// QueueHead returns up to max pending deliveries of a subscription from the head of its queue,
+// in order (push delivery is ordered), with the subscription. An empty subscription id in the
+// result means it was deleted.
+func (s *Store) QueueHead(ctx context.Context, subID string, max int) (Subscription, []Pending, error) {
 	var sub Subscription
-	var p Pending
-	var ok bool
+	var out []Pending
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		found, err := getJSON(tx.Bucket(bucketSubs), []byte(subID), &sub)
 		if err != nil || !found {
 			return err
 		}
 		prefix := appendLP(nil, subID)
-		k, v := tx.Bucket(bucketQueue).Cursor().Seek(prefix)
-		if k == nil || !bytes.HasPrefix(k, prefix) {
-			return nil
-		}
-		if err := json.Unmarshal(v, &p.Entry); err != nil {
-			return err
-		}
-		ev, found, err := event(tx, sub.SourceID, p.Entry.Seq)
-		if err != nil {
-			return err
-		}
-		p.Event, ok = ev, found
-		if !found { // pruned under a queue entry: cannot happen (pruning skips pending), but never wedge
-			return tx.Bucket(bucketQueue).Delete(k)
+		c := tx.Bucket(bucketQueue).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < max; k, v = c.Next() {
+			var p Pending
+			if err := json.Unmarshal(v, &p.Entry); err != nil {
+				return err
+			}
+			ev, found, err := event(tx, sub.SourceID, p.Entry.Seq)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue // cannot happen: pruning keeps pending events
+			}
+			p.Event = ev
+			out = append(out, p)
 		}
 		return nil
 	})
-	return sub, p, ok, err
+	return sub, out, err
 }
 
 // PushOutcome is the result of one push attempt.
@@ -766,59 +768,59 @@ type PushOutcome struct {
 	NextReason string
 }
 
-// RecordPush records a push attempt: success or give-up removes the entry, a failure
-// schedules the next attempt, 410 disables the subscription. Batched with concurrent callers.
-func (s *Store) RecordPush(ctx context.Context, subID string, o PushOutcome) error {
-	if err := s.check(ctx); err != nil {
-		return err
-	}
-	return s.mapErr(s.db.Batch(func(tx *bolt.Tx) error {
+// RecordPush records push attempts, in the order they were made, in one transaction:
+// success or give-up removes an entry, a failure schedules its next attempt, 410 disables the
+// subscription. A crash before it commits repeats those deliveries (at least once).
+func (s *Store) RecordPush(ctx context.Context, subID string, outcomes ...PushOutcome) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		var sub Subscription
 		found, err := getJSON(tx.Bucket(bucketSubs), []byte(subID), &sub)
 		if err != nil || !found {
 			return err // deleted meanwhile: nothing to record
 		}
-		qk := seqKey(appendLP(nil, subID), o.Seq)
 		q := tx.Bucket(bucketQueue)
-		var e QueueEntry
-		found, err = getJSON(q, qk, &e)
-		if err != nil {
-			return err
-		}
-		sub.Push.Attempts++
-		sub.Push.LastStatus = o.Status
-		sub.Push.LastAttemptAt = o.At
-		sub.Push.LastError = o.Err
-		sub.Push.NextAttemptAt = time.Time{}
-		switch {
-		case !found:
-		case o.Delivered || o.GiveUp:
-			if err := q.Delete(qk); err != nil {
+		for _, o := range outcomes {
+			qk := seqKey(appendLP(nil, subID), o.Seq)
+			var e QueueEntry
+			found, err = getJSON(q, qk, &e)
+			if err != nil {
 				return err
 			}
-			sub.Pending--
-			if o.Delivered {
-				sub.Delivered++
-			} else {
-				sub.Failed++
+			sub.Push.Attempts++
+			sub.Push.LastStatus = o.Status
+			sub.Push.LastAttemptAt = o.At
+			sub.Push.LastError = o.Err
+			sub.Push.NextAttemptAt = time.Time{}
+			switch {
+			case !found:
+			case o.Delivered || o.GiveUp:
+				if err := q.Delete(qk); err != nil {
+					return err
+				}
+				sub.Pending--
+				if o.Delivered {
+					sub.Delivered++
+				} else {
+					sub.Failed++
+				}
+				if sub.Status == SubOverflow {
+					sub.Status, sub.StatusReason = SubActive, ""
+				}
+			default:
+				e.Attempts++
+				e.NextAt = o.NextAt
+				sub.Push.NextAttemptAt = o.NextAt
+				if err := putJSON(q, qk, e); err != nil {
+					return err
+				}
 			}
-			if sub.Status == SubOverflow {
-				sub.Status, sub.StatusReason = SubActive, ""
+			if o.Disable {
+				sub.Status = SubDisabled
+				sub.StatusReason = fmt.Sprintf("the receiver answered 410 Gone at %s; deliveries stopped (delete the subscription and create a new one)", o.At.Format(time.RFC3339))
 			}
-		default:
-			e.Attempts++
-			e.NextAt = o.NextAt
-			sub.Push.NextAttemptAt = o.NextAt
-			if err := putJSON(q, qk, e); err != nil {
-				return err
-			}
-		}
-		if o.Disable {
-			sub.Status = SubDisabled
-			sub.StatusReason = fmt.Sprintf("the receiver answered 410 Gone at %s; deliveries stopped (delete the subscription and create a new one)", o.At.Format(time.RFC3339))
 		}
 		return putJSON(tx.Bucket(bucketSubs), []byte(subID), sub)
-	}))
+	})
 }
 
 // LeaseEvents leases up to max ready events of a queue subscription (in order) until
