@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
 )
 
@@ -260,6 +261,9 @@ func deliveryError(err error) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "no response within the push timeout"
+	}
+	if host.IsAddressRefused(err) {
+		return "refused: " + err.Error() + "; Plugboard pushes only to public addresses unless the server's --egress-allow names the range"
 	}
 	return err.Error()
 }
