@@ -414,3 +414,29 @@ func TestTriggerPushRefusesPrivateAddresses(t *testing.T) {
 	}
 	t.Logf("refusal: %s", push["last_error"])
 }
+
+// Polls pause while the connection needs consent again: no poll reaches the upstream, no
+// refresh is attempted, and the subscription shows paused with what to do.
+func TestTriggerPollsPauseWhileNeedsReauth(t *testing.T) {
+	e := newOAuthEnv(t, func(o *Options) { o.Triggers.Tick = 20 * time.Millisecond })
+	e.readyOAuth("oa")
+	sub := e.must(201, e.do("POST", "/v1/subscriptions", map[string]any{"connector": "spy", "trigger": "me", "connection": "oa",
+		"interval_s": 1, "delivery": map[string]any{"type": "queue"}})).json(t)["id"].(string)
+	e.drain(sub, 2, 20*time.Second) // polling with the access token
+
+	e.oa.revoke()
+	e.clock.Advance(time.Hour)
+	e.oa.expire()
+	eventually(t, 10*time.Second, "the subscription to pause", func() bool {
+		doc := e.must(200, e.do("GET", "/v1/subscriptions/"+sub, nil)).json(t)
+		return doc["status"] == "paused" && strings.Contains(doc["status_reason"].(string), "reauthorize")
+	})
+	seen, refreshes := len(e.api.seen()), e.oa.stats().RefreshToken
+	time.Sleep(2500 * time.Millisecond) // two intervals
+	if n := len(e.api.seen()) - seen; n != 0 {
+		t.Fatalf("%d polls reached the upstream while the connection needs consent", n)
+	}
+	if e.oa.stats().RefreshToken != refreshes {
+		t.Fatal("paused polls still asked for tokens")
+	}
+}
