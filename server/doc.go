@@ -2,6 +2,13 @@
 // and connections, bearer-token auth, correlation IDs, RFC 9457 problem details, request size
 // caps, and the operational endpoints /healthz, /readyz and /metrics.
 //
+// Triggers (triggers.go, subscriptions.go, delivery.go, hooks.go): subscriptions with the same
+// (connector, trigger, connection, params) share one source. A scheduler polls poll sources at
+// their interval, renews webhook sources at renew_at and fires plugin timers; /hooks/{token}
+// passes inbound webhooks to the plugin's receive step; push workers deliver each subscription's
+// queue in order with Standard Webhooks signatures, and queue subscriptions are leased by
+// long-polling pullers. All of it resumes from the store after a restart.
+//
 // Every error reaches clients through one mapping ([Server.fail]), so a sentinel error of
 // registry or host always gets the same status and stable code.
 package server

@@ -51,6 +51,20 @@
 //	timers         <id> -> JSON                            SetTimer, DeleteTimer
 //	timers_due     fire time (8 bytes) + id -> ""          DueTimers, in fire-time order
 //	timers_scope   scope + id -> ""                        per-scope count, cascade on delete
+//	trig_sources   <source id> -> JSON                     CreateSource, UpdateSource, Sources
+//	trig_source_keys <source key> -> source id             FindSource (subscriptions share sources)
+//	trig_hooks     <hook token> -> source id               SourceByHookToken (/hooks/{token})
+//	trig_subs      <subscription id> -> JSON               AddSubscription, Subscriptions, ...
+//	trig_source_subs lp(source) subscription id -> ""      a source's subscribers
+//	trig_events    lp(source) seq (8 bytes BE) -> JSON     the source's event log, CommitEvents
+//	trig_event_ids lp(source) event id -> seq              the deduplication ledger
+//	trig_queue     lp(subscription) seq -> JSON            pending deliveries: QueueHead, LeaseEvents, Ack
+//	trig_secrets   "src:" or "sub:" + id -> sealed         webhook and signing secrets, TriggerSecret
+//
+// A poll's cursor, its new events, their ledger entries and every subscriber's queue entries
+// commit in one transaction ([Store.CommitEvents]). Events are stored once per source; queues
+// hold sequence numbers, so the delivered id derived from (subscription, seq) is stable across
+// retries, restarts and replays. The log is pruned beyond its bound, never under a pending entry.
 //
 // lp(s) is s prefixed by its length as a uvarint. A scope is lp(connection) lp(connector):
 // connection first, so [Store.DeleteConnection] finds the kv scopes and timers of every
