@@ -107,8 +107,13 @@ func (t *triggers) stopPusher(sub string) {
 
 // pushWindow is how many queued events a push worker reads at once. They are still sent one
 // at a time, in order; their outcomes are committed together, so a busy subscription costs one
-// transaction per window instead of one per event.
-const pushWindow = 64
+// transaction per window instead of one per event. A window is committed after pushWindowTime
+// at the latest, which bounds both how stale the subscription's counters can be and how many
+// deliveries a crash repeats.
+const (
+	pushWindow     = 64
+	pushWindowTime = 250 * time.Millisecond
+)
 
 // push delivers a subscription's queue in order, one event at a time, until the subscription
 // is deleted or disabled or the engine stops.
@@ -148,9 +153,10 @@ func (t *triggers) push(ctx context.Context, id string) {
 		}
 		var outcomes []store.PushOutcome
 		disabled := false
+		windowStart := time.Now()
 		for _, p := range pending {
-			if p.Entry.NextAt.After(time.Now()) {
-				break // a retry not due yet: order holds the rest back
+			if p.Entry.NextAt.After(time.Now()) || time.Since(windowStart) > pushWindowTime {
+				break // a retry not due yet (order holds the rest back), or time to commit
 			}
 			o := t.attempt(ctx, sub, p, secret)
 			if ctx.Err() != nil {

@@ -460,14 +460,18 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) erro
 	lock := s.trig.keyLock(key)
 	lock.Lock()
 	defer lock.Unlock()
-	if _, remaining, err := s.st.DeleteSubscription(ctx, id); err != nil {
+	_, remaining, err := s.st.DeleteSubscription(ctx, id)
+	if err != nil {
 		return subscriptionErr(err, id)
-	} else if remaining == 0 {
+	}
+	// Stop its push worker before anything slow (an upstream unsubscribe), so nothing is pushed
+	// for a subscription the store no longer has.
+	s.trig.stopPusher(id)
+	if remaining == 0 {
 		if src, err := s.st.GetSource(ctx, sub.SourceID); err == nil {
 			s.trig.stopSource(context.WithoutCancel(ctx), src)
 		}
 	}
-	s.trig.stopPusher(id)
 	s.trig.notify(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
