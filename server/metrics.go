@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -8,6 +9,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plugboard/plugboard/host"
 )
 
 // metrics is a small Prometheus registry: labelled counters and histograms, rendered in the
@@ -42,6 +48,16 @@ func newMetrics() *metrics {
 		"plugboard_canary_calls":                  "Calls served since the canary started, by connector, version and side (active or canary).",
 		"plugboard_canary_errors":                 "Failed calls since the canary started (host failures and 5xx guest errors), by connector, version and side.",
 		"plugboard_canary_latency_seconds":        "Plugin call latency quantiles since the canary started, by connector, version, side and quantile.",
+		// Telemetry (issue 7): observeCall, the invocation log, build info.
+		"plugboard_action_errors_total":          "Failed action calls by connector, version, action, error code and source (plugin or plugboard); connector and action are empty for unknown names.",
+		"plugboard_action_guest_seconds":         "Wall time the guest's own code ran per call (the export call minus host imports), by connector, version and action.",
+		"plugboard_instance_starts_total":        "Calls that paid for a new plugin instance, by connector and version.",
+		"plugboard_egress_duration_seconds":      "Outbound request duration (one hop, retries included), by connector and origin.",
+		"plugboard_egress_bytes_total":           "Outbound request and response body bytes, by connector, origin and direction (in, out).",
+		"plugboard_invocation_log_records_total": "Invocation log records written to the store.",
+		"plugboard_invocation_log_errors_total":  "Invocation log batches the store failed to write (their records are lost).",
+		"plugboard_invocation_log_pruned_total":  "Invocation log records deleted for age or count.",
+		"plugboard_build_info":                   "Always 1, labelled with the binary's version, VCS revision and Go version.",
 	}}
 }
 
@@ -148,4 +164,34 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// observeCall records the telemetry of a finished action call beyond the counters execAction
+// keeps: errors by code and source, guest time, instance starts, outbound durations and bytes,
+// and the call's identity and outcome on the request's span.
+func (s *Server) observeCall(ctx context.Context, inv *invocation, rep *host.Report) {
+	connector, action := inv.Connector, inv.Action
+	if inv.Outcome == codeConnectorNotFound || inv.Outcome == codeActionNotFound {
+		connector, action = "", "" // names from the request: not a label, or anyone could add series
+	}
+	if inv.Error != nil {
+		s.metrics.add("plugboard_action_errors_total", labels("connector", connector, "version", inv.Version, "action", action,
+			"code", inv.Error.Code, "source", inv.Error.Source), 1)
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("plugboard.connector", connector), attribute.String("plugboard.version", inv.Version),
+			attribute.String("plugboard.action", action), attribute.String("plugboard.outcome", inv.Outcome))
+	}
+	if rep == nil {
+		return
+	}
+	s.metrics.observe("plugboard_action_guest_seconds", labels("connector", connector, "version", inv.Version, "action", action), rep.GuestTime)
+	if rep.Instantiated {
+		s.metrics.add("plugboard_instance_starts_total", labels("connector", connector, "version", inv.Version), 1)
+	}
+	for _, o := range rep.Outbound {
+		s.metrics.observe("plugboard_egress_duration_seconds", labels("connector", connector, "origin", o.Origin), o.Duration)
+		s.metrics.add("plugboard_egress_bytes_total", labels("connector", connector, "origin", o.Origin, "direction", "in"), float64(o.BytesIn))
+		s.metrics.add("plugboard_egress_bytes_total", labels("connector", connector, "origin", o.Origin, "direction", "out"), float64(o.BytesOut))
+	}
 }
