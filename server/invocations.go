@@ -167,7 +167,9 @@ func (inv *invocation) usageHeader() string {
 }
 
 // millis is d in milliseconds, rounded to microseconds.
-func millis(d time.Duration) float64 { return float64(d.Round(time.Microsecond)) / float64(time.Millisecond) }
+func millis(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
+}
 
 // invocationLog queues records and writes them to the store in batches, and prunes them.
 type invocationLog struct {
@@ -176,7 +178,6 @@ type invocationLog struct {
 	metrics   *metrics
 	retention time.Duration
 	max       int
-	now       func() time.Time
 
 	queue chan *invocation
 	done  chan struct{} // closed when the writer has flushed and stopped
@@ -199,7 +200,7 @@ func newInvocationLog(st *store.Store, log *slog.Logger, m *metrics, retention t
 	if maxCount <= 0 {
 		maxCount = defaultMaxInvocations
 	}
-	l := &invocationLog{st: st, log: log, metrics: m, retention: retention, max: maxCount, now: time.Now,
+	l := &invocationLog{st: st, log: log, metrics: m, retention: retention, max: maxCount,
 		queue: make(chan *invocation, invocationQueue), done: make(chan struct{}), stop: make(chan struct{}),
 		pending: map[string][]*invocation{}}
 	go l.write()
@@ -274,9 +275,9 @@ func (l *invocationLog) write() {
 	}
 }
 
-// lookup returns the unexpired records of a correlation id, newest first: queued ones, then
-// stored ones.
-func (l *invocationLog) lookup(ctx context.Context, id string) ([]*invocation, error) {
+// lookup returns the records of a correlation id unexpired at now, newest first: queued
+// ones, then stored ones.
+func (l *invocationLog) lookup(ctx context.Context, id string, now time.Time) ([]*invocation, error) {
 	l.pmu.Lock()
 	queued := slices.Clone(l.pending[id])
 	l.pmu.Unlock()
@@ -284,7 +285,7 @@ func (l *invocationLog) lookup(ctx context.Context, id string) ([]*invocation, e
 	if err != nil {
 		return nil, err
 	}
-	cutoff := l.now().Add(-l.retention)
+	cutoff := now.Add(-l.retention)
 	var out []*invocation
 	for i := len(queued) - 1; i >= 0; i-- {
 		out = append(out, queued[i])
@@ -304,11 +305,11 @@ func (l *invocationLog) lookup(ctx context.Context, id string) ([]*invocation, e
 	return out, nil
 }
 
-// prune deletes the records older than the retention and those beyond the count bound.
-func (l *invocationLog) prune(ctx context.Context) (int, error) {
+// prune deletes the records expired at now and those beyond the count bound.
+func (l *invocationLog) prune(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := l.st.PruneInvocations(ctx, l.now().Add(-l.retention), l.max)
+		n, err := l.st.PruneInvocations(ctx, now.Add(-l.retention), l.max)
 		total += n
 		if err != nil || n < store.MaxPruneBatch {
 			if total > 0 {
@@ -327,7 +328,7 @@ func (l *invocationLog) pruneLoop(every time.Duration) {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if _, err := l.prune(context.Background()); err != nil && !errors.Is(err, store.ErrClosed) {
+			if _, err := l.prune(context.Background(), time.Now()); err != nil && !errors.Is(err, store.ErrClosed) {
 				l.log.Warn("pruning invocation logs failed", "err", err)
 			}
 		}
@@ -361,7 +362,7 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request) error {
 	if s.invlog == nil {
 		return problemf(http.StatusNotFound, codeNotFound, "the invocation log is off on this server")
 	}
-	recs, err := s.invlog.lookup(r.Context(), id)
+	recs, err := s.invlog.lookup(r.Context(), id, time.Now())
 	if err != nil {
 		return err
 	}
