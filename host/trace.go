@@ -13,22 +13,26 @@ import (
 // plugboard_poll, ...), a child of the span in the caller's context. The outbound requests the
 // call makes are its children (package egress), and each carries a traceparent upstream.
 
-// startSpan starts the span of one export call.
+// startSpan starts the span of one export call. Attributes are set only on a recording span:
+// with tracing off the call pays for no attribute.
 func (m *Module) startSpan(ctx context.Context, call *Call, export, action string) (context.Context, trace.Span) {
-	attrs := make([]attribute.KeyValue, 0, 5)
-	attrs = append(attrs,
+	ctx, span := m.h.tracer.Start(ctx, export, trace.WithSpanKind(trace.SpanKindInternal))
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	span.SetAttributes(
 		attribute.String("plugboard.connector", m.manifest.Name),
 		attribute.String("plugboard.version", m.manifest.Version))
 	if action != "" {
-		attrs = append(attrs, attribute.String("plugboard.action", action))
+		span.SetAttributes(attribute.String("plugboard.action", action))
 	}
 	if call.Binding != nil {
-		attrs = append(attrs, attribute.String("plugboard.connection", call.Binding.ID))
+		span.SetAttributes(attribute.String("plugboard.connection", call.Binding.ID))
 	}
 	if call.CorrelationID != "" {
-		attrs = append(attrs, attribute.String("plugboard.correlation_id", call.CorrelationID))
+		span.SetAttributes(attribute.String("plugboard.correlation_id", call.CorrelationID))
 	}
-	return m.h.tracer.Start(ctx, export, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	return ctx, span
 }
 
 // endSpan records what the call did on its span and ends it.

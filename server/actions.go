@@ -154,7 +154,7 @@ func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*a
 	code := "ok"
 	defer func() {
 		s.metrics.add("plugboard_action_calls_total", labels("connector", name, "version", version, "action", actionName, "code", code), 1)
-		s.metrics.observe("plugboard_action_duration_seconds", labels("connector", name, "action", actionName), time.Since(start))
+		s.metrics.observe("plugboard_action_duration_seconds", labels("connector", name, "version", version, "action", actionName), time.Since(start))
 		s.metrics.observe("plugboard_version_call_duration_seconds", labels("connector", name, "version", version, "role", lease.Role()), time.Since(start))
 		if rep != nil {
 			for _, o := range rep.Outbound {

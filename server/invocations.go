@@ -29,9 +29,11 @@ import (
 // with what was known.
 //
 // The record is queued before the call's response is written and stored in bbolt by one
-// background writer, which commits whatever is queued in one transaction (one fsync per batch,
-// not per call). A record still queued is served from memory, so GET /v1/invocations/{id} after
-// the response always finds it. The queue is bounded: when the disk falls behind, calls wait to
+// background writer, which collects records for 100 ms (or 256 of them) and commits them in one
+// transaction: one fsync per batch, not per call, which measured 0.4-0.6 ms per call on the
+// 2-core benchmark machine when every record was its own transaction. A record still queued is
+// served from memory, so GET /v1/invocations/{id} after the response always finds it; a crash
+// loses at most the last 100 ms of records (they are diagnostics, not acknowledged writes). The queue is bounded: when the disk falls behind, calls wait to
 // enqueue rather than drop records. Records are kept for Options.InvocationRetention (24 h) and
 // at most Options.MaxInvocations (100 000), pruned in the background.
 //
@@ -53,6 +55,8 @@ const (
 	defaultMaxInvocations      = 100_000
 	// invocationQueue bounds the records waiting for the writer.
 	invocationQueue = 4096
+	// invocationFlush is how long the writer collects records before it commits them.
+	invocationFlush = 100 * time.Millisecond
 	// maxLoggedLines and maxLoggedBytes cap the plugin log lines one record keeps (the host
 	// captures up to host.Config.MaxLogBytes per call; the record keeps the first lines).
 	maxLoggedLines = 100
@@ -232,19 +236,23 @@ func (l *invocationLog) write() {
 	batch := make([]*invocation, 0, 256)
 	recs := make([]store.Invocation, 0, 256)
 	for inv := range l.queue {
+		// Collect for up to invocationFlush (or a full batch): one fsync then covers every
+		// call of that window instead of one each.
 		batch = append(batch[:0], inv)
-	drain:
+		timer := time.NewTimer(invocationFlush)
+	collect:
 		for len(batch) < cap(batch) {
 			select {
 			case inv, ok := <-l.queue:
 				if !ok {
-					break drain
+					break collect
 				}
 				batch = append(batch, inv)
-			default:
-				break drain
+			case <-timer.C:
+				break collect
 			}
 		}
+		timer.Stop()
 		recs = recs[:0]
 		for _, inv := range batch {
 			doc, err := json.Marshal(inv)

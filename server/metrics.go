@@ -36,7 +36,7 @@ var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 func newMetrics() *metrics {
 	return &metrics{counters: map[string]map[string]float64{}, histograms: map[string]map[string]*histogram{}, help: map[string]string{
 		"plugboard_action_calls_total":      "Action calls by connector, version, action and outcome code.",
-		"plugboard_action_duration_seconds": "Action call latency through the full HTTP path.",
+		"plugboard_action_duration_seconds": "Action call latency from the plugin call to its result (instance wait and start included), by connector, version and action.",
 		"plugboard_egress_requests_total":   "Outbound requests made by plugins, by connector, origin and status.",
 		"plugboard_uploads_total":           "Connector uploads by outcome code.",
 		"plugboard_http_requests_total":     "API requests by route and status.",

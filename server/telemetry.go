@@ -43,13 +43,16 @@ var propagator = propagation.TraceContext{}
 func (s *Server) withTrace(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+		ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		if !span.IsRecording() {
 			span.End()
-			next.ServeHTTP(w, r.WithContext(ctx))
+			if trace.SpanContextFromContext(ctx).IsValid() {
+				r = r.WithContext(ctx) // the caller's trace context, for outbound requests
+			}
+			next.ServeHTTP(w, r)
 			return
 		}
+		span.SetAttributes(attribute.String("http.request.method", r.Method))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			status := sw.status

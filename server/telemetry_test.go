@@ -186,3 +186,34 @@ func TestLogsCarryCorrelation(t *testing.T) {
 		t.Errorf("a record with its own correlation_id: %s", lines[1])
 	}
 }
+
+// BenchmarkActionCallTraced is BenchmarkActionCall with tracing on: every request sampled,
+// spans batched to an exporter that drops them, so the figure is the cost of making spans and
+// injecting traceparent, not of shipping them.
+func BenchmarkActionCallTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	up := benchUpstream()
+	b.Cleanup(up.Close)
+	ts := startServer(b, func(o *Options) { o.TracerProvider = tp })
+	ts.must(201, ts.upload("http"))
+	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
+		"id": "bench", "connectors": []string{"http"}, "params": map[string]any{"base_url": up.URL},
+		"auth": map[string]any{"type": "api_key", "api_key": "k"},
+	}))
+	benchAction(b, ts)
+}
+
+// BenchmarkActionCallNoInvocationLog is BenchmarkActionCall with the invocation log off, to
+// isolate its cost.
+func BenchmarkActionCallNoInvocationLog(b *testing.B) {
+	up := benchUpstream()
+	b.Cleanup(up.Close)
+	ts := startServer(b, func(o *Options) { o.InvocationRetention = -1 })
+	ts.must(201, ts.upload("http"))
+	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
+		"id": "bench", "connectors": []string{"http"}, "params": map[string]any{"base_url": up.URL},
+		"auth": map[string]any{"type": "api_key", "api_key": "k"},
+	}))
+	benchAction(b, ts)
+}

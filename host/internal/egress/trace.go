@@ -17,8 +17,10 @@ var propagator = propagation.TraceContext{}
 // plugin call's span.
 func (k *call) startHop(method, origin string) {
 	k.endHop(Outbound{}) // a hop left open by a path that did not record it
-	_, k.hop = k.c.tracer.Start(k.parent, method, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("plugboard.origin", origin)))
+	_, k.hop = k.c.tracer.Start(k.parent, method, trace.WithSpanKind(trace.SpanKindClient))
+	if k.hop.IsRecording() {
+		k.hop.SetAttributes(attribute.String("http.request.method", method), attribute.String("plugboard.origin", origin))
+	}
 }
 
 // endHop records what a hop did on its span and ends it. It never names a path, a query or a
