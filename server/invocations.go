@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -161,13 +160,28 @@ func (inv *invocation) usageHeader() string {
 		in += o.BytesIn
 		out += o.BytesOut
 	}
-	inst := 0
+	inst := int64(0)
 	if inv.Instantiated {
 		inst = 1
 	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	return fmt.Sprintf("wall_ms=%s, guest_ms=%s, host_ms=%s, mem_peak_kib=%d, outbound=%d, retries=%d, bytes_in=%d, bytes_out=%d, instantiated=%d",
-		f(inv.DurationMS), f(inv.GuestMS), f(inv.HostMS), inv.MemoryPeakBytes>>10, len(inv.Outbound), retries, in, out, inst)
+	b := make([]byte, 0, 160)
+	b = append(b, "wall_ms="...)
+	b = strconv.AppendFloat(b, inv.DurationMS, 'f', -1, 64)
+	b = append(b, ", guest_ms="...)
+	b = strconv.AppendFloat(b, inv.GuestMS, 'f', -1, 64)
+	b = append(b, ", host_ms="...)
+	b = strconv.AppendFloat(b, inv.HostMS, 'f', -1, 64)
+	for _, kv := range [...]struct {
+		key string
+		v   int64
+	}{{"mem_peak_kib", int64(inv.MemoryPeakBytes >> 10)}, {"outbound", int64(len(inv.Outbound))}, {"retries", int64(retries)},
+		{"bytes_in", in}, {"bytes_out", out}, {"instantiated", inst}} {
+		b = append(b, ", "...)
+		b = append(b, kv.key...)
+		b = append(b, '=')
+		b = strconv.AppendInt(b, kv.v, 10)
+	}
+	return string(b)
 }
 
 // millis is d in milliseconds, rounded to microseconds.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"math"
 	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,14 +63,16 @@ func newMetrics() *metrics {
 
 // labels renders label pairs in a stable order: labels("a", "1", "b", "2").
 func labels(kv ...string) string {
-	var b strings.Builder
+	b := make([]byte, 0, 96)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&b, "%s=%q", kv[i], kv[i+1])
+		b = append(b, kv[i]...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, kv[i+1]) // what fmt's %q writes, without boxing the arguments
 	}
-	return b.String()
+	return string(b)
 }
 
 func (m *metrics) add(name, lbl string, v float64) {
