@@ -28,7 +28,9 @@ func TestTraceparent(t *testing.T) {
 	}{
 		{"no trace: the guest's header goes as it is", nil, context.Background(), func([]sdktrace.ReadOnlySpan) string { return guestTP }},
 		{"tracing off, caller's trace: the caller's context goes", nil, trace.ContextWithRemoteSpanContext(context.Background(), remote),
-			func([]sdktrace.ReadOnlySpan) string { return "00-" + remote.TraceID().String() + "-" + remote.SpanID().String() + "-01" }},
+			func([]sdktrace.ReadOnlySpan) string {
+				return "00-" + remote.TraceID().String() + "-" + remote.SpanID().String() + "-01"
+			}},
 		{"tracing on: the last hop's span goes", tp.Tracer("t"), trace.ContextWithRemoteSpanContext(context.Background(), remote),
 			func(spans []sdktrace.ReadOnlySpan) string {
 				last := spans[len(spans)-1]
