@@ -81,6 +81,7 @@ func TestInvocationLog(t *testing.T) {
 		t.Errorf("panic answered %d with usage %q", r.Status, r.Header.Get("X-Plugboard-Usage"))
 	}
 	inv = get("c_panic")
+	inv0code := r.code(t)
 	logs, _ := inv["logs"].([]any)
 	if inv["outcome"] != r.code(t) || inv["error"].(map[string]any)["source"] != "plugin" || len(logs) == 0 ||
 		!strings.Contains(logs[0].(map[string]any)["message"].(string), "deliberate panic") || inv["connection"] != nil {
@@ -118,6 +119,22 @@ func TestInvocationLog(t *testing.T) {
 		}
 		if w.Code != tt.status {
 			t.Errorf("%s: %d, want %d", tt.name, w.Code, tt.status)
+		}
+	}
+
+	// The same calls in the metrics.
+	metrics := string(ts.must(200, ts.do("GET", "/metrics", nil)).Body)
+	for _, want := range []string{
+		`plugboard_build_info{version="`,
+		`plugboard_action_errors_total{connector="hostile",version="1.0.0",action="panic",code="` + inv0code + `",source="plugin"} 1`,
+		`plugboard_action_errors_total{connector="",version="",action="",code="connector_not_found",source="plugboard"} 1`,
+		`plugboard_action_guest_seconds_count{connector="spy",version="1.0.0",action="fetch"} 1`,
+		`plugboard_instance_starts_total{connector="spy",version="1.0.0"} 1`,
+		`plugboard_egress_bytes_total{connector="spy",origin="` + up.URL + `",direction="out"} 5`,
+		`plugboard_egress_duration_seconds_count{connector="spy",origin="` + up.URL + `"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 
