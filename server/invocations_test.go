@@ -3,16 +3,23 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/plugboard/plugboard/registry/store"
 )
 
 // usageRE is the X-Plugboard-Usage format documented in invocations.go.
@@ -190,4 +197,47 @@ func TestInvocationLogMCP(t *testing.T) {
 	if inv["connector"] != "hostile" || inv["action"] != "ok" || inv["outcome"] != "ok" {
 		t.Errorf("record %v", inv)
 	}
+}
+
+// TestInvocationLogHammer: records written from many goroutines are readable the moment
+// record returns, whether the writer has committed them yet or not, and all are in the store
+// after close.
+func TestInvocationLogHammer(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "plugboard.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := newInvocationLog(st, slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics(), 0, 0)
+	const workers, each = 8, 60
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("c_%d_%d", w, i)
+				l.record(&invocation{CorrelationID: id, Connector: "x", Action: "a", StartedAt: time.Now().UTC(), Outcome: "ok"})
+				recs, err := l.lookup(context.Background(), id, time.Now())
+				if err != nil || len(recs) != 1 {
+					errs <- fmt.Sprintf("%s right after record: %d records, %v", id, len(recs), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	l.close()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	for w := range workers {
+		for i := range each {
+			if recs, err := st.Invocations(context.Background(), fmt.Sprintf("c_%d_%d", w, i)); err != nil || len(recs) != 1 {
+				t.Fatalf("c_%d_%d in the store: %d records, %v", w, i, len(recs), err)
+			}
+		}
+	}
+	l.record(&invocation{CorrelationID: "late", StartedAt: time.Now()}) // after close: dropped, no panic
 }
