@@ -406,5 +406,12 @@ func (s *Server) invocationRetention() string {
 	if s.invlog == nil {
 		return "0s"
 	}
-	return strings.TrimSuffix(s.invlog.retention.String(), "0m0s")
+	d := s.invlog.retention.String() // 24h0m0s -> 24h, 1h30m0s -> 1h30m, 2m0s -> 2m
+	if strings.HasSuffix(d, "m0s") {
+		d = d[:len(d)-2]
+	}
+	if strings.HasSuffix(d, "h0m") {
+		d = d[:len(d)-2]
+	}
+	return d
 }

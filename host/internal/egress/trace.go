@@ -32,8 +32,10 @@ func (k *call) endHop(o Outbound) {
 	}
 	k.hop = nil
 	if span.IsRecording() && o.Method != "" {
+		if o.Status > 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", o.Status))
+		}
 		span.SetAttributes(
-			attribute.Int("http.response.status_code", o.Status),
 			attribute.Int("plugboard.retries", o.Retries),
 			attribute.Int64("plugboard.bytes_in", o.BytesIn),
 			attribute.Int64("plugboard.bytes_out", o.BytesOut))
@@ -45,7 +47,7 @@ func (k *call) endHop(o Outbound) {
 			code, _, _ := strings.Cut(o.Err, ":")
 			span.SetAttributes(attribute.String("error.type", code))
 			span.SetStatus(codes.Error, code)
-		case o.Status >= 500:
+		case o.Status >= 400: // a client span's error, as OpenTelemetry's HTTP conventions have it
 			span.SetStatus(codes.Error, http.StatusText(o.Status))
 		}
 	}
