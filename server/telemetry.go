@@ -22,7 +22,7 @@ import (
 
 // Telemetry: OpenTelemetry traces and the context attributes of logs.
 //
-// Every request gets a server span, named "<METHOD> <route template>" once the router matched
+// Every request except /healthz, /readyz and /metrics gets a server span, named "<METHOD> <route template>" once the router matched
 // it ("POST /v1/connectors/{name}/actions/{action}"; just the method when nothing matched). A
 // W3C traceparent on the request makes it a child of the caller's span. Action calls add a
 // span per guest call and one per outbound request below it (package host), and outbound
@@ -42,6 +42,11 @@ var propagator = propagation.TraceContext{}
 // carries a traceparent.
 func (s *Server) withTrace(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics": // probes and scrapes: no span every few seconds
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		if !span.IsRecording() {
