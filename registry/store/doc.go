@@ -1,6 +1,7 @@
 // Package store is Plugboard's durable state, kept in one bbolt file in the data directory:
 // plugin blobs, connector versions and their active pointers, connections (with their secrets
-// sealed), the plugboard_kv entries and plugboard_timer timers of plugins, and small settings.
+// sealed), the plugboard_kv entries and plugboard_timer timers of plugins, invocation log
+// records, and small settings.
 //
 // The registry is its only caller, and the store stays generic: it never interprets manifests,
 // params or credentials beyond the fields its types name. The registry reaches storage through
@@ -51,6 +52,9 @@
 //	timers         <id> -> JSON                            SetTimer, DeleteTimer
 //	timers_due     fire time (8 bytes) + id -> ""          DueTimers, in fire-time order
 //	timers_scope   scope + id -> ""                        per-scope count, cascade on delete
+//	invocations    lp(correlation id) time seq -> JSON      PutInvocations, Invocations
+//	invocations_by_time  time seq -> invocations key       PruneInvocations; sequence = count
+//	               (both created at the first write; see invocations.go)
 //
 // lp(s) is s prefixed by its length as a uvarint. A scope is lp(connection) lp(connector):
 // connection first, so [Store.DeleteConnection] finds the kv scopes and timers of every
