@@ -201,9 +201,9 @@ type invocationLog struct {
 	done  chan struct{} // closed when the writer has flushed and stopped
 	stop  chan struct{} // stops the pruner
 
-	mu      sync.RWMutex // guards closed (read-held while sending on queue) and pending
+	mu      sync.RWMutex // guards closed; read-held while sending on queue, so close never races a send
 	closed  bool
-	pmu     sync.Mutex
+	pmu     sync.Mutex               // guards pending
 	pending map[string][]*invocation // queued, not yet committed, by correlation id
 }
 
