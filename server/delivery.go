@@ -16,6 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
 )
@@ -203,6 +208,14 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 		o.GiveUp = true
 		return o
 	}
+	// The delivery continues the trace of the poll or inbound webhook that produced the event.
+	if p.Event.Traceparent != "" {
+		ctx = propagator.Extract(ctx, propagation.MapCarrier{"traceparent": p.Event.Traceparent})
+	}
+	ctx, span := t.s.startSpan(ctx, "deliver "+sub.Connector+"."+sub.Trigger, trace.SpanKindClient,
+		attribute.String("plugboard.subscription", sub.ID), attribute.String("plugboard.event_id", ev.ID),
+		attribute.Int("plugboard.attempt", p.Entry.Attempts+1))
+	defer span.End()
 	actx, cancel := context.WithTimeout(ctx, t.o.PushTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, sub.Delivery.URL, bytes.NewReader(body))
@@ -219,6 +232,7 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 	if p.Event.CorrelationID != "" {
 		req.Header.Set("X-Correlation-ID", p.Event.CorrelationID)
 	}
+	t.s.injectTrace(ctx, req.Header)
 	start := time.Now()
 	resp, err := t.client.Do(req)
 	outcome := "error"
@@ -234,6 +248,9 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 	}
 	t.s.metrics.add("plugboard_deliveries_total", labels("connector", sub.Connector, "trigger", sub.Trigger, "outcome", outcome), 1)
 	t.s.metrics.observe("plugboard_delivery_duration_seconds", labels("connector", sub.Connector, "trigger", sub.Trigger), time.Since(start))
+	if err == nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	}
 	switch {
 	case err == nil && resp.StatusCode/100 == 2:
 		o.Delivered = true
@@ -245,6 +262,7 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 	case err == nil:
 		o.Err = fmt.Sprintf("the receiver answered %d", resp.StatusCode)
 	}
+	span.SetStatus(codes.Error, o.Err)
 	n := p.Entry.Attempts // retries already made
 	if n >= len(t.o.RetrySchedule) {
 		o.GiveUp = true

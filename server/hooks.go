@@ -68,7 +68,7 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(evs) > 0 {
-		cr, err := s.st.CommitEvents(ctx, src.ID, evs, corr, s.trig.limits(), nil)
+		cr, err := s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}, s.trig.limits(), nil)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
@@ -53,8 +55,18 @@ type Options struct {
 	Retention registry.Retention
 	// Triggers tune the trigger engine: scheduler, queues and push retries.
 	Triggers TriggerOptions
-	// Logger receives structured logs; nil means slog.Default().
+	// Logger receives structured logs; nil means slog.Default(). Records logged with a
+	// request's context gain its correlation_id and, when traced, trace_id and span_id.
 	Logger *slog.Logger
+	// TracerProvider makes the spans of requests, guest calls and outbound requests
+	// (telemetry.go); nil means the global provider (otel.GetTracerProvider(), a no-op unless
+	// the process installed one). See [TracerProviderFromEnv].
+	TracerProvider trace.TracerProvider
+	// InvocationRetention is how long invocation logs (GET /v1/invocations/{id}) are kept;
+	// 0 means 24 h, negative keeps none.
+	InvocationRetention time.Duration
+	// MaxInvocations caps the invocation logs kept, the oldest going first; 0 means 100 000.
+	MaxInvocations int
 }
 
 // Server is a running Plugboard: store, host, registry and HTTP handler.
@@ -71,6 +83,8 @@ type Server struct {
 	handler    http.Handler
 	mcp        *mcpserver.Handler // MCP endpoints (mcpservers.go)
 	trig       *triggers          // trigger engine (triggers.go)
+	tracer     trace.Tracer       // telemetry.go
+	invlog     *invocationLog     // invocations.go; nil when the log is off
 }
 
 // New opens the data directory, loads the active versions (from the compilation cache when
@@ -89,10 +103,14 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Logger = slog.New(withContextAttrs(o.Logger.Handler()))
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	s := &Server{opts: o, log: o.Logger, metrics: newMetrics()}
+	s := &Server{opts: o, log: o.Logger, metrics: newMetrics(), tracer: o.TracerProvider.Tracer(tracerName)}
 	var err error
 	if s.adminToken, s.generated, err = loadAdminToken(o.DataDir, o.AdminToken); err != nil {
 		return nil, err
@@ -110,6 +128,9 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	}
 	if hc.Logger == nil {
 		hc.Logger = o.Logger
+	}
+	if hc.TracerProvider == nil {
+		hc.TracerProvider = o.TracerProvider
 	}
 	if len(o.EgressAllow) > 0 {
 		hc.Egress.AllowNetworks = append(hc.Egress.AllowNetworks, o.EgressAllow...)
@@ -133,6 +154,7 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 		s.Close(ctx)
 		return nil, fmt.Errorf("starting the trigger engine: %w", err)
 	}
+	s.invlog = newInvocationLog(s.st, o.Logger, s.metrics, o.InvocationRetention, o.MaxInvocations)
 	s.handler = s.routes()
 	s.ready.Store(true)
 	return s, nil
@@ -155,6 +177,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.trig.close()
 	}
 	s.reg.Close(ctx)
+	s.invlog.close() // after the calls drained: their records are written before the store closes
 	herr := s.host.Close(ctx)
 	return errors.Join(herr, s.st.Close())
 }
@@ -238,6 +261,7 @@ func (s *Server) routes() http.Handler {
 	v1 := mux.NewRouter()
 	v1.NotFoundHandler = r.NotFoundHandler
 	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
+	s.nameSpans(r, v1) // server spans are named after the route template (telemetry.go)
 	r.PathPrefix("/v1/").Handler(s.requireToken(v1))
 	handle := func(method, path string, h handlerFunc) {
 		v1.Handle("/v1"+path, s.wrap(path, h)).Methods(method)
@@ -250,6 +274,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPut, "/connectors/{name}/active", s.activate)
 	handle(http.MethodGet, "/connectors/{name}/actions", s.listActions)
 	handle(http.MethodPost, "/connectors/{name}/actions/{action}", s.invoke)
+	handle(http.MethodGet, "/invocations/{correlation_id}", s.getInvocation)
 
 	handle(http.MethodPost, "/connections", s.createConnection)
 	handle(http.MethodGet, "/connections", s.listConnections)
@@ -269,7 +294,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/master-key", s.getMasterKey)
 	handle(http.MethodPost, "/master-key/rotate", s.rotateMasterKey)
 
-	return withCorrelation(s.withLogAndRecover(r))
+	return s.withTrace(withCorrelation(s.withLogAndRecover(r)))
 }
 
 // handlerFunc is an API handler: it writes its success response itself and returns an error

@@ -270,7 +270,7 @@ func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key str
 		return err
 	}
 	if len(evs) > 0 { // a baseline that asked for history (params): deliver it
-		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, ref.call.CorrelationID, t.limits(), nil)
+		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: ref.call.CorrelationID, Traceparent: traceparentOf(ctx)}, t.limits(), nil)
 		if err != nil {
 			return err
 		}

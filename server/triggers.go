@@ -16,6 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
@@ -407,6 +411,11 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 	}
 	defer release()
 	corr := newCorrelationID()
+	ctx, span := t.s.startSpan(ctx, "poll "+src.Connector+"."+src.Trigger, trace.SpanKindInternal,
+		attribute.String("plugboard.connector", src.Connector), attribute.String("plugboard.trigger", src.Trigger),
+		attribute.String("plugboard.source", src.ID), attribute.String("plugboard.correlation_id", corr))
+	defer span.End()
+	origin := store.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}
 	ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, corr)
 	interval := 60 * time.Second
 	if ref != nil {
@@ -435,7 +444,7 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 		}
 		c := res.Cursor
 		var cr store.CommitResult
-		cr, err = t.s.st.CommitEvents(ctx, id, evs, corr, t.limits(), func(s *store.Source) {
+		cr, err = t.s.st.CommitEvents(ctx, id, evs, origin, t.limits(), func(s *store.Source) {
 			s.Cursor = &c
 			s.LastPolledAt = time.Now().UTC()
 			s.LastError = nil
@@ -456,6 +465,7 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 		return
 	}
 	code := toProblem(err).Code
+	span.SetStatus(codes.Error, code)
 	t.s.metrics.add("plugboard_trigger_polls_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", code), 1)
 	t.log.Warn("poll failed; keeping the cursor", "source", id, "connector", src.Connector, "trigger", src.Trigger, "code", code, "err", err, "correlation_id", corr)
 	_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {

@@ -1,6 +1,7 @@
 // Package store is Plugboard's durable state, kept in one bbolt file in the data directory:
 // plugin blobs, connector versions and their active pointers, connections (with their secrets
-// sealed), the plugboard_kv entries and plugboard_timer timers of plugins, and small settings.
+// sealed), the plugboard_kv entries and plugboard_timer timers of plugins, invocation log
+// records, and small settings.
 //
 // The registry is its only caller, and the store stays generic: it never interprets manifests,
 // params or credentials beyond the fields its types name. The registry reaches storage through
@@ -60,6 +61,9 @@
 //	trig_event_ids lp(source) event id -> seq              the deduplication ledger
 //	trig_queue     lp(subscription) seq -> JSON            pending deliveries: QueueHead, LeaseEvents, Ack
 //	trig_secrets   "src:" or "sub:" + id -> sealed         webhook and signing secrets, TriggerSecret
+//	invocations    lp(correlation id) time seq -> JSON      PutInvocations, Invocations
+//	invocations_by_time  time seq -> invocations key       PruneInvocations; sequence = count
+//	               (both created at the first write; see invocations.go)
 //
 // A poll's cursor, its new events, their ledger entries and every subscriber's queue entries
 // commit in one transaction ([Store.CommitEvents]). Events are stored once per source; queues

@@ -137,6 +137,15 @@ type StoredEvent struct {
 	Received      time.Time       `json:"received"`
 	Data          json.RawMessage `json:"data"`
 	CorrelationID string          `json:"correlation_id,omitempty"`
+	// Traceparent is the W3C trace context of the poll or inbound webhook that produced the
+	// event, carried onto its deliveries.
+	Traceparent string `json:"traceparent,omitempty"`
+}
+
+// Origin is where a commit's events come from: the correlation id and trace context of the
+// poll or inbound webhook, carried onto deliveries.
+type Origin struct {
+	CorrelationID, Traceparent string
 }
 
 // QueueEntry is one pending delivery of a subscription.
@@ -581,7 +590,7 @@ type CommitResult struct {
 // CommitEvents appends the events the source has not seen yet to its log, enqueues each for
 // every subscription that is not disabled, and applies update to the source: all in one
 // transaction, so a poll's cursor and its events are committed together or not at all.
-func (s *Store) CommitEvents(ctx context.Context, sourceID string, events []NewEvent, correlationID string, lim TriggerLimits, update func(*Source)) (CommitResult, error) {
+func (s *Store) CommitEvents(ctx context.Context, sourceID string, events []NewEvent, origin Origin, lim TriggerLimits, update func(*Source)) (CommitResult, error) {
 	var res CommitResult
 	now := s.nowUTC()
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -616,7 +625,8 @@ func (s *Store) CommitEvents(ctx context.Context, sourceID string, events []NewE
 			if t.IsZero() {
 				t = now
 			}
-			ev := StoredEvent{Seq: seq, SourceEventID: e.SourceEventID, Type: e.Type, Time: t.UTC(), Received: now, Data: e.Data, CorrelationID: correlationID}
+			ev := StoredEvent{Seq: seq, SourceEventID: e.SourceEventID, Type: e.Type, Time: t.UTC(), Received: now, Data: e.Data,
+				CorrelationID: origin.CorrelationID, Traceparent: origin.Traceparent}
 			if err := putJSON(evb, seqKey(prefix, seq), ev); err != nil {
 				return err
 			}

@@ -44,11 +44,11 @@ func TestCommitEventsDedupFanOutAndCursor(t *testing.T) {
 	s := openTest(t, nil)
 	src := newSourceWithSubs(t, s, Subscription{ID: "sub_a"}, Subscription{ID: "sub_b"}, Subscription{ID: "sub_off", Status: SubDisabled})
 	cursor := "c1"
-	res, err := s.CommitEvents(ctx, src.ID, evs("1", "2", "2"), "corr", TriggerLimits{}, func(s *Source) { s.Cursor = &cursor })
+	res, err := s.CommitEvents(ctx, src.ID, evs("1", "2", "2"), Origin{CorrelationID: "corr"}, TriggerLimits{}, func(s *Source) { s.Cursor = &cursor })
 	if err != nil || res.New != 2 || len(res.Notify) != 2 {
 		t.Fatalf("commit = %+v, %v; want 2 new events for 2 subscriptions", res, err)
 	}
-	res, err = s.CommitEvents(ctx, src.ID, evs("2", "3"), "corr", TriggerLimits{}, nil)
+	res, err = s.CommitEvents(ctx, src.ID, evs("2", "3"), Origin{CorrelationID: "corr"}, TriggerLimits{}, nil)
 	if err != nil || res.New != 1 {
 		t.Fatalf("second commit = %+v, %v; want only event 3 new", res, err)
 	}
@@ -66,7 +66,7 @@ func TestCommitEventsDedupFanOutAndCursor(t *testing.T) {
 		t.Fatalf("a disabled subscription got events: %+v", pend)
 	}
 	// A failing update (the source is gone) commits nothing.
-	if _, err := s.CommitEvents(ctx, "src_missing", evs("9"), "", TriggerLimits{}, nil); !errors.Is(err, ErrNotFound) {
+	if _, err := s.CommitEvents(ctx, "src_missing", evs("9"), Origin{}, TriggerLimits{}, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("commit to a missing source: %v", err)
 	}
 }
@@ -78,7 +78,7 @@ func TestQueueBoundAckAndPrune(t *testing.T) {
 	s := openTest(t, nil)
 	src := newSourceWithSubs(t, s, Subscription{ID: "sub_q", Delivery: Delivery{Type: "queue"}})
 	lim := TriggerLimits{MaxQueue: 3, MaxEvents: 4}
-	if _, err := s.CommitEvents(ctx, src.ID, evs("1", "2", "3", "4", "5"), "", lim, nil); err != nil {
+	if _, err := s.CommitEvents(ctx, src.ID, evs("1", "2", "3", "4", "5"), Origin{}, lim, nil); err != nil {
 		t.Fatal(err)
 	}
 	sub, _, _ := s.GetSubscription(ctx, "sub_q")
@@ -103,14 +103,14 @@ func TestQueueBoundAckAndPrune(t *testing.T) {
 	}
 	// Now nothing is pending: the next commit prunes the log down to its bound, and the pruned
 	// ids leave the ledger with them.
-	if _, err := s.CommitEvents(ctx, src.ID, evs("6"), "", lim, nil); err != nil {
+	if _, err := s.CommitEvents(ctx, src.ID, evs("6"), Origin{}, lim, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.GetSource(ctx, src.ID)
 	if got.Events != 4 {
 		t.Fatalf("source log holds %d events after pruning, want 4", got.Events)
 	}
-	res, _ := s.CommitEvents(ctx, src.ID, evs("1", "6"), "", lim, nil)
+	res, _ := s.CommitEvents(ctx, src.ID, evs("1", "6"), Origin{}, lim, nil)
 	if res.New != 1 {
 		t.Fatalf("after pruning, %d of (pruned 1, kept 6) counted new; want 1", res.New)
 	}
