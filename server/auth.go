@@ -245,6 +245,10 @@ func (s *Server) guard(r *http.Request, perm permission) error {
 	vars := mux.Vars(r)
 	path := r.URL.Path
 	switch {
+	case path == "/v1/connectors" && r.Method == http.MethodPost && p.Connectors != nil:
+		// The uploaded connector's name is known only once the plugin passed its checks, after
+		// which it is stored: a key narrowed to connectors does not upload.
+		return problemf(http.StatusForbidden, codeForbidden, "key %s is narrowed to connectors %v; uploading needs a key not narrowed to connectors", p.KeyID, p.Connectors)
 	case strings.HasPrefix(path, "/v1/connectors/") && vars["name"] != "":
 		return s.authorizeTarget(r.Context(), vars["name"], "")
 	case strings.HasPrefix(path, "/v1/connections/") && vars["id"] != "":

@@ -249,6 +249,10 @@ func TestScopedInvokerKey(t *testing.T) {
 		t.Errorf("connectors outside the scope listed: %v", l)
 	}
 	ts.must(403, ts.do("GET", "/v1/connectors/spy", nil, asKey(osecret)...))
+	// An author narrowed to connectors cannot upload (the name is known only after the checks).
+	_, asecret := ts.createKey("author-spy", roleAuthor, map[string]any{"connectors": []string{"spy"}})
+	ts.must(403, ts.do("POST", "/v1/connectors", pluginWasm(t, "spy"), asKey(asecret)...))
+	ts.must(200, ts.do("PUT", "/v1/connectors/spy/active", map[string]any{"version": "1.0.0"}, asKey(asecret)...))
 }
 
 // TestKeyLifecycle: a key works until revoked or expired, its secret is shown once and never
