@@ -51,6 +51,8 @@
 //	timers         <id> -> JSON                            SetTimer, DeleteTimer
 //	timers_due     fire time (8 bytes) + id -> ""          DueTimers, in fire-time order
 //	timers_scope   scope + id -> ""                        per-scope count, cascade on delete
+//	api_keys       <key id> -> JSON (secret as SHA-256)    CreateAPIKey, APIKey, DeleteAPIKey
+//	audit          sequence (8 bytes BE) -> JSON entry     AppendAudit, Audit, PruneAudit (a prefix)
 //
 // lp(s) is s prefixed by its length as a uvarint. A scope is lp(connection) lp(connector):
 // connection first, so [Store.DeleteConnection] finds the kv scopes and timers of every
