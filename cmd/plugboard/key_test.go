@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,5 +94,34 @@ func TestKeyAndAuditCommands(t *testing.T) {
 	plugboard(t, admin, "", "keys", "show").want(t, exitOK, []string{"Active master key:"}, nil)
 	if r := plugboard(t, admin, "", "key", "-h"); strings.Contains(r.stdout, "rotate") {
 		t.Errorf("key help lists the hidden master-key aliases:\n%s", r.stdout)
+	}
+}
+
+// TestManagementOverUnixSocket: with --admin-listen unix:..., PLUGBOARD_URL=unix:/path reaches it.
+func TestManagementOverUnixSocket(t *testing.T) {
+	srv, err := server.New(context.Background(), &server.Options{DataDir: t.TempDir(), AdminToken: "pba_sock",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SeparateAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	adm, err := server.Listen("unix:" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := server.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, server.ServeConfig{Public: pub, Admin: adm}) }()
+	defer func() { cancel(); <-done }()
+
+	plugboard(t, env{"PLUGBOARD_URL": "unix:" + sock, "PLUGBOARD_TOKEN": "pba_sock"}, "", "key", "list").
+		want(t, exitOK, []string{"key_admin"}, nil)
+	if r := plugboard(t, env{"PLUGBOARD_URL": "http://" + pub.Addr().String(), "PLUGBOARD_TOKEN": "pba_sock"}, "", "key", "list"); r.code != exitError {
+		t.Errorf("key list on the public listener: %d %s", r.code, r.stdout)
 	}
 }
