@@ -196,6 +196,16 @@ func TestRolePermissionTable(t *testing.T) {
 			}
 		}
 	}
+	for _, perm := range []permission{"", "subscriptions.write"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("a route with permission %q was accepted", perm)
+				}
+			}()
+			mustPermission("GET", "/x", perm)
+		}()
+	}
 	for _, role := range roles {
 		if rolePermissions[role] == nil {
 			t.Errorf("role %s has no row", role)

@@ -285,9 +285,7 @@ func (s *Server) routes() http.Handler {
 	r.PathPrefix("/v1/").Handler(s.authenticate(v1))
 	// handle registers a /v1 route with the permission it needs (auth.go has the role table).
 	handle := func(method, path string, perm permission, h handlerFunc) {
-		if !validPermission(perm) {
-			panic(fmt.Sprintf("server: route %s /v1%s has no valid permission (%q): add one from auth.go", method, path, perm))
-		}
+		mustPermission(method, path, perm)
 		v1.Handle("/v1"+path, s.wrap(method, path, perm, h)).Methods(method)
 	}
 	handle(http.MethodPost, "/connectors", permConnectorsManage, s.uploadConnector)
@@ -317,6 +315,14 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/master-key/rotate", permMasterKeyAdmin, s.rotateMasterKey)
 
 	return withCorrelation(s.withLogAndRecover(r))
+}
+
+// mustPermission panics, so the server does not start, when a route is registered without a
+// permission of the table in auth.go.
+func mustPermission(method, path string, perm permission) {
+	if !validPermission(perm) {
+		panic(fmt.Sprintf("server: route %s /v1%s has no valid permission (%q): add one from auth.go", method, path, perm))
+	}
 }
 
 // publicRouteRE matches the action route, the one /v1 route the public listener serves.
