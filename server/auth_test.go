@@ -228,6 +228,9 @@ func TestScopedInvokerKey(t *testing.T) {
 	as := asKey(secret)
 
 	ts.must(200, ts.do("POST", "/v1/connectors/spy/actions/count", map[string]any{"connection": "spy-a"}, as...))
+	if e := ts.auditEntries(url.Values{"actor": {id}}); len(e) != 0 {
+		t.Errorf("an allowed action call is in the audit log: %v", e)
+	}
 	r := ts.must(403, ts.do("POST", "/v1/connectors/spy/actions/count", map[string]any{"connection": "spy-b"}, as...))
 	if r.code(t) != codeForbidden {
 		t.Fatalf("another connection: %s", r.Body)

@@ -21,7 +21,8 @@ import (
 //   - p.owns(owner) before changing or consuming an owned record (admin: always), and
 //     p.mayRead(owner) before showing one (admin and reader: always); answer 404 otherwise, so
 //     ids of other keys' records are not confirmed;
-//   - p.allowsConnector / p.allowsConnection to filter lists.
+//   - p.allowsTarget(connector, connection) (or allowsConnector / allowsConnection) to filter
+//     lists, and in GET /invocations/{correlation_id} to answer 404 outside the scopes.
 type principal struct {
 	// KeyID identifies the key ("key_..."); the first admin key for the admin token.
 	KeyID string
@@ -63,6 +64,12 @@ func (p *principal) allowsConnector(name string) bool {
 // allowsConnection reports whether p's scopes include connection id ("" for calls without one).
 func (p *principal) allowsConnection(id string) bool {
 	return p.Connections == nil || id == "" || slices.Contains(p.Connections, id)
+}
+
+// allowsTarget reports whether p's scopes include connector and connection ("" for none); for
+// filtering lists and for answers that must be 404 rather than 403 (invocation logs).
+func (p *principal) allowsTarget(connector, connection string) bool {
+	return (connector == "" || p.allowsConnector(connector)) && p.allowsConnection(connection)
 }
 
 // can reports whether p's role grants perm.

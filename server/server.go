@@ -373,7 +373,7 @@ func (s *Server) wrap(method, route string, perm permission, h handlerFunc) http
 			err = h(sw, r)
 		}
 		record := func(status int) {
-			if audited(method, status) {
+			if audited(perm, method, status) {
 				s.audit(ctx, auditEvent{actor: p.KeyID, role: p.Role, action: action, target: tgt.get(), status: status})
 			}
 		}
