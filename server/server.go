@@ -286,7 +286,7 @@ func (s *Server) routes() http.Handler {
 	// handle registers a /v1 route with the permission it needs (auth.go has the role table).
 	handle := func(method, path string, perm permission, h handlerFunc) {
 		mustPermission(method, path, perm)
-		v1.Handle("/v1"+path, s.wrap(method, path, perm, h)).Methods(method)
+		v1.Handle("/v1"+path, s.guarded(method, path, perm, h)).Methods(method)
 	}
 	handle(http.MethodPost, "/connectors", permConnectorsManage, s.uploadConnector)
 	handle(http.MethodGet, "/connectors", permConnectorsRead, s.listConnectors)
@@ -359,9 +359,23 @@ func (s *Server) publicOnly(full http.Handler) http.Handler {
 // for everything else, which [Server.wrap] maps to a problem document.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// wrap runs h for route after the caller's role and path scopes pass perm (guard), maps its
-// error to a problem, records the audit entry of a mutating or denied call, and counts it.
-func (s *Server) wrap(method, route string, perm permission, h handlerFunc) http.Handler {
+// wrap serves a route without access control (hooks, reached by upstream services with the
+// token in their URL): it maps h's error to a problem and counts the call. /v1 routes go
+// through handle, which uses guarded.
+func (s *Server) wrap(route string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		if err := h(sw, r); err != nil {
+			s.fail(sw, r, err)
+		}
+		s.metrics.add("plugboard_http_requests_total", labels("route", r.Method+" "+route, "status", fmt.Sprint(sw.status)), 1)
+	})
+}
+
+// guarded runs h for a /v1 route after the caller's role and path scopes pass perm (guard),
+// maps its error to a problem, records the audit entry of a mutating or denied call, and counts
+// it.
+func (s *Server) guarded(method, route string, perm permission, h handlerFunc) http.Handler {
 	action := method + " /v1" + route
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, tgt := withAuditTarget(r.Context())
