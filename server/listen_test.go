@@ -135,7 +135,12 @@ func TestTLSAndAdminListener(t *testing.T) {
 			t.Errorf("%s %s on public: %d %s", mp[0], mp[1], st, b)
 		}
 	}
-	// MCP stays public: the MCP handler answers, not the listener's 404.
+	// Queue event pull and ack are data plane too: they reach the API (no such route in this
+	// tree yet: a 404 from the /v1 router, not the listener's).
+	if st, b := call(public, "GET", base+"/v1/subscriptions/sub_x/events", ""); st != 404 || strings.Contains(b, "admin listener") {
+		t.Errorf("event pull on public: %d %s", st, b)
+	}
+		// MCP stays public: the MCP handler answers, not the listener's 404.
 	if st, b := call(public, "POST", base+"/mcp/none", `{}`); st != 404 || !strings.Contains(b, "mcp_server_not_found") {
 		t.Errorf("/mcp on public: %d %s", st, b)
 	}

@@ -69,8 +69,8 @@ type Options struct {
 	// KeyRateLimit rounded up (at least 1).
 	KeyRateBurst int
 	// SeparateAdmin serves the management API only on [Server.AdminHandler]: [Server.Handler]
-	// and [Server.PublicHandler] then serve only actions, MCP, hooks, health, metrics and the
-	// OAuth callback, and answer 404 not_found for the rest. false serves everything on both.
+	// and [Server.PublicHandler] then serve only actions, event pull and ack, MCP, hooks,
+	// health, metrics and the OAuth callback, and answer 404 not_found for the rest. false serves everything on both.
 	SeparateAdmin bool
 }
 
@@ -178,7 +178,8 @@ func (s *Server) AdminToken() (token string, generated bool) { return s.adminTok
 func (s *Server) Handler() http.Handler { return s.public }
 
 // PublicHandler returns the handler for the public listener: everything, or with
-// Options.SeparateAdmin only actions, MCP, hooks, health, metrics and the OAuth callback.
+// Options.SeparateAdmin only actions, event pull and ack, MCP, hooks, health, metrics and the
+// OAuth callback.
 func (s *Server) PublicHandler() http.Handler { return s.public }
 
 // AdminHandler returns the handler for the management listener (--admin-listen): the whole
@@ -325,19 +326,29 @@ func mustPermission(method, path string, perm permission) {
 	}
 }
 
-// publicRouteRE matches the action route, the one /v1 route the public listener serves.
-var publicRouteRE = regexp.MustCompile(`^/v1/connectors/[^/]+/actions/[^/]+$`)
+// The /v1 routes of the data plane, which the public listener serves: action calls, and the
+// queue delivery of subscriptions (pull and ack), which apps use as they use actions.
+var (
+	actionRouteRE    = regexp.MustCompile(`^/v1/connectors/[^/]+/actions/[^/]+$`)
+	eventsRouteRE    = regexp.MustCompile(`^/v1/subscriptions/[^/]+/events$`)
+	eventsAckRouteRE = regexp.MustCompile(`^/v1/subscriptions/[^/]+/events/ack$`)
+)
 
 // isPublicRoute reports whether a request belongs on the public listener when the management
-// API has its own (Options.SeparateAdmin): actions, MCP, hooks, health, metrics, OAuth callback.
+// API has its own (Options.SeparateAdmin): actions, event pull and ack, MCP, hooks, health,
+// metrics, OAuth callback.
 func isPublicRoute(r *http.Request) bool {
 	p := r.URL.Path
 	switch {
 	case p == "/healthz", p == "/readyz", p == "/metrics", p == callbackPath, p == "/mcp",
 		strings.HasPrefix(p, "/mcp/"), strings.HasPrefix(p, "/hooks/"):
 		return true
+	case r.Method == http.MethodPost:
+		return actionRouteRE.MatchString(p) || eventsAckRouteRE.MatchString(p)
+	case r.Method == http.MethodGet:
+		return eventsRouteRE.MatchString(p)
 	}
-	return r.Method == http.MethodPost && publicRouteRE.MatchString(p)
+	return false
 }
 
 // publicOnly serves the public routes with full and answers 404 for the management API, as
