@@ -140,7 +140,7 @@ func TestTLSAndAdminListener(t *testing.T) {
 	if st, b := call(public, "GET", base+"/v1/subscriptions/sub_x/events", ""); st != 404 || strings.Contains(b, "admin listener") {
 		t.Errorf("event pull on public: %d %s", st, b)
 	}
-		// MCP stays public: the MCP handler answers, not the listener's 404.
+	// MCP stays public: the MCP handler answers, not the listener's 404.
 	if st, b := call(public, "POST", base+"/mcp/none", `{}`); st != 404 || !strings.Contains(b, "mcp_server_not_found") {
 		t.Errorf("/mcp on public: %d %s", st, b)
 	}
