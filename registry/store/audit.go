@@ -78,7 +78,7 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) error {
 		if err != nil {
 			return err
 		}
-		return b.Put(seqKey(seq), v)
+		return b.Put(auditKey(seq), v)
 	}))
 }
 
@@ -101,7 +101,7 @@ func (s *Store) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, uint64, 
 		if q.Before == 0 {
 			k, v = c.Last()
 		} else {
-			k, v = c.Seek(seqKey(q.Before))
+			k, v = c.Seek(auditKey(q.Before))
 			if k == nil {
 				k, v = c.Last()
 			}
@@ -200,7 +200,7 @@ func (s *Store) PruneAudit(ctx context.Context, maxAge time.Duration, maxEntries
 	}
 }
 
-func seqKey(seq uint64) []byte {
+func auditKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
 	return k[:]
