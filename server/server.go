@@ -70,7 +70,8 @@ type Options struct {
 	KeyRateBurst int
 	// SeparateAdmin serves the management API only on [Server.AdminHandler]: [Server.Handler]
 	// and [Server.PublicHandler] then serve only actions, event pull and ack, MCP, hooks,
-	// health, metrics and the OAuth callback, and answer 404 not_found for the rest. false serves everything on both.
+	// health, metrics and the OAuth callback, and answer 404 not_found for the rest. false
+	// serves everything on both.
 	SeparateAdmin bool
 }
 
