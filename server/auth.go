@@ -188,13 +188,39 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		if wait, ok := s.limits.allow(p.KeyID); !ok {
-			pr := problemf(http.StatusTooManyRequests, codeRateLimited, "key %s is over its request rate; retry after %s", p.KeyID, wait.Round(time.Millisecond))
-			pr.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
-			writeProblem(w, r, pr)
+			writeRateLimited(w, r, p.KeyID, wait)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
+}
+
+// limitKeys applies the per-key rate limit to a route outside /v1 (MCP) for requests made
+// with an API key or the admin token; other tokens (an MCP server's own) are not limited here.
+// The token is authenticated first, so a stranger cannot spend a key's budget by sending its
+// id with a made-up secret.
+func (s *Server) limitKeys(next http.Handler) http.Handler {
+	if s.limits == nil || s.limits.perSecond <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := bearerToken(r); tok != "" {
+			if p, fail := s.authenticateToken(r.Context(), tok); fail == nil {
+				if wait, ok := s.limits.allow(p.KeyID); !ok {
+					writeRateLimited(w, r, p.KeyID, wait)
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeRateLimited answers 429 rate_limited with Retry-After (whole seconds, at least 1).
+func writeRateLimited(w http.ResponseWriter, r *http.Request, keyID string, wait time.Duration) {
+	pr := problemf(http.StatusTooManyRequests, codeRateLimited, "key %s is over its request rate; retry after %s", keyID, wait.Round(time.Millisecond))
+	pr.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
+	writeProblem(w, r, pr)
 }
 
 // keyLimits is the per-key request rate limit (Options.KeyRateLimit); the zero value allows

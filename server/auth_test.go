@@ -409,6 +409,10 @@ func TestKeyRateLimit(t *testing.T) {
 	if r.Header.Get("Retry-After") == "" {
 		t.Error("the admin token's 429 has no Retry-After")
 	}
+	// MCP requests with a key count against the same budget.
+	if r := ts.initialize("/mcp", secret); r.Status != 429 || r.Header.Get("Retry-After") == "" {
+		t.Errorf("MCP over the key's rate: %d %s", r.Status, r.Body)
+	}
 }
 
 // BenchmarkAuthenticateKey measures what authenticating an API key costs per request: one

@@ -59,8 +59,8 @@ func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, per
 	handle(http.MethodPatch, "/mcp-servers/{name}", permMCPServersManage, s.patchMCPServer)
 	handle(http.MethodPost, "/mcp-servers/{name}/rotate-token", permMCPServersManage, s.rotateMCPToken)
 	handle(http.MethodDelete, "/mcp-servers/{name}", permMCPServersManage, s.deleteMCPServer)
-	r.Handle("/mcp", s.mcp)
-	r.Handle("/mcp/{name}", s.mcp)
+	r.Handle("/mcp", s.limitKeys(s.mcp))
+	r.Handle("/mcp/{name}", s.limitKeys(s.mcp))
 }
 
 // closeMCP closes the MCP sessions and stops the hot-swap watcher.
