@@ -40,7 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate file (needs --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key file of --tls-cert")
 	adminListen := fs.String("admin-listen", "", "serve the management API only on this address (host:port, or unix:/path/to.sock); --listen then serves only actions, event pull/ack, MCP, hooks, health, metrics and the OAuth callback")
-	keyRate := fs.Float64("key-rate-limit", 0, "requests per second each API key (and the admin token) may send to /v1; 0 means no limit")
+	keyRate := fs.Float64("key-rate-limit", 0, "requests per second each API key (and the admin token) may send to /v1 and /mcp; 0 means no limit")
 	keyBurst := fs.Int("key-rate-burst", 0, "requests a key may send at once above --key-rate-limit (default: the limit rounded up)")
 	auditRetention := fs.Duration("audit-retention", 90*24*time.Hour, "how long audit log entries are kept (pruned in the background); a negative value keeps them forever")
 	auditMax := fs.Int("audit-max-entries", 1_000_000, "most audit log entries kept (the oldest go first); a negative value means no cap")
