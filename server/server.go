@@ -61,9 +61,9 @@ type Options struct {
 	// AuditMaxEntries caps the audit log (the oldest entries go first); 0 means 1,000,000, a
 	// negative value means no count limit.
 	AuditMaxEntries int
-	// KeyRateLimit is the request rate each key (the admin token included) may sustain on /v1 and /mcp,
-	// in requests per second; 0 means no limit. Over it the answer is 429 rate_limited with
-	// Retry-After.
+	// KeyRateLimit is the request rate each key (the admin token included) may sustain on /v1
+	// and /mcp, in requests per second; 0 means no limit. Over it the answer is 429
+	// rate_limited with Retry-After.
 	KeyRateLimit float64
 	// KeyRateBurst is how many requests a key may send at once above KeyRateLimit; 0 means
 	// KeyRateLimit rounded up (at least 1).
