@@ -136,7 +136,7 @@ func keyIDOfSecret(secret string) string {
 	return "key_" + idPart
 }
 
-// errUnauthenticated is the answer to a missing, wrong, revoked or expired token.
+// authFailure is why a token was refused (a 401): missing, wrong, revoked or expired.
 type authFailure struct {
 	actor  string // the presented key id when the token named one
 	detail string

@@ -310,7 +310,7 @@ func (s *Server) authorizeConnection(ctx context.Context, id string, connectors 
 			return err
 		}
 	}
-	setAuditTarget(ctx, "connection:"+id)
+	setAuditTarget(ctx, target("", id))
 	return nil
 }
 
