@@ -90,3 +90,10 @@ mcp-client: $(MCP_TEST_DEPS) ## install the npm packages of the MCP end-to-end t
 test race: $(MCP_TEST_DEPS)
 $(MCP_TEST_DEPS): server/testdata/mcp-client/package.json server/testdata/mcp-client/package-lock.json
 	cd server/testdata/mcp-client && npm ci --no-audit --no-fund
+
+# The push delivery tests verify signatures with the official Standard Webhooks library (npm
+# standardwebhooks, pinned in server/testdata/webhooks/package-lock.json).
+WEBHOOK_TEST_DEPS := server/testdata/webhooks/node_modules/.package-lock.json
+test race: $(WEBHOOK_TEST_DEPS)
+$(WEBHOOK_TEST_DEPS): server/testdata/webhooks/package.json server/testdata/webhooks/package-lock.json
+	cd server/testdata/webhooks && npm ci --no-audit --no-fund

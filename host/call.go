@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
@@ -125,6 +126,23 @@ type Report struct {
 	Duration time.Duration
 	// Instantiated is true when the call paid for a new instance.
 	Instantiated bool
+	// GuestTime is the wall time of the export call minus HostTime: the time the guest's own
+	// code ran, including the WASI and Extism kernel functions it called (clock, random, log
+	// lines, a guest's own sleep) but not instantiation or waiting for an instance. Wall time,
+	// not CPU time: on a loaded machine it includes the time the goroutine was not scheduled.
+	// Zero when the export was not reached.
+	GuestTime time.Duration
+	// HostTime is the wall time spent inside Plugboard's host imports (plugboard_http,
+	// plugboard_kv, plugboard_timer, plugboard_credential) during the call, network waits and
+	// retry backoffs included.
+	HostTime time.Duration
+	// MemoryBytes is the size of the instance's linear memories (the plugin's and the Extism
+	// kernel's) when the call returned. Wasm memory never shrinks, so it is the instance's peak
+	// since it started: an upper bound of this call's peak. Zero when no instance ran.
+	MemoryBytes uint64
+	// MemoryGrowth is how many bytes the call added to those memories (instantiation included
+	// when the call paid for a new instance).
+	MemoryGrowth uint64
 	Outbound     []egress.Outbound
 	Logs         []LogLine
 	// LogsTruncated is true when the log cap dropped lines.
@@ -147,6 +165,8 @@ type callState struct {
 	timeout  time.Duration
 	grant    *egress.Grant
 	budget   *egress.Budget
+
+	hostNanos atomic.Int64 // time inside Plugboard's host imports (Report.HostTime)
 
 	mu       sync.Mutex
 	report   Report

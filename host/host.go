@@ -9,6 +9,8 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plugboard/plugboard/host/internal/egress"
 )
@@ -41,7 +43,15 @@ type Config struct {
 	State State
 	// Logger receives plugin logs and host events; nil means slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the spans of guest calls (one per export call) and of their
+	// outbound requests (one per plugboard_http hop, whose traceparent goes upstream); nil
+	// means no spans, though a caller's trace context in the call's context still reaches
+	// the upstream.
+	TracerProvider trace.TracerProvider
 }
+
+// tracerName is the instrumentation scope of the host's spans.
+const tracerName = "github.com/plugboard/plugboard/host"
 
 // EgressConfig is the part of [Config] that governs outbound HTTP; see package egress.
 type EgressConfig = egress.Config
@@ -52,6 +62,7 @@ type Host struct {
 	cache  wazero.CompilationCache
 	egress *egress.Client
 	log    *slog.Logger
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	modules map[*Module]struct{}
@@ -90,6 +101,13 @@ func New(cfg Config) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	tracer := cfg.TracerProvider.Tracer(tracerName)
+	if cfg.Egress.Tracer == nil {
+		cfg.Egress.Tracer = tracer
+	}
 	var cache wazero.CompilationCache
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
@@ -108,6 +126,7 @@ func New(cfg Config) (*Host, error) {
 		cache:   cache,
 		egress:  egress.New(cfg.Egress),
 		log:     cfg.Logger,
+		tracer:  tracer,
 		modules: map[*Module]struct{}{},
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 
@@ -45,13 +46,17 @@ func (h *Host) hostFunctions() []extism.HostFunction {
 // undecodable request, or a panic become error replies instead of traps.
 func adapt(name string, fn importFunc, max uint64) extism.HostFunctionStackCallback {
 	return func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+		start := time.Now()
+		cs := callFrom(ctx)
+		if cs != nil {
+			defer func() { cs.hostNanos.Add(int64(time.Since(start))) }()
+		}
 		reply := func() (reply any) {
 			defer func() {
 				if r := recover(); r != nil {
 					reply = errorReply(abi.CodeInvalidRequest, fmt.Sprintf("%s: request could not be processed", name))
 				}
 			}()
-			cs := callFrom(ctx)
 			if cs == nil || cs.describe {
 				return errorReply(abi.CodeDenied, name+" is not available during plugboard_describe")
 			}

@@ -44,7 +44,7 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 	}
 	m := &Module{h: h, manifest: &abi.Manifest{Name: "(upload)"}, memoryMB: h.cfg.MaxMemoryMB,
 		compiled: compiled, cache: cache, pools: map[string]*pool{}, done: make(chan struct{})}
-	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, nil, true)
+	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, "", nil, true)
 	m.Close(ctx)
 	if err != nil {
 		return nil, checkErr(CheckDescribeFailed, "%s failed: %v", abi.ExportDescribe, err)

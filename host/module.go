@@ -12,6 +12,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
@@ -107,7 +108,7 @@ func sameManifest(a, b *abi.Manifest) bool {
 
 // describe runs plugboard_describe with no capabilities on a fresh instance of the "" pool.
 func (m *Module) describe(ctx context.Context) (*abi.Manifest, error) {
-	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, nil, true)
+	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, "", nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func (m *Module) timeout(action time.Duration) time.Duration {
 // the sentinel errors of this package.
 func (m *Module) Invoke(ctx context.Context, call *Call, action string, input json.RawMessage) (*abi.InvokeResult, *Report, error) {
 	req := abi.InvokeRequest{Action: action, Input: input}
-	out, rep, err := m.call(ctx, call, abi.ExportInvoke, func(c abi.Common) any { req.Common = c; return req }, false)
+	out, rep, err := m.call(ctx, call, abi.ExportInvoke, action, func(c abi.Common) any { req.Common = c; return req }, false)
 	if err != nil {
 		return nil, rep, err
 	}
@@ -242,7 +243,7 @@ func (m *Module) Invoke(ctx context.Context, call *Call, action string, input js
 // use it for plugboard_poll, plugboard_webhook and plugboard_on_timer. The raw output is
 // returned for the caller to decode.
 func (m *Module) Call(ctx context.Context, call *Call, export string, build func(abi.Common) any) ([]byte, *Report, error) {
-	return m.call(ctx, call, export, build, false)
+	return m.call(ctx, call, export, "", build, false)
 }
 
 // checkResult enforces "exactly one of output (an object) and error (with code and message)".
@@ -267,8 +268,9 @@ func isObject(raw json.RawMessage) bool {
 	return strings.HasPrefix(s, "{")
 }
 
-// call runs one export on a pooled instance under the call's deadline.
-func (m *Module) call(ctx context.Context, call *Call, export string, build func(abi.Common) any, describe bool) ([]byte, *Report, error) {
+// call runs one export on a pooled instance under the call's deadline, in a span of its own.
+// action names the action of a plugboard_invoke call, "" for other exports.
+func (m *Module) call(ctx context.Context, call *Call, export, action string, build func(abi.Common) any, describe bool) (out []byte, rep *Report, err error) {
 	if err := m.acquire(); err != nil {
 		return nil, nil, err
 	}
@@ -276,6 +278,8 @@ func (m *Module) call(ctx context.Context, call *Call, export string, build func
 	if call == nil {
 		call = &Call{}
 	}
+	ctx, span := m.startSpan(ctx, call, export, action)
+	defer func() { endSpan(span, rep, err) }()
 	timeout := m.timeout(call.Timeout)
 	if describe {
 		timeout = m.h.cfg.DefaultTimeout
@@ -296,24 +300,39 @@ func (m *Module) call(ctx context.Context, call *Call, export string, build func
 			return nil, nil, fmt.Errorf("encoding %s request: %w", export, err)
 		}
 	}
-	rep := &cs.report
+	var guest time.Duration
+	var memBefore, memAfter uint64
 	finish := func() *Report {
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
 		r := cs.report
 		r.Duration = time.Since(r.Started)
+		r.HostTime = time.Duration(cs.hostNanos.Load())
+		if guest > 0 {
+			r.GuestTime = max(0, guest-r.HostTime)
+		}
+		r.MemoryBytes = memAfter
+		if memAfter > memBefore {
+			r.MemoryGrowth = memAfter - memBefore
+		}
 		return &r
 	}
 
 	p := m.pool(cs.connectionID())
 	inst, fresh, err := p.get(ctx, cs)
-	rep.Instantiated = fresh
+	cs.report.Instantiated = fresh
 	if err != nil {
 		return nil, finish(), m.callError(ctx, cs, export, err)
 	}
+	if !fresh {
+		memBefore = inst.mem.size()
+	}
 	inst.cur.Store(cs)
+	start := time.Now()
 	rc, out, err := inst.plugin.CallWithContext(withCall(ctx, cs), export, input)
+	guest = time.Since(start)
 	inst.cur.Store(nil)
+	memAfter = inst.mem.size() // before put: a discarded instance frees its memory
 	if err == nil && rc != 0 {
 		err = fmt.Errorf("%s returned %d", export, rc)
 	}
@@ -361,7 +380,8 @@ type pool struct {
 type instance struct {
 	plugin *extism.Plugin
 	cur    atomicCall
-	idleAt time.Time // when it last went back to its pool
+	mem    *memoryMeter // the instance's linear memories
+	idleAt time.Time    // when it last went back to its pool
 }
 
 func (p *pool) get(ctx context.Context, cs *callState) (*instance, bool, error) {
@@ -461,12 +481,12 @@ func (p *pool) stats() (idle, busy int) {
 // newInstance instantiates the module with WASI stdout/stderr and Extism logs routed to the
 // call the instance serves.
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{}
+	inst := &instance{mem: &memoryMeter{}}
 	mc := wazero.NewModuleConfig().
 		WithStdout(logWriter{inst: inst, level: "info"}).
 		WithStderr(logWriter{inst: inst, level: "error"}).
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
-	pl, err := m.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
+	pl, err := m.compiled.Instance(experimental.WithMemoryAllocator(ctx, inst.mem), extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}

@@ -503,6 +503,19 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 	if len(users) > 0 {
 		return fmt.Errorf("%w: connection %s is used by MCP servers %s; delete them or move them to another connection first", ErrConnectionInUse, id, strings.Join(users, ", "))
 	}
+	subs, err := r.st.Subscriptions(ctx, "")
+	if err != nil {
+		return err
+	}
+	var subIDs []string
+	for _, s := range subs {
+		if s.Connection == id {
+			subIDs = append(subIDs, s.ID)
+		}
+	}
+	if len(subIDs) > 0 {
+		return fmt.Errorf("%w: connection %s is used by subscriptions %s; delete them first (DELETE /v1/subscriptions/{id})", ErrConnectionInUse, id, strings.Join(subIDs, ", "))
+	}
 	if err := r.st.DeleteConnection(ctx, id); err != nil {
 		return mapConnErr(err, id)
 	}

@@ -42,6 +42,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.runAction(r.Context(), actionCall{Connector: vars["name"], Action: vars["action"],
 		Connection: req.Connection, Version: req.Version, Input: req.Input, CorrelationID: correlationID(r.Context())})
+	if res != nil {
+		w.Header().Set("X-Plugboard-Usage", res.Usage) // on errors too (invocations.go)
+	}
 	if err != nil {
 		return err
 	}
@@ -63,18 +66,44 @@ type actionCall struct {
 	CorrelationID string
 }
 
-// actionResult is the outcome of an action call that returned output.
+// actionResult is the outcome of an action call. [Server.runAction] returns one for every call,
+// failed ones included; Output is set only for a call that returned output.
 type actionResult struct {
 	Output        json.RawMessage
 	Version       string // the version the call ran on
 	CorrelationID string
+	// Usage is the call's X-Plugboard-Usage receipt (invocations.go).
+	Usage string
 }
 
 // runAction is the action path of DESIGN.md "Flow of one action call": resolve the version and
 // the action, check the connection is bound to the connector, validate the input, run the call
-// under a lease and record its metrics. A guest error comes back as a *Problem with source
-// "plugin".
+// under a lease and record its metrics and its invocation log record. A guest error comes back
+// as a *Problem with source "plugin". The result is never nil: a failed call's carries its
+// usage receipt.
 func (s *Server) runAction(ctx context.Context, c actionCall) (*actionResult, error) {
+	start := time.Now()
+	var ran ranCall
+	res, err := s.execAction(ctx, c, &ran)
+	inv := newInvocation(c, ran.version, ran.role, ran.report, start, time.Since(start), err)
+	s.invlog.record(inv)
+	s.observeCall(ctx, inv, ran.report)
+	if res == nil {
+		res = &actionResult{Version: ran.version, CorrelationID: c.CorrelationID}
+	}
+	res.Usage = inv.usageHeader()
+	return res, err
+}
+
+// ranCall is what execAction learned about a call, for its invocation record: the version and
+// role it ran on, and the host's report when the guest was called.
+type ranCall struct {
+	version, role string
+	report        *host.Report
+}
+
+// execAction resolves, checks and runs one call (runAction).
+func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*actionResult, error) {
 	name, actionName := c.Connector, c.Action
 	// The lease holds the version (active, canary or pinned) for the whole call: validation and
 	// invocation run on the same one, and a swap meanwhile does not release it.
@@ -84,6 +113,7 @@ func (s *Server) runAction(ctx context.Context, c actionCall) (*actionResult, er
 	}
 	defer lease.Release()
 	v := lease.Version
+	ran.version, ran.role = v.Info.Version, lease.Role()
 	man := v.Manifest()
 	action, ok := man.Action(actionName)
 	if !ok {
@@ -122,11 +152,12 @@ func (s *Server) runAction(ctx context.Context, c actionCall) (*actionResult, er
 
 	start := time.Now()
 	res, rep, err := lease.Invoke(ctx, call, actionName, input)
+	ran.report = rep
 	version := v.Info.Version
 	code := "ok"
 	defer func() {
 		s.metrics.add("plugboard_action_calls_total", labels("connector", name, "version", version, "action", actionName, "code", code), 1)
-		s.metrics.observe("plugboard_action_duration_seconds", labels("connector", name, "action", actionName), time.Since(start))
+		s.metrics.observe("plugboard_action_duration_seconds", labels("connector", name, "version", version, "action", actionName), time.Since(start))
 		s.metrics.observe("plugboard_version_call_duration_seconds", labels("connector", name, "version", version, "role", lease.Role()), time.Since(start))
 		if rep != nil {
 			for _, o := range rep.Outbound {

@@ -110,6 +110,14 @@ func TestPermissionMatrix(t *testing.T) {
 		{"keys", "DELETE", "/v1/keys/key_nope", nil, []string{roleAdmin}},
 		{"audit", "GET", "/v1/audit", nil, []string{roleAdmin}},
 		{"master key", "GET", "/v1/master-key", nil, []string{roleAdmin}},
+		{"subscriptions", "POST", "/v1/subscriptions", map[string]any{"connector": "spy", "trigger": "nope", "connection": "spy-a", "delivery": map[string]any{"type": "queue"}}, []string{roleAdmin, roleInvoker}},
+		{"subscriptions", "GET", "/v1/subscriptions", nil, []string{roleAdmin, roleInvoker, roleReader}},
+		{"subscriptions", "GET", "/v1/subscriptions/sub_nope", nil, []string{roleAdmin, roleInvoker, roleReader}},
+		{"subscriptions", "DELETE", "/v1/subscriptions/sub_nope", nil, []string{roleAdmin, roleInvoker}},
+		{"subscriptions", "POST", "/v1/subscriptions/sub_nope/replay", map[string]any{"since": "2026-01-01T00:00:00Z"}, []string{roleAdmin, roleInvoker}},
+		{"events", "GET", "/v1/subscriptions/sub_nope/events", nil, []string{roleAdmin, roleInvoker}},
+		{"events", "POST", "/v1/subscriptions/sub_nope/events/ack", map[string]any{"ids": []string{"evt_x"}}, []string{roleAdmin, roleInvoker}},
+		{"invocations", "GET", "/v1/invocations/c_nope", nil, []string{roleAdmin, roleAuthor, roleInvoker, roleReader}},
 	} {
 		for _, role := range all {
 			t.Run(tc.family+"/"+tc.method+" "+tc.path+"/"+role, func(t *testing.T) {
@@ -167,6 +175,11 @@ func routeOf(t *testing.T, path string) string {
 		{"/v1/mcp-servers/nope/rotate-token", "/v1/mcp-servers/{name}/rotate-token"},
 		{"/v1/mcp-servers/", "/v1/mcp-servers/{name}"},
 		{"/v1/keys/", "/v1/keys/{id}"},
+		{"/v1/subscriptions/sub_nope/events/ack", "/v1/subscriptions/{id}/events/ack"},
+		{"/v1/subscriptions/sub_nope/events", "/v1/subscriptions/{id}/events"},
+		{"/v1/subscriptions/sub_nope/replay", "/v1/subscriptions/{id}/replay"},
+		{"/v1/subscriptions/", "/v1/subscriptions/{id}"},
+		{"/v1/invocations/", "/v1/invocations/{correlation_id}"},
 	} {
 		if strings.HasPrefix(path, pair[0]) {
 			return pair[1]
@@ -239,6 +252,12 @@ func TestScopedInvokerKey(t *testing.T) {
 	if len(denied) != 1 || denied[0]["outcome"] != "denied" || denied[0]["correlation_id"] != r.Header.Get("X-Correlation-ID") {
 		t.Fatalf("audit of the denial: %v", denied)
 	}
+	// The invocation log of a call is visible within the key's scopes only (404 outside).
+	own := ts.must(200, ts.do("POST", "/v1/connectors/spy/actions/count", map[string]any{"connection": "spy-a"}, as...)).Header.Get("X-Correlation-ID")
+	other := ts.must(200, ts.do("POST", "/v1/connectors/spy/actions/count", map[string]any{"connection": "spy-b"})).Header.Get("X-Correlation-ID")
+	ts.must(200, ts.do("GET", "/v1/invocations/"+own, nil, as...))
+	ts.must(404, ts.do("GET", "/v1/invocations/"+other, nil, as...))
+	ts.must(200, ts.do("GET", "/v1/invocations/"+other, nil))
 	if r := ts.initialize("/mcp/spy-mcp", secret); r.Status != 200 {
 		t.Errorf("own MCP server: %d %s", r.Status, r.Body)
 	}

@@ -77,7 +77,7 @@ func TestHTTPConnectorEndToEnd(t *testing.T) {
 	for _, want := range []string{
 		`plugboard_action_calls_total{connector="http",version="1.0.0",action="request",code="ok"} 1`,
 		`plugboard_egress_requests_total{connector="http",origin="` + upstream.URL + `",status="200"} 1`,
-		`plugboard_action_duration_seconds_count{connector="http",action="request"} 1`,
+		`plugboard_action_duration_seconds_count{connector="http",version="1.0.0",action="request"} 1`,
 		`plugboard_pool_instances{connector="http",version="1.0.0",state="idle"}`,
 	} {
 		if !strings.Contains(m, want) {

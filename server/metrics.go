@@ -1,13 +1,19 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
 	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plugboard/plugboard/host"
 )
 
 // metrics is a small Prometheus registry: labelled counters and histograms, rendered in the
@@ -30,7 +36,7 @@ var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 func newMetrics() *metrics {
 	return &metrics{counters: map[string]map[string]float64{}, histograms: map[string]map[string]*histogram{}, help: map[string]string{
 		"plugboard_action_calls_total":      "Action calls by connector, version, action and outcome code.",
-		"plugboard_action_duration_seconds": "Action call latency through the full HTTP path.",
+		"plugboard_action_duration_seconds": "Action call latency from the plugin call to its result (instance wait and start included), by connector, version and action.",
 		"plugboard_egress_requests_total":   "Outbound requests made by plugins, by connector, origin and status.",
 		"plugboard_uploads_total":           "Connector uploads by outcome code.",
 		"plugboard_http_requests_total":     "API requests by route and status.",
@@ -42,19 +48,44 @@ func newMetrics() *metrics {
 		"plugboard_canary_calls":                  "Calls served since the canary started, by connector, version and side (active or canary).",
 		"plugboard_canary_errors":                 "Failed calls since the canary started (host failures and 5xx guest errors), by connector, version and side.",
 		"plugboard_canary_latency_seconds":        "Plugin call latency quantiles since the canary started, by connector, version, side and quantile.",
+		// Triggers (server/triggers.go, delivery.go, hooks.go).
+		"plugboard_trigger_polls_total":           "Polls by connector, trigger and outcome code.",
+		"plugboard_trigger_poll_duration_seconds": "Plugin poll call latency by connector and trigger.",
+		"plugboard_trigger_events_total":          "New events (after deduplication) by connector and trigger.",
+		"plugboard_trigger_receives_total":        "Inbound webhook requests by connector, trigger and outcome code.",
+		"plugboard_trigger_renewals_total":        "Webhook renewals by connector, trigger and outcome code.",
+		"plugboard_timers_fired_total":            "Plugin timers fired by connector and outcome code.",
+		"plugboard_deliveries_total":              "Push delivery attempts by connector, trigger and outcome (HTTP status or error).",
+		"plugboard_delivery_duration_seconds":     "Push delivery attempt latency by connector and trigger.",
+		"plugboard_subscriptions":                 "Subscriptions by connector, trigger, delivery type and status.",
+		"plugboard_subscription_pending_events":   "Undelivered events summed over subscriptions, by connector and trigger.",
+		"plugboard_subscription_lag_seconds":      "Age of the oldest undelivered event, the largest over subscriptions, by connector and trigger.",
+		"plugboard_subscription_dropped_events":   "Events dropped because a subscription's queue was full, by connector and trigger.",
+		// Telemetry (issue 7): observeCall, the invocation log, build info.
+		"plugboard_action_errors_total":          "Failed action calls by connector, version, action, error code and source (plugin or plugboard); connector and action are empty for unknown names.",
+		"plugboard_action_guest_seconds":         "Wall time the guest's own code ran per call (the export call minus host imports), by connector, version and action.",
+		"plugboard_instance_starts_total":        "Calls that paid for a new plugin instance, by connector and version.",
+		"plugboard_egress_duration_seconds":      "Outbound request duration (one hop, retries included), by connector and origin.",
+		"plugboard_egress_bytes_total":           "Outbound request and response body bytes, by connector, origin and direction (in, out).",
+		"plugboard_invocation_log_records_total": "Invocation log records written to the store.",
+		"plugboard_invocation_log_errors_total":  "Invocation log batches the store failed to write (their records are lost).",
+		"plugboard_invocation_log_pruned_total":  "Invocation log records deleted for age or count.",
+		"plugboard_build_info":                   "Always 1, labelled with the binary's version, VCS revision and Go version.",
 	}}
 }
 
 // labels renders label pairs in a stable order: labels("a", "1", "b", "2").
 func labels(kv ...string) string {
-	var b strings.Builder
+	b := make([]byte, 0, 96)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&b, "%s=%q", kv[i], kv[i+1])
+		b = append(b, kv[i]...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, kv[i+1]) // what fmt's %q writes, without boxing the arguments
 	}
-	return b.String()
+	return string(b)
 }
 
 func (m *metrics) add(name, lbl string, v float64) {
@@ -148,4 +179,34 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// observeCall records the telemetry of a finished action call beyond the counters execAction
+// keeps: errors by code and source, guest time, instance starts, outbound durations and bytes,
+// and the call's identity and outcome on the request's span.
+func (s *Server) observeCall(ctx context.Context, inv *invocation, rep *host.Report) {
+	connector, action := inv.Connector, inv.Action
+	if inv.Outcome == codeConnectorNotFound || inv.Outcome == codeActionNotFound {
+		connector, action = "", "" // names from the request: not a label, or anyone could add series
+	}
+	if inv.Error != nil {
+		s.metrics.add("plugboard_action_errors_total", labels("connector", connector, "version", inv.Version, "action", action,
+			"code", inv.Error.Code, "source", inv.Error.Source), 1)
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("plugboard.connector", connector), attribute.String("plugboard.version", inv.Version),
+			attribute.String("plugboard.action", action), attribute.String("plugboard.outcome", inv.Outcome))
+	}
+	if rep == nil {
+		return
+	}
+	s.metrics.observe("plugboard_action_guest_seconds", labels("connector", connector, "version", inv.Version, "action", action), rep.GuestTime)
+	if rep.Instantiated {
+		s.metrics.add("plugboard_instance_starts_total", labels("connector", connector, "version", inv.Version), 1)
+	}
+	for _, o := range rep.Outbound {
+		s.metrics.observe("plugboard_egress_duration_seconds", labels("connector", connector, "origin", o.Origin), o.Duration)
+		s.metrics.add("plugboard_egress_bytes_total", labels("connector", connector, "origin", o.Origin, "direction", "in"), float64(o.BytesIn))
+		s.metrics.add("plugboard_egress_bytes_total", labels("connector", connector, "origin", o.Origin, "direction", "out"), float64(o.BytesOut))
+	}
 }

@@ -30,9 +30,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			gauge{"plugboard_pool_instances", labels("connector", v.Info.Name, "version", v.Info.Version, "state", "idle"), float64(idle)},
 			gauge{"plugboard_pool_instances", labels("connector", v.Info.Name, "version", v.Info.Version, "state", "busy"), float64(busy)})
 	}
-	gauges = append(gauges, gauge{"plugboard_connectors_active", "", float64(active)})
+	gauges = append(gauges, gauge{"plugboard_connectors_active", "", float64(active)}, gauge{"plugboard_build_info", buildInfo(), 1})
 	gauges = append(gauges, s.resilienceGauges()...)
 	gauges = append(gauges, s.canaryGauges(r.Context())...)
+	gauges = append(gauges, s.triggerGauges(r.Context())...)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	var b strings.Builder
 	s.metrics.write(&b, gauges)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
@@ -52,7 +54,10 @@ type Options struct {
 	// Retention bounds what loaded connector versions keep in memory (idle instances, versions
 	// neither active nor canary); zero values mean the registry's defaults.
 	Retention registry.Retention
-	// Logger receives structured logs; nil means slog.Default().
+	// Triggers tune the trigger engine: scheduler, queues and push retries.
+	Triggers TriggerOptions
+	// Logger receives structured logs; nil means slog.Default(). Records logged with a
+	// request's context gain its correlation_id and, when traced, trace_id and span_id.
 	Logger *slog.Logger
 
 	// AuditRetention is how long audit entries are kept; 0 means 90 days, a negative value
@@ -73,6 +78,15 @@ type Options struct {
 	// health, metrics and the OAuth callback, and answer 404 not_found for the rest. false
 	// serves everything on both.
 	SeparateAdmin bool
+	// TracerProvider makes the spans of requests, guest calls and outbound requests
+	// (telemetry.go); nil means the global provider (otel.GetTracerProvider(), a no-op unless
+	// the process installed one). See [TracerProviderFromEnv].
+	TracerProvider trace.TracerProvider
+	// InvocationRetention is how long invocation logs (GET /v1/invocations/{id}) are kept;
+	// 0 means 24 h, negative keeps none.
+	InvocationRetention time.Duration
+	// MaxInvocations caps the invocation logs kept, the oldest going first; 0 means 100 000.
+	MaxInvocations int
 }
 
 // Server is a running Plugboard: store, host, registry and HTTP handler.
@@ -91,6 +105,9 @@ type Server struct {
 	limits     *keyLimits
 	stopPrune  chan struct{}
 	mcp        *mcpserver.Handler // MCP endpoints (mcpservers.go)
+	trig       *triggers          // trigger engine (triggers.go)
+	tracer     trace.Tracer       // telemetry.go
+	invlog     *invocationLog     // invocations.go; nil when the log is off
 }
 
 // New opens the data directory, loads the active versions (from the compilation cache when
@@ -121,10 +138,15 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	case o.AuditMaxEntries < 0:
 		o.AuditMaxEntries = 0
 	}
+	o.Logger = slog.New(withContextAttrs(o.Logger.Handler()))
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	s := &Server{opts: o, log: o.Logger, metrics: newMetrics(), limits: newKeyLimits(o.KeyRateLimit, o.KeyRateBurst)}
+	s := &Server{opts: o, log: o.Logger, metrics: newMetrics(), limits: newKeyLimits(o.KeyRateLimit, o.KeyRateBurst),
+		tracer: o.TracerProvider.Tracer(tracerName)}
 	var err error
 	if s.adminToken, s.generated, err = loadAdminToken(o.DataDir, o.AdminToken); err != nil {
 		return nil, err
@@ -143,6 +165,9 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	if hc.Logger == nil {
 		hc.Logger = o.Logger
 	}
+	if hc.TracerProvider == nil {
+		hc.TracerProvider = o.TracerProvider
+	}
 	if len(o.EgressAllow) > 0 {
 		hc.Egress.AllowNetworks = append(hc.Egress.AllowNetworks, o.EgressAllow...)
 	}
@@ -160,6 +185,12 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.trig = newTriggers(s, o.Triggers)
+	if err := s.trig.start(ctx); err != nil {
+		s.Close(ctx)
+		return nil, fmt.Errorf("starting the trigger engine: %w", err)
+	}
+	s.invlog = newInvocationLog(s.st, o.Logger, s.metrics, o.InvocationRetention, o.MaxInvocations)
 	s.handler = s.routes()
 	s.public = s.handler
 	if o.SeparateAdmin {
@@ -201,7 +232,11 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	s.closeMCP()
+	if s.trig != nil {
+		s.trig.close()
+	}
 	s.reg.Close(ctx)
+	s.invlog.close() // after the calls drained: their records are written before the store closes
 	herr := s.host.Close(ctx)
 	return errors.Join(herr, s.st.Close())
 }
@@ -278,12 +313,14 @@ func (s *Server) routes() http.Handler {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(http.MethodGet)
 	r.HandleFunc(callbackPath, s.oauthCallback).Methods(http.MethodGet) // no token: a browser comes here
+	r.Handle("/hooks/{token}", s.wrap("/hooks/{token}", s.receiveHook)) // no token: the URL's token names the source
 
 	// /v1 is its own router behind the token check, so even a request for an unknown /v1
 	// path without a token learns nothing about which endpoints exist.
 	v1 := mux.NewRouter()
 	v1.NotFoundHandler = r.NotFoundHandler
 	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
+	s.nameSpans(r, v1) // server spans are named after the route template (telemetry.go)
 	r.PathPrefix("/v1/").Handler(s.authenticate(v1))
 	// handle registers a /v1 route with the permission it needs (auth.go has the role table).
 	handle := func(method, path string, perm permission, h handlerFunc) {
@@ -298,6 +335,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPut, "/connectors/{name}/active", permConnectorsManage, s.activate)
 	handle(http.MethodGet, "/connectors/{name}/actions", permConnectorsRead, s.listActions)
 	handle(http.MethodPost, "/connectors/{name}/actions/{action}", permActionsInvoke, s.invoke)
+	handle(http.MethodGet, "/invocations/{correlation_id}", permInvocationsRead, s.getInvocation)
 
 	handle(http.MethodPost, "/connections", permConnectionsManage, s.createConnection)
 	handle(http.MethodGet, "/connections", permConnectionsRead, s.listConnections)
@@ -307,6 +345,13 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodDelete, "/connections/{id}", permConnectionsManage, s.deleteConnection)
 	handle(http.MethodPost, "/connections/{id}/reauthorize", permConnectionsManage, s.reauthorize)
 	s.registerMCP(r, handle) // /v1/mcp-servers, /mcp and /mcp/{name} (mcpservers.go)
+	handle(http.MethodPost, "/subscriptions", permSubscriptionsManage, s.createSubscription)
+	handle(http.MethodGet, "/subscriptions", permSubscriptionsRead, s.listSubscriptions)
+	handle(http.MethodGet, "/subscriptions/{id}", permSubscriptionsRead, s.getSubscription)
+	handle(http.MethodDelete, "/subscriptions/{id}", permSubscriptionsManage, s.deleteSubscription)
+	handle(http.MethodGet, "/subscriptions/{id}/events", permEventsConsume, s.pullEvents)
+	handle(http.MethodPost, "/subscriptions/{id}/events/ack", permEventsConsume, s.ackEvents)
+	handle(http.MethodPost, "/subscriptions/{id}/replay", permSubscriptionsManage, s.replayEvents)
 
 	handle(http.MethodPost, "/keys", permKeysManage, s.createKey)
 	handle(http.MethodGet, "/keys", permKeysManage, s.listKeys)
@@ -316,7 +361,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/master-key", permMasterKeyAdmin, s.getMasterKey)
 	handle(http.MethodPost, "/master-key/rotate", permMasterKeyAdmin, s.rotateMasterKey)
 
-	return withCorrelation(s.withLogAndRecover(r))
+	return s.withTrace(withCorrelation(s.withLogAndRecover(r)))
 }
 
 // mustPermission panics, so the server does not start, when a route is registered without a

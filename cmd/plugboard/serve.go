@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/server"
 )
@@ -73,6 +75,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--log-format must be text or json, got %q", *logFormat)
 	}
 	logger := slog.New(handler)
+
+	// Traces: off unless the standard OTEL_* variables ask for OTLP (server.TracerProviderFromEnv);
+	// the server uses the global provider. Shutdown flushes the spans still buffered.
+	if tp, shutdown, err := server.TracerProviderFromEnv(ctx); err != nil {
+		return err
+	} else if tp != nil {
+		otel.SetTracerProvider(tp)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := shutdown(sctx); err != nil {
+				logger.Warn("flushing traces failed", "err", err)
+			}
+		}()
+		logger.Info("tracing on: exporting spans with OTLP/HTTP")
+	}
 
 	var allow []netip.Prefix
 	for _, c := range strings.Split(*egressAllow, ",") {

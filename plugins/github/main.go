@@ -11,6 +11,20 @@
 // message rate_limited (retryable, details.retry_after_s), 5xx upstream_error (retryable for
 // 502, 503 and 504).
 //
+// Triggers (triggers.go):
+//
+//   - new_issue (poll, params owner and repo): the baseline poll records the newest issue's
+//     number and created_at. Later polls list state=all&sort=created&direction=asc&since=<that
+//     created_at> (GitHub's since filters on updated_at, so every newer issue is in it) with
+//     If-None-Match, emit the issues (not pull requests) numbered above the last one seen, one
+//     event per issue with id = the number, and follow rel="next" up to 10 pages of 100 before
+//     answering more. The cursor is {"since", "last_number", "etag", "next", "high"}.
+//   - issue_event (webhook, params owner, repo, events): subscribe creates a repository hook
+//     (content type json, the subscription's secret) and keeps {"hook_id"}; unsubscribe deletes
+//     it (404 counts as done); receive checks X-Hub-Signature-256 in constant time (401 without
+//     events otherwise), answers pings with "pong" and turns issues (and issue_comment)
+//     deliveries into one event with id = X-GitHub-Delivery and type = the payload's action.
+//
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o github.wasm ./plugins/github
 package main
 

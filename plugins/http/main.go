@@ -10,6 +10,10 @@
 // see the body either way. Only failures to get an answer at all (refused host, timeout,
 // network) are errors.
 //
+// Trigger poll_json (poll.go, params path, items_pointer, id_field, time_field, headers) watches
+// a JSON array at base_url+path and fires once per item whose id was not in the array at the
+// previous poll; its cursor holds the ids of the last answer (at most 1000) and its ETag.
+//
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o http.wasm ./plugins/http
 package main
 

@@ -1,6 +1,7 @@
 // Package store is Plugboard's durable state, kept in one bbolt file in the data directory:
 // plugin blobs, connector versions and their active pointers, connections (with their secrets
-// sealed), the plugboard_kv entries and plugboard_timer timers of plugins, and small settings.
+// sealed), the plugboard_kv entries and plugboard_timer timers of plugins, invocation log
+// records, and small settings.
 //
 // The registry is its only caller, and the store stays generic: it never interprets manifests,
 // params or credentials beyond the fields its types name. The registry reaches storage through
@@ -53,6 +54,23 @@
 //	timers_scope   scope + id -> ""                        per-scope count, cascade on delete
 //	api_keys       <key id> -> JSON (secret as SHA-256)    CreateAPIKey, APIKey, DeleteAPIKey
 //	audit          sequence (8 bytes BE) -> JSON entry     AppendAudit, Audit, PruneAudit (a prefix)
+//	trig_sources   <source id> -> JSON                     CreateSource, UpdateSource, Sources
+//	trig_source_keys <source key> -> source id             FindSource (subscriptions share sources)
+//	trig_hooks     <hook token> -> source id               SourceByHookToken (/hooks/{token})
+//	trig_subs      <subscription id> -> JSON               AddSubscription, Subscriptions, ...
+//	trig_source_subs lp(source) subscription id -> ""      a source's subscribers
+//	trig_events    lp(source) seq (8 bytes BE) -> JSON     the source's event log, CommitEvents
+//	trig_event_ids lp(source) event id -> seq              the deduplication ledger
+//	trig_queue     lp(subscription) seq -> JSON            pending deliveries: QueueHead, LeaseEvents, Ack
+//	trig_secrets   "src:" or "sub:" + id -> sealed         webhook and signing secrets, TriggerSecret
+//	invocations    lp(correlation id) time seq -> JSON      PutInvocations, Invocations
+//	invocations_by_time  time seq -> invocations key       PruneInvocations; sequence = count
+//	               (both created at the first write; see invocations.go)
+//
+// A poll's cursor, its new events, their ledger entries and every subscriber's queue entries
+// commit in one transaction ([Store.CommitEvents]). Events are stored once per source; queues
+// hold sequence numbers, so the delivered id derived from (subscription, seq) is stable across
+// retries, restarts and replays. The log is pruned beyond its bound, never under a pending entry.
 //
 // lp(s) is s prefixed by its length as a uvarint. A scope is lp(connection) lp(connector):
 // connection first, so [Store.DeleteConnection] finds the kv scopes and timers of every

@@ -25,7 +25,9 @@ var (
 	bucketTimersScope = []byte("timers_scope")
 
 	allBuckets = [][]byte{bucketStore, bucketMeta, bucketBlobs, bucketBlobRefs, bucketVersions,
-		bucketActive, bucketConnections, bucketKV, bucketTimers, bucketTimersDue, bucketTimersScope}
+		bucketActive, bucketConnections, bucketKV, bucketTimers, bucketTimersDue, bucketTimersScope,
+		bucketSources, bucketSourceKeys, bucketHookTokens, bucketSubs, bucketSourceSubs, bucketEvents,
+		bucketEventIDs, bucketQueue, bucketTrigSecrets}
 )
 
 // Keys in the store bucket.

@@ -70,6 +70,11 @@ func (s *Store) RotateMasterKey(ctx context.Context) (rotated int, err error) {
 		if stragglers, _, err = resealBatch(tx, next, nil, 0); err != nil {
 			return err
 		}
+		ts, err := resealTriggerSecrets(tx, next)
+		if err != nil {
+			return err
+		}
+		stragglers += ts
 		var old []string
 		for _, id := range next.KeyIDs() {
 			if id != kid {

@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/plugboard/plugboard/abi"
 )
 
@@ -45,6 +48,10 @@ type Config struct {
 	Retry RetryPolicy
 	// Breaker governs the circuit breakers, one per (connection, origin).
 	Breaker BreakerPolicy
+	// Tracer makes one client span per hop, a child of the span in Do's context; nil means
+	// none. Either way the hop's trace context, when there is one, goes upstream as a W3C
+	// traceparent (and tracestate), replacing any the guest set.
+	Tracer trace.Tracer
 }
 
 // Grant is what one plugboard_http call may do. The host builds it per call from the manifest,
@@ -109,6 +116,7 @@ type Client struct {
 	transport *http.Transport
 	client    *http.Client
 	pol       *policies
+	tracer    trace.Tracer
 	now       func() time.Time // the clock of breakers and token buckets
 	// dial connects to one checked "ip:port"; tests wrap it to watch what is dialed.
 	dial func(ctx context.Context, network, address string) (net.Conn, error)
@@ -125,6 +133,10 @@ func New(cfg Config) *Client {
 		userAgent:        cfg.UserAgent,
 		pol:              newPolicies(cfg.Retry, cfg.Breaker),
 		now:              time.Now,
+		tracer:           cfg.Tracer,
+	}
+	if c.tracer == nil {
+		c.tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if c.resolver == nil {
 		c.resolver = net.DefaultResolver
@@ -196,7 +208,11 @@ func (c *Client) Do(ctx context.Context, g *Grant, b *Budget, req *abi.HTTPReque
 	if g.Credential != nil {
 		cred = newCredState(g.Credential)
 	}
-	k := &call{c: c, g: g, b: b, cred: cred, record: record, parent: ctx}
+	k := &call{c: c, g: g, b: b, cred: cred, parent: ctx}
+	k.record = func(o Outbound) {
+		k.endHop(o)
+		record(o)
+	}
 
 	p, aerr := c.prepare(req)
 	if aerr != nil {
@@ -231,6 +247,7 @@ type call struct {
 	parent  context.Context // the plugin call's context
 	ctx     context.Context // parent narrowed by the request timeout
 	timeout time.Duration   // the request's timeout_ms, 0 if none
+	hop     trace.Span      // the span of the hop in progress; nil between hops
 }
 
 // refuse records a hop that ends in e and answers e, scrubbed of secrets.
@@ -264,6 +281,7 @@ func (k *call) run(p *prepared) *abi.HTTPResponse {
 			stayed = false
 		}
 		o := Outbound{Method: method, Origin: origin}
+		k.startHop(method, origin)
 		if e := k.allow(origin); e != nil {
 			o.BytesOut = 0
 			return k.refuse(o, e)
@@ -369,6 +387,7 @@ func (k *call) newRequest(method string, u *url.URL, guest http.Header, body []b
 			return nil, e
 		}
 	}
+	k.injectTrace(h)
 	hreq, err := http.NewRequestWithContext(k.ctx, method, u.String(), bodyReader(body))
 	if err != nil {
 		return nil, abi.Errorf(abi.CodeInvalidRequest, "the request cannot be built")

@@ -8,16 +8,31 @@
 // Endpoints:
 //
 //	GET  /repos/{owner}/{repo}
-//	GET  /repos/{owner}/{repo}/issues?state=open|closed|all&per_page=N&page=N
+//	GET  /repos/{owner}/{repo}/issues?state=open|closed|all&sort=created|updated|comments&direction=asc|desc&since=ISO8601&per_page=N&page=N
 //	GET  /repositories/{id}/issues?...   (the form GitHub uses in Link headers)
 //	POST /repos/{owner}/{repo}/issues
 //	POST /repos/{owner}/{repo}/issues/{number}/comments
+//	POST /repos/{owner}/{repo}/hooks
+//	GET  /repos/{owner}/{repo}/hooks
+//	GET, PATCH, DELETE /repos/{owner}/{repo}/hooks/{id}
 //
 // Every request must carry "Authorization: Bearer <Token>" (or "token <Token>") and a
 // User-Agent, as GitHub requires; otherwise the fake answers GitHub's 401 or 403.
+//
+// Issue lists carry an ETag; a request whose If-None-Match names the current one gets 304 with
+// no body, as GitHub's conditional requests do. As on GitHub, since filters on updated_at.
+//
+// Webhooks: creating a hook sends it a "ping" delivery in the background, as GitHub does.
+// Nothing else is delivered by itself (AddIssue and CloseIssue emit nothing): tests call
+// [Fake.DeliverIssueEvent] (or [Fake.DeliverForged]) to send an "issues" delivery, signed with
+// the hook's secret in X-Hub-Signature-256, to every active hook of the repository.
 package githubfake
 
 import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -60,6 +75,11 @@ type Fake struct {
 	lastHdr   http.Header
 	failures  []failure
 	createdAt time.Time
+	lists     map[string]int // list-issues requests by lower-case repository full name
+
+	deliveries []Delivery
+	wg         sync.WaitGroup // background ping deliveries
+	hookClient *http.Client
 }
 
 type failure struct {
@@ -72,6 +92,7 @@ type repo struct {
 	data     Repo
 	issues   []*Issue // by number - 1
 	comments map[int][]Comment
+	hooks    []*Hook
 }
 
 // User is an account as GitHub sends it (a subset of the fields).
@@ -171,8 +192,15 @@ func New(t testing.TB) *Fake {
 		Token:     Token,
 		repos:     map[string]*repo{},
 		byRoute:   map[string]int{},
+		lists:     map[string]int{},
 		nextID:    1000,
 		createdAt: time.Date(2011, 1, 26, 19, 1, 12, 0, time.UTC),
+		hookClient: &http.Client{
+			Timeout: 10 * time.Second,
+			// No proxy, so deliveries reach loopback servers; GitHub does not follow redirects.
+			Transport:     &http.Transport{Proxy: nil},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	f.URL = f.Server.URL
@@ -201,8 +229,13 @@ func New(t testing.TB) *Fake {
 	return f
 }
 
-// Close shuts the server down.
-func (f *Fake) Close() { f.Server.Close() }
+// Close shuts the server down, then waits for background ping deliveries. (Closing the server
+// first waits for its handlers, so no ping starts after the wait begins.)
+func (f *Fake) Close() {
+	f.Server.Close()
+	f.wg.Wait()
+	f.hookClient.CloseIdleConnections()
+}
 
 func (f *Fake) id() int64 {
 	f.nextID++
@@ -244,6 +277,20 @@ func (f *Fake) AddIssue(owner, name, title, body string) Issue {
 		panic("githubfake: AddIssue: no repository " + owner + "/" + name)
 	}
 	is := f.newIssue(r, title, body, nil, r.data.Owner.Login)
+	return *is
+}
+
+// AddPullRequest adds an open pull request (which GitHub lists among the issues, with a
+// pull_request object, numbered in the same sequence) and returns it.
+func (f *Fake) AddPullRequest(owner, name, title string) Issue {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.repos[strings.ToLower(owner+"/"+name)]
+	if r == nil {
+		panic("githubfake: AddPullRequest: no repository " + owner + "/" + name)
+	}
+	is := f.newIssue(r, title, "", nil, r.data.Owner.Login)
+	is.PullRequest = json.RawMessage(fmt.Sprintf(`{"url":"%s/pulls/%d","html_url":"%s/pull/%d"}`, r.data.URL, is.Number, r.data.HTMLURL, is.Number))
 	return *is
 }
 
@@ -319,6 +366,14 @@ func (f *Fake) RequestsTo(route string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.byRoute[route]
+}
+
+// ListIssuesRequests returns how many list-issues requests (either URL form, any page, 304s
+// included) reached the repository: one per upstream poll of a poll trigger that reads one page.
+func (f *Fake) ListIssuesRequests(owner, name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lists[strings.ToLower(owner+"/"+name)]
 }
 
 // LastAuthorization returns the Authorization header of the last request ("" when absent).
@@ -435,6 +490,15 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 3 && parts[0] == "repositories" && parts[2] == "issues" && r.Method == http.MethodGet:
 		f.byRoute["GET /repositories/{id}/issues"]++
 		f.listIssues(w, r, f.repoByID(parts[1]))
+	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "hooks" && r.Method == http.MethodPost:
+		f.byRoute["POST /repos/{owner}/{repo}/hooks"]++
+		f.createHook(w, r, f.repo(parts[1], parts[2]))
+	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "hooks" && r.Method == http.MethodGet:
+		f.byRoute["GET /repos/{owner}/{repo}/hooks"]++
+		f.listHooks(w, f.repo(parts[1], parts[2]))
+	case len(parts) == 5 && parts[0] == "repos" && parts[3] == "hooks":
+		f.byRoute[r.Method+" /repos/{owner}/{repo}/hooks/{id}"]++
+		f.hook(w, r, f.repo(parts[1], parts[2]), parts[4])
 	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "issues" && r.Method == http.MethodPost:
 		f.byRoute["POST /repos/{owner}/{repo}/issues"]++
 		f.createIssue(w, r, f.repo(parts[1], parts[2]))
@@ -457,24 +521,47 @@ func (f *Fake) repoByID(id string) *repo {
 	return nil
 }
 
-// listIssues serves one page, newest first, with GitHub's Link header.
+// listIssues serves one page with GitHub's Link header and an ETag: state, sort (created,
+// updated, comments; default created), direction (asc, desc; default desc), since (updated_at
+// at or after) and per_page/page as GitHub reads them.
 func (f *Fake) listIssues(w http.ResponseWriter, r *http.Request, rp *repo) {
+	const doc = "https://docs.github.com/rest/issues/issues#list-repository-issues"
 	if rp == nil {
-		writeJSON(w, http.StatusNotFound, errorBody("Not Found", "https://docs.github.com/rest/issues/issues#list-repository-issues", 404))
+		writeJSON(w, http.StatusNotFound, errorBody("Not Found", doc, 404))
 		return
 	}
+	f.lists[strings.ToLower(rp.data.FullName)]++
 	q := r.URL.Query()
-	state := q.Get("state")
-	if state == "" {
-		state = "open"
-	}
-	if state != "open" && state != "closed" && state != "all" {
+	invalid := func(field string) {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
 			"message": "Validation Failed", "status": "422",
-			"errors":            []map[string]string{{"resource": "Issue", "field": "state", "code": "invalid"}},
-			"documentation_url": "https://docs.github.com/rest/issues/issues#list-repository-issues",
+			"errors":            []map[string]string{{"resource": "Issue", "field": field, "code": "invalid"}},
+			"documentation_url": doc,
 		})
+	}
+	state := cmp.Or(q.Get("state"), "open")
+	if state != "open" && state != "closed" && state != "all" {
+		invalid("state")
 		return
+	}
+	sortBy := cmp.Or(q.Get("sort"), "created")
+	if sortBy != "created" && sortBy != "updated" && sortBy != "comments" {
+		invalid("sort")
+		return
+	}
+	direction := cmp.Or(q.Get("direction"), "desc")
+	if direction != "asc" && direction != "desc" {
+		invalid("direction")
+		return
+	}
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			invalid("since")
+			return
+		}
+		since = t
 	}
 	perPage, page := 30, 1
 	if n, err := strconv.Atoi(q.Get("per_page")); err == nil && n > 0 {
@@ -485,16 +572,35 @@ func (f *Fake) listIssues(w http.ResponseWriter, r *http.Request, rp *repo) {
 	}
 	var matched []*Issue
 	for _, is := range rp.issues {
-		if state == "all" || is.State == state {
+		if (state == "all" || is.State == state) && !is.UpdatedAt.Before(since) {
 			matched = append(matched, is)
 		}
 	}
-	sort.SliceStable(matched, func(i, j int) bool { return matched[i].CreatedAt.After(matched[j].CreatedAt) })
+	key := func(is *Issue) int64 {
+		switch sortBy {
+		case "updated":
+			return is.UpdatedAt.UnixNano()
+		case "comments":
+			return int64(is.Comments)
+		}
+		return is.CreatedAt.UnixNano()
+	}
+	sort.SliceStable(matched, func(i, j int) bool {
+		if direction == "asc" {
+			return key(matched[i]) < key(matched[j])
+		}
+		return key(matched[i]) > key(matched[j])
+	})
 	last := max((len(matched)+perPage-1)/perPage, 1)
 	start := min((page-1)*perPage, len(matched))
 	end := min(start+perPage, len(matched))
 	pageURL := func(p int) string {
 		v := url.Values{"state": {state}, "per_page": {strconv.Itoa(perPage)}, "page": {strconv.Itoa(p)}}
+		for _, name := range []string{"sort", "direction", "since"} {
+			if q.Has(name) {
+				v.Set(name, q.Get(name))
+			}
+		}
 		return fmt.Sprintf("<%s/repositories/%d/issues?%s>", f.URL, rp.data.ID, v.Encode())
 	}
 	var links []string
@@ -512,7 +618,7 @@ func (f *Fake) listIssues(w http.ResponseWriter, r *http.Request, rp *repo) {
 	}
 	out := make([]*Issue, 0, end-start)
 	out = append(out, matched[start:end]...)
-	writeJSON(w, http.StatusOK, out)
+	writeJSONWithETag(w, r, out)
 }
 
 func (f *Fake) createIssue(w http.ResponseWriter, r *http.Request, rp *repo) {
@@ -572,6 +678,38 @@ func (f *Fake) addComment(w http.ResponseWriter, r *http.Request, rp *repo, numb
 	is.Comments++
 	w.Header().Set("Location", c.URL)
 	writeJSON(w, http.StatusCreated, c)
+}
+
+// writeJSONWithETag answers 200 with v and its ETag, or 304 with no body when the request's
+// If-None-Match names that ETag (or is "*").
+func writeJSONWithETag(w http.ResponseWriter, r *http.Request, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "private, max-age=60, s-maxage=60")
+	w.Header().Set("Vary", "Accept, Authorization, Cookie, X-GitHub-OTP")
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.Header().Del("Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// etagMatches is the weak comparison of RFC 9110 section 13.1.2 against a list of ETags.
+func etagMatches(ifNoneMatch, etag string) bool {
+	for _, t := range strings.Split(ifNoneMatch, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -44,6 +45,8 @@ func init() {
 	pdk.Action("kv", kv, pdk.Description("Calls plugboard_kv."))
 	pdk.Action("timer", timer, pdk.Description("Calls plugboard_timer set or cancel."))
 	pdk.Action("sleep", sleep, pdk.Description("Calls plugboard_timer sleep."))
+	pdk.PollTrigger("me", pollMe, pdk.Description("GETs {base_url}/me at every poll and emits one event per successful poll: shows when polls run, and with which credentials."),
+		pdk.Interval(time.Second, time.Second))
 	pdk.OnTimer(func(ctx *pdk.Context, ev abi.TimerEvent) error {
 		// Record the event so a test can see the timer fired, with what.
 		return ctx.KV().Set("spy:last_timer", json.RawMessage(ctx.Request()), 0)
@@ -256,4 +259,21 @@ func sleep(ctx *pdk.Context, in SleepInput) (SleepOutput, error) {
 	start := time.Now()
 	err := ctx.Timer().Sleep(time.Duration(in.MS) * time.Millisecond)
 	return SleepOutput{SleptMS: time.Since(start).Milliseconds(), Error: asHostError(err)}, nil
+}
+
+// MeParams are the me trigger's params (none).
+type MeParams struct{}
+
+// pollMe GETs {base_url}/me; the baseline poll records nothing, later polls emit one event
+// numbered by the cursor.
+func pollMe(ctx *pdk.Context, _ MeParams, cursor *string) (pdk.PollResult, error) {
+	var me json.RawMessage
+	if _, err := ctx.HTTP().GetJSON(ctx.Param("base_url")+"/me", &me); err != nil {
+		return pdk.PollResult{}, err
+	}
+	if cursor == nil {
+		return pdk.PollResult{Cursor: "0"}, nil
+	}
+	n := len(*cursor) // the cursor grows by one character a poll: a unique, ordered event id
+	return pdk.PollResult{Cursor: *cursor + "0", Events: []pdk.Event{{ID: fmt.Sprint(n), Data: me}}}, nil
 }

@@ -6,7 +6,8 @@
 // It runs no WebAssembly. An "uploaded plugin" is the Wasm header followed by the manifest as
 // JSON (see [Wasm]); the fake reads the manifest from there. An action call answers its input
 // as its output unless [Server.Invoke] says otherwise, after checking the action's "required"
-// input properties.
+// input properties. Subscriptions are stored and their queues served, but nothing polls: tests
+// queue events with [Server.Emit].
 package apitest
 
 import (
@@ -94,6 +95,9 @@ type Server struct {
 	requests    []Request
 	connectors  map[string]*connector
 	connections map[string]*connection
+	subs        map[string]*Subscription
+	subOrder    []string
+	subSignal   chan struct{} // closed and replaced when events are queued
 }
 
 type connector struct {
@@ -152,6 +156,8 @@ func New(tb testing.TB) *Server {
 		Now:         time.Now,
 		connectors:  map[string]*connector{},
 		connections: map[string]*connection{},
+		subs:        map[string]*Subscription{},
+		subSignal:   make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -171,6 +177,7 @@ func New(tb testing.TB) *Server {
 	v1.HandleFunc("PATCH /v1/connections/{id}", s.patchConnection)
 	v1.HandleFunc("PUT /v1/connections/{id}/credentials", s.rotate)
 	v1.HandleFunc("DELETE /v1/connections/{id}", s.deleteConnection)
+	s.routeSubscriptions(v1)
 	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, Problem{Status: 404, Code: "not_found", Detail: "no such endpoint"})
 	})

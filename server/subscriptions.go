@@ -1,0 +1,640 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/abi/check"
+	"github.com/plugboard/plugboard/registry"
+	"github.com/plugboard/plugboard/registry/store"
+)
+
+// Problem codes of the subscription endpoints.
+const (
+	codeTriggerNotFound      = "trigger_not_found"
+	codeSubscriptionNotFound = "subscription_not_found"
+	codeForbiddenTrigger     = "forbidden"
+)
+
+type subscriptionRequest struct {
+	Connector  string          `json:"connector"`
+	Trigger    string          `json:"trigger"`
+	Connection string          `json:"connection,omitempty"`
+	Params     json.RawMessage `json:"params,omitempty"`
+	IntervalS  int             `json:"interval_s,omitempty"`
+	Delivery   *store.Delivery `json:"delivery"`
+}
+
+// subscriptionDoc is a subscription as API.md shows it.
+type subscriptionDoc struct {
+	ID            string              `json:"id"`
+	Connector     string              `json:"connector"`
+	Trigger       string              `json:"trigger"`
+	Connection    string              `json:"connection,omitempty"`
+	Params        json.RawMessage     `json:"params"`
+	IntervalS     int                 `json:"interval_s,omitempty"`
+	Delivery      store.Delivery      `json:"delivery"`
+	Status        string              `json:"status"`
+	StatusReason  string              `json:"status_reason,omitempty"`
+	Owner         string              `json:"owner,omitempty"`
+	CreatedAt     time.Time           `json:"created_at"`
+	SigningSecret string              `json:"signing_secret,omitempty"`
+	LastPolledAt  *time.Time          `json:"last_polled_at"`
+	LastEventAt   *time.Time          `json:"last_event_at"`
+	LastError     *store.TriggerError `json:"last_error"`
+	LagS          float64             `json:"lag_s"`
+	Counts        subscriptionCounts  `json:"counts"`
+	Push          *store.PushState    `json:"push,omitempty"`
+	Source        sourceDoc           `json:"source"`
+}
+
+type subscriptionCounts struct {
+	Events    int64 `json:"events"`
+	Delivered int64 `json:"delivered"`
+	Pending   int64 `json:"pending"`
+	Dropped   int64 `json:"dropped"`
+	Failed    int64 `json:"failed"`
+}
+
+type sourceDoc struct {
+	ID          string     `json:"id"`
+	Kind        string     `json:"kind"`
+	Subscribers int        `json:"subscribers"`
+	IntervalS   int        `json:"interval_s,omitempty"`
+	NextPollAt  *time.Time `json:"next_poll_at,omitempty"`
+	RenewAt     *time.Time `json:"renew_at,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// subscriptionDoc renders a subscription with its source's status.
+func (s *Server) subscriptionDoc(ctx context.Context, v store.SubscriptionView, src store.Source, subscribers []store.SubscriptionView) subscriptionDoc {
+	d := subscriptionDoc{ID: v.ID, Connector: v.Connector, Trigger: v.Trigger, Connection: v.Connection, Params: v.Params,
+		IntervalS: v.IntervalS, Delivery: v.Delivery, Status: v.Status, StatusReason: v.StatusReason, Owner: v.Owner,
+		CreatedAt: v.CreatedAt, LastPolledAt: timePtr(src.LastPolledAt), LastEventAt: timePtr(src.LastEventAt), LastError: src.LastError,
+		Counts: subscriptionCounts{Events: v.Events, Delivered: v.Delivered, Pending: v.Pending, Dropped: v.Dropped, Failed: v.Failed},
+		Source: sourceDoc{ID: src.ID, Kind: src.Kind, Subscribers: len(subscribers), NextPollAt: timePtr(src.NextPollAt), RenewAt: timePtr(src.RenewAt)}}
+	if !v.OldestPending.IsZero() {
+		d.LagS = max(time.Since(v.OldestPending).Seconds(), 0)
+	}
+	if v.Delivery.Type == deliveryWebhook {
+		p := v.Push
+		d.Push = &p
+	}
+	if src.Kind == store.SourcePoll {
+		min := 0
+		for _, sub := range subscribers {
+			if sub.IntervalS > 0 && (min == 0 || sub.IntervalS < min) {
+				min = sub.IntervalS
+			}
+		}
+		d.Source.IntervalS = min
+	}
+	if d.Status == store.SubActive && v.Connection != "" {
+		if c, err := s.reg.GetConnection(ctx, v.Connection); err == nil && c.Status == registry.StatusNeedsReauth {
+			d.Status = "paused"
+			d.StatusReason = fmt.Sprintf("connection %s needs consent again (POST /v1/connections/%s/reauthorize); polling resumes once it is ready", v.Connection, v.Connection)
+		}
+	}
+	return d
+}
+
+// canonicalParams validates params against the trigger's params_schema and renders them in
+// one canonical form, so equal params name the same source.
+func canonicalParams(raw json.RawMessage, schema json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = json.RawMessage(`{}`)
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, problemf(http.StatusBadRequest, codeInvalidParams, "params: %v", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, newProblem(http.StatusBadRequest, codeInvalidParams, "params must be a JSON object")
+	}
+	if len(schema) > 0 && string(schema) != "{}" {
+		sc, err := check.CompileSchema(schema)
+		if err != nil {
+			return nil, fmt.Errorf("compiling params_schema: %w", err)
+		}
+		if errs := sc.Validate(raw); errs != nil {
+			p := newProblem(http.StatusBadRequest, codeInvalidParams, describeSchemaErrors("params", errs))
+			p.Errors = errs
+			return nil, p
+		}
+	}
+	return json.Marshal(v) // map keys sorted
+}
+
+// checkDeliveryURL refuses URLs a push could never reach or should never carry.
+func checkDeliveryURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return problemf(http.StatusBadRequest, codeInvalidRequest, "delivery.url must be an absolute http or https URL, not %q", raw)
+	}
+	if u.User != nil {
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, "delivery.url must not carry credentials; verify deliveries with the signing secret instead")
+	}
+	return nil
+}
+
+// POST /v1/subscriptions
+func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req subscriptionRequest
+	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Connector == "" || req.Trigger == "":
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, `"connector" and "trigger" are required`)
+	case req.Delivery == nil:
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, `"delivery" is required: {"type": "webhook", "url": "https://..."} or {"type": "queue"}`)
+	case req.Delivery.Type == deliveryWebhook:
+		if err := checkDeliveryURL(req.Delivery.URL); err != nil {
+			return err
+		}
+	case req.Delivery.Type == deliveryQueue:
+		if req.Delivery.URL != "" {
+			return newProblem(http.StatusBadRequest, codeInvalidRequest, "delivery.url is only for webhook delivery; a queue subscription pulls from GET /v1/subscriptions/{id}/events")
+		}
+	default:
+		return problemf(http.StatusBadRequest, codeInvalidRequest, "delivery.type must be \"webhook\" or \"queue\", not %q", req.Delivery.Type)
+	}
+	if req.IntervalS < 0 {
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, "interval_s must be positive")
+	}
+	p := principalFrom(ctx)
+	if !p.allowsConnector(req.Connector) || !p.allowsConnection(req.Connection) {
+		return problemf(http.StatusForbidden, codeForbiddenTrigger, "key %s may not use connector %s with connection %q", p.KeyID, req.Connector, req.Connection)
+	}
+	corr := correlationID(ctx)
+	ref, err := s.trig.resolve(ctx, req.Connector, req.Trigger, "", req.Connection, corr)
+	if err != nil {
+		return err
+	}
+	defer ref.lease.Release()
+	tr := ref.trigger
+	if tr.Kind == abi.TriggerPoll {
+		if _, lo := tr.Interval(); req.IntervalS != 0 && req.IntervalS < lo {
+			return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s %d is below the trigger's min_interval_s of %d", req.IntervalS, lo)
+		}
+	} else if req.IntervalS != 0 {
+		return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s is for poll triggers; %s.%s is a %s trigger", req.Connector, req.Trigger, tr.Kind)
+	}
+	if ref.paused {
+		return problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", req.Connection, req.Connection)
+	}
+	params, err := canonicalParams(req.Params, tr.ParamsSchema)
+	if err != nil {
+		return err
+	}
+	sub := store.Subscription{ID: "sub_" + randomToken(16), Connector: req.Connector, Trigger: req.Trigger, Connection: req.Connection,
+		Params: params, IntervalS: req.IntervalS, Delivery: *req.Delivery, Owner: p.KeyID, Status: store.SubActive}
+	var secret []byte
+	if sub.Delivery.Type == deliveryWebhook {
+		secret = []byte(newSigningSecret())
+	}
+	key := sourceKey(req.Connector, req.Trigger, req.Connection, params)
+	lock := s.trig.keyLock(key)
+	lock.Lock()
+	defer lock.Unlock()
+	src, found, err := s.st.FindSource(ctx, key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case found && src.Status == store.SourceActive:
+		sub.SourceID = src.ID
+		err = s.st.AddSubscription(ctx, sub, secret, nil)
+	case tr.Kind == abi.TriggerPoll:
+		err = s.trig.startPollSource(ctx, ref, key, params, &sub, secret)
+	default:
+		err = s.trig.startWebhookSource(ctx, r, ref, key, params, &sub, secret)
+	}
+	if err != nil {
+		return err
+	}
+	if sub.Delivery.Type == deliveryWebhook {
+		s.trig.startPusher(sub.ID)
+	}
+	s.log.Info("subscription created", "subscription", sub.ID, "connector", sub.Connector, "trigger", sub.Trigger, "source", sub.SourceID, "delivery", sub.Delivery.Type, "correlation_id", corr)
+	doc, err := s.loadSubscriptionDoc(ctx, sub.ID)
+	if err != nil {
+		return err
+	}
+	doc.SigningSecret = string(secret)
+	writeJSON(w, http.StatusCreated, doc)
+	return nil
+}
+
+// startPollSource runs the baseline poll of a new poll source and stores the source with its
+// first subscription. A failing baseline creates nothing.
+func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key string, params json.RawMessage, sub *store.Subscription, secret []byte) error {
+	res, evs, err := t.pollOnce(ctx, ref, params, nil)
+	if err != nil {
+		return baselineProblem(err)
+	}
+	now := time.Now().UTC()
+	def, lo := ref.trigger.Interval()
+	iv := sub.IntervalS
+	if iv == 0 {
+		iv = def
+	}
+	cursor := res.Cursor
+	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourcePoll, Status: store.SourceActive,
+		Connector: sub.Connector, Trigger: sub.Trigger, Connection: sub.Connection, Params: params, Cursor: &cursor,
+		LastPolledAt: now, NextPollAt: now.Add(jitter(time.Duration(max(iv, lo)) * time.Second))}
+	if res.More {
+		src.NextPollAt = now
+	}
+	sub.SourceID = src.ID
+	if err := t.s.st.CreateSource(ctx, src, nil, sub, secret); err != nil {
+		return err
+	}
+	if len(evs) > 0 { // a baseline that asked for history (params): deliver it
+		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: ref.call.CorrelationID, Traceparent: traceparentOf(ctx)}, t.limits(), nil)
+		if err != nil {
+			return err
+		}
+		t.notify(cr.Notify...)
+	}
+	return nil
+}
+
+// startWebhookSource registers a new webhook source upstream and stores it with its first
+// subscription. The hook URL answers before subscribe is called, because some services
+// (Microsoft Graph) call it during the registration.
+func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *triggerRef, key string, params json.RawMessage, sub *store.Subscription, subSecret []byte) error {
+	token := randomToken(20)
+	secret := randomToken(20)
+	base := strings.TrimRight(t.s.opts.PublicURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourceWebhook, Status: store.SourceStarting,
+		Connector: sub.Connector, Trigger: sub.Trigger, Connection: sub.Connection, Params: params, HookToken: token,
+		CallbackURL: base + "/hooks/" + token}
+	if found, err := t.replaceStale(ctx, key); err != nil || found {
+		return err
+	}
+	if err := t.s.st.CreateSource(ctx, src, []byte(secret), nil, nil); err != nil {
+		return err
+	}
+	res, err := t.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookSubscribe, Trigger: sub.Trigger, Params: params, CallbackURL: src.CallbackURL, Secret: secret})
+	var renewAt time.Time
+	if err == nil {
+		renewAt, err = parseRenewAt(res.RenewAt)
+	}
+	if err != nil {
+		_ = t.s.st.DeleteSource(context.WithoutCancel(ctx), src.ID)
+		return baselineProblem(err)
+	}
+	sub.SourceID = src.ID
+	err = t.s.st.AddSubscription(ctx, *sub, subSecret, func(s *store.Source) {
+		s.Status, s.State, s.RenewAt = store.SourceActive, res.State, renewAt
+	})
+	if err != nil {
+		src.Status, src.State = store.SourceActive, res.State
+		t.stopSource(context.WithoutCancel(ctx), src)
+		return err
+	}
+	return nil
+}
+
+// replaceStale deletes a source of key left in the starting state (a crash during subscribe).
+func (t *triggers) replaceStale(ctx context.Context, key string) (bool, error) {
+	src, found, err := t.s.st.FindSource(ctx, key)
+	if err != nil || !found {
+		return false, err
+	}
+	if src.Status == store.SourceStarting {
+		return false, t.s.st.DeleteSource(ctx, src.ID)
+	}
+	return true, nil
+}
+
+// baselineProblem turns the failure of a new source's first plugin call into API.md's 502:
+// the plugin's error code with source plugin, or plugin_failed.
+func baselineProblem(err error) error {
+	p := toProblem(err)
+	if p.Source == "plugin" || p.Status >= 500 {
+		p.Status = http.StatusBadGateway
+		if p.Source != "plugin" && p.Code == codeInternal {
+			p.Code = codePluginFailed
+		}
+		p.Title = http.StatusText(http.StatusBadGateway)
+		p.Detail = "starting the trigger source failed: " + p.Detail
+		return p
+	}
+	return err
+}
+
+// loadSubscriptionDoc reads one subscription with its source.
+func (s *Server) loadSubscriptionDoc(ctx context.Context, id string) (subscriptionDoc, error) {
+	sub, oldest, err := s.st.GetSubscription(ctx, id)
+	if err != nil {
+		return subscriptionDoc{}, subscriptionErr(err, id)
+	}
+	src, err := s.st.GetSource(ctx, sub.SourceID)
+	if err != nil {
+		return subscriptionDoc{}, err
+	}
+	peers, err := s.st.Subscriptions(ctx, src.ID)
+	if err != nil {
+		return subscriptionDoc{}, err
+	}
+	return s.subscriptionDoc(ctx, store.SubscriptionView{Subscription: sub, OldestPending: oldest}, src, peers), nil
+}
+
+func subscriptionErr(err error, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return problemf(http.StatusNotFound, codeSubscriptionNotFound, "no subscription %s; GET /v1/subscriptions lists them", id)
+	}
+	return err
+}
+
+// ownSubscription loads a subscription the caller may see: its owner, an admin, or a reader
+// (within its scopes).
+func (s *Server) ownSubscription(ctx context.Context, id string, write bool) (store.Subscription, error) {
+	sub, _, err := s.st.GetSubscription(ctx, id)
+	if err != nil {
+		return sub, subscriptionErr(err, id)
+	}
+	if !s.maySeeSubscription(principalFrom(ctx), sub, write) {
+		return sub, problemf(http.StatusForbidden, codeForbiddenTrigger, "subscription %s belongs to another key", id)
+	}
+	return sub, nil
+}
+
+func (s *Server) maySeeSubscription(p *principal, sub store.Subscription, write bool) bool {
+	switch {
+	case p.isAdmin():
+		return true
+	case !p.allowsConnector(sub.Connector) || !p.allowsConnection(sub.Connection):
+		return false
+	case p.KeyID == sub.Owner:
+		return true
+	}
+	return !write && p.Role == "reader"
+}
+
+// GET /v1/subscriptions
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	subs, err := s.st.Subscriptions(ctx, "")
+	if err != nil {
+		return err
+	}
+	srcs, err := s.st.Sources(ctx)
+	if err != nil {
+		return err
+	}
+	byID := map[string]store.Source{}
+	for _, src := range srcs {
+		byID[src.ID] = src
+	}
+	peers := map[string][]store.SubscriptionView{}
+	for _, sub := range subs {
+		peers[sub.SourceID] = append(peers[sub.SourceID], sub)
+	}
+	p := principalFrom(ctx)
+	out := []subscriptionDoc{}
+	for _, sub := range subs {
+		if s.maySeeSubscription(p, sub.Subscription, false) {
+			out = append(out, s.subscriptionDoc(ctx, sub, byID[sub.SourceID], peers[sub.SourceID]))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
+	return nil
+}
+
+// GET /v1/subscriptions/{id}
+func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	if _, err := s.ownSubscription(r.Context(), id, false); err != nil {
+		return err
+	}
+	doc, err := s.loadSubscriptionDoc(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, doc)
+	return nil
+}
+
+// DELETE /v1/subscriptions/{id}
+func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := mux.Vars(r)["id"]
+	sub, err := s.ownSubscription(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	key := ""
+	if src, err := s.st.GetSource(ctx, sub.SourceID); err == nil {
+		key = src.Key
+	}
+	lock := s.trig.keyLock(key)
+	lock.Lock()
+	defer lock.Unlock()
+	_, remaining, err := s.st.DeleteSubscription(ctx, id)
+	if err != nil {
+		return subscriptionErr(err, id)
+	}
+	// Stop its push worker before anything slow (an upstream unsubscribe), so nothing is pushed
+	// for a subscription the store no longer has.
+	s.trig.stopPusher(id)
+	if remaining == 0 {
+		if src, err := s.st.GetSource(ctx, sub.SourceID); err == nil {
+			s.trig.stopSource(context.WithoutCancel(ctx), src)
+		}
+	}
+	s.trig.notify(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// GET /v1/subscriptions/{id}/events?max=100&wait_s=20
+func (s *Server) pullEvents(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := mux.Vars(r)["id"]
+	sub, err := s.ownSubscription(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	if sub.Delivery.Type != deliveryQueue {
+		return problemf(http.StatusConflict, codeInvalidRequest, "subscription %s is delivered by push to its URL; only queue subscriptions are pulled", id)
+	}
+	q := r.URL.Query()
+	maxN, err := queryInt(q, "max", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	wait, err := queryInt(q, "wait_s", 0, 0, 60)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Duration(wait) * time.Second)
+	for {
+		wake := s.trig.wakeChan(id)
+		got, next, err := s.st.LeaseEvents(ctx, id, maxN, s.trig.o.LeaseFor)
+		if err != nil {
+			return subscriptionErr(err, id)
+		}
+		if len(got) > 0 || !time.Now().Before(deadline) {
+			out := make([]deliveredEvent, len(got))
+			for i, p := range got {
+				out[i] = deliver(sub, p.Event)
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"events": out})
+			return nil
+		}
+		until := deadline
+		if !next.IsZero() && next.Before(until) {
+			until = next
+		}
+		tm := time.NewTimer(time.Until(until))
+		select {
+		case <-wake:
+		case <-tm.C:
+		case <-ctx.Done():
+			tm.Stop()
+			return ctx.Err()
+		}
+		tm.Stop()
+	}
+}
+
+func queryInt(q url.Values, name string, def, lo, hi int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, problemf(http.StatusBadRequest, codeInvalidRequest, "%s must be an integer from %d to %d, not %q", name, lo, hi, v)
+	}
+	return n, nil
+}
+
+// POST /v1/subscriptions/{id}/events/ack {"ids": [...]}
+func (s *Server) ackEvents(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := mux.Vars(r)["id"]
+	if _, err := s.ownSubscription(ctx, id, true); err != nil {
+		return err
+	}
+	var req struct {
+		IDs []string `json:"ids"`
+	}
+	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	if len(req.IDs) == 0 {
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, `"ids" must list the delivered event ids to acknowledge`)
+	}
+	seqs := make([]uint64, 0, len(req.IDs))
+	for _, eid := range req.IDs {
+		if seq, ok := parseDeliveredID(id, eid); ok {
+			seqs = append(seqs, seq)
+		}
+	}
+	n, err := s.st.Ack(ctx, id, seqs)
+	if err != nil {
+		return subscriptionErr(err, id)
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"acked": n})
+	return nil
+}
+
+// POST /v1/subscriptions/{id}/replay {"since": "RFC 3339"}
+func (s *Server) replayEvents(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := mux.Vars(r)["id"]
+	sub, err := s.ownSubscription(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Since string `json:"since"`
+	}
+	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	since, err := time.Parse(time.RFC3339Nano, req.Since)
+	if err != nil {
+		return problemf(http.StatusBadRequest, codeInvalidRequest, `"since" must be an RFC 3339 time such as 2026-11-28T09:00:00Z, not %q`, req.Since)
+	}
+	n, err := s.st.Replay(ctx, id, since, s.trig.o.MaxQueue)
+	if err != nil {
+		return subscriptionErr(err, id)
+	}
+	s.trig.notify(id)
+	if sub.Delivery.Type == deliveryWebhook && sub.Status != store.SubDisabled {
+		s.trig.startPusher(id)
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+	return nil
+}
+
+// triggerGauges are the subscription gauges of /metrics: counts, pending events and lag, by
+// connector and trigger (no subscription ids: they are tenant data).
+func (s *Server) triggerGauges(ctx context.Context) []gauge {
+	subs, err := s.st.Subscriptions(ctx, "")
+	if err != nil {
+		return nil
+	}
+	type agg struct {
+		pending, dropped int64
+		lag              float64
+	}
+	byTrigger := map[string]*agg{}
+	byStatus := map[string]int{}
+	for _, sub := range subs {
+		l := labels("connector", sub.Connector, "trigger", sub.Trigger)
+		a := byTrigger[l]
+		if a == nil {
+			a = &agg{}
+			byTrigger[l] = a
+		}
+		a.pending += sub.Pending
+		a.dropped += sub.Dropped
+		if !sub.OldestPending.IsZero() {
+			a.lag = max(a.lag, time.Since(sub.OldestPending).Seconds())
+		}
+		byStatus[labels("connector", sub.Connector, "trigger", sub.Trigger, "delivery", sub.Delivery.Type, "status", sub.Status)]++
+	}
+	var out []gauge
+	for l, a := range byTrigger {
+		out = append(out, gauge{"plugboard_subscription_pending_events", l, float64(a.pending)},
+			gauge{"plugboard_subscription_lag_seconds", l, a.lag},
+			gauge{"plugboard_subscription_dropped_events", l, float64(a.dropped)})
+	}
+	for l, n := range byStatus {
+		out = append(out, gauge{"plugboard_subscriptions", l, float64(n)})
+	}
+	return out
+}

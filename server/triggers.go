@@ -1,0 +1,719 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/host"
+	"github.com/plugboard/plugboard/registry"
+	"github.com/plugboard/plugboard/registry/store"
+)
+
+// TriggerOptions tune the trigger engine (API.md "Subscriptions"). Every zero value means the
+// documented default.
+type TriggerOptions struct {
+	// Tick is how often the scheduler looks for due polls, renewals and timers; 0 means 250 ms.
+	Tick time.Duration
+	// RetrySchedule is the wait before each push retry; nil means API.md's schedule (5 s, 5 min,
+	// 30 min, 2 h, 5 h, 10 h, 10 h). After the last one the event is counted as failed.
+	RetrySchedule []time.Duration
+	// MaxQueue bounds each subscription's pending events; 0 means 10,000.
+	MaxQueue int
+	// MaxEventsPerSource bounds each source's event log and deduplication ledger; 0 means 10,000.
+	MaxEventsPerSource int
+	// MaxEventsPerPoll bounds the events one poll (or one inbound webhook) may return; 0 means 1,000.
+	MaxEventsPerPoll int
+	// LeaseFor is how long pulled events stay leased before they come back; 0 means 30 s.
+	LeaseFor time.Duration
+	// PushTimeout bounds one push attempt; 0 means 15 s.
+	PushTimeout time.Duration
+	// PollsPerConnection caps concurrent polls of one connection; 0 means 2.
+	PollsPerConnection int
+	// MaxPagesPerPoll bounds how many times a poll answering more: true is repeated at once
+	// before the scheduler moves on; 0 means 50.
+	MaxPagesPerPoll int
+}
+
+func (o TriggerOptions) withDefaults() TriggerOptions {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD(&o.Tick, 250*time.Millisecond)
+	if o.RetrySchedule == nil {
+		o.RetrySchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+	}
+	def(&o.MaxQueue, 10000)
+	def(&o.MaxEventsPerSource, 10000)
+	def(&o.MaxEventsPerPoll, 1000)
+	defD(&o.LeaseFor, 30*time.Second)
+	defD(&o.PushTimeout, 15*time.Second)
+	def(&o.PollsPerConnection, 2)
+	def(&o.MaxPagesPerPoll, 50)
+	return o
+}
+
+// triggers is the trigger engine: the scheduler of poll sources, webhook renewals and plugin
+// timers, the push workers, and the wake-ups of long-polling pullers.
+type triggers struct {
+	s   *Server
+	o   TriggerOptions
+	log *slog.Logger
+	// client pushes deliveries: the egress path's address checks, no redirects followed.
+	client *http.Client
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	running  map[string]bool               // sources with a poll or renewal in flight
+	timers   map[string]timerRetry         // timers whose last firing failed
+	pushers  map[string]context.CancelFunc // push worker per subscription
+	wake     map[string]chan struct{}      // closed to wake a subscription's worker or pullers
+	connSem  map[string]chan struct{}      // per-connection poll slots
+	keyLocks map[string]*sync.Mutex        // one start/stop at a time per source key
+}
+
+type timerRetry struct {
+	attempts int
+	next     time.Time
+}
+
+func newTriggers(s *Server, o TriggerOptions) *triggers {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &triggers{s: s, o: o.withDefaults(), log: s.log, client: s.host.HostHTTPClient(), ctx: ctx, stop: cancel,
+		running: map[string]bool{}, timers: map[string]timerRetry{}, pushers: map[string]context.CancelFunc{},
+		wake: map[string]chan struct{}{}, connSem: map[string]chan struct{}{}, keyLocks: map[string]*sync.Mutex{}}
+}
+
+// start resumes the durable state: stops sources left without subscribers (a crash between a
+// subscription's delete and its source's stop), starts a push worker per push subscription,
+// and runs the scheduler.
+func (t *triggers) start(ctx context.Context) error {
+	srcs, err := t.s.st.Sources(ctx)
+	if err != nil {
+		return err
+	}
+	subs, err := t.s.st.Subscriptions(ctx, "")
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, sub := range subs {
+		used[sub.SourceID] = true
+		if sub.Delivery.Type == deliveryWebhook && sub.Status != store.SubDisabled {
+			t.startPusher(sub.ID)
+		}
+	}
+	for _, src := range srcs {
+		if !used[src.ID] {
+			t.log.Info("stopping a trigger source left without subscribers", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger)
+			t.stopSource(ctx, src)
+		}
+	}
+	t.wg.Add(1)
+	go t.schedule()
+	return nil
+}
+
+// close stops the scheduler and the workers and waits for them.
+func (t *triggers) close() {
+	t.stop()
+	t.wg.Wait()
+}
+
+// keyLock returns the lock of a source key.
+func (t *triggers) keyLock(key string) *sync.Mutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.keyLocks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		t.keyLocks[key] = l
+	}
+	return l
+}
+
+// wakeChan returns the channel closed at the next notify of a subscription.
+func (t *triggers) wakeChan(sub string) chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch := t.wake[sub]
+	if ch == nil {
+		ch = make(chan struct{})
+		t.wake[sub] = ch
+	}
+	return ch
+}
+
+// notify wakes a subscription's push worker and long-polling pullers.
+func (t *triggers) notify(subs ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range subs {
+		if ch := t.wake[id]; ch != nil {
+			close(ch)
+			delete(t.wake, id)
+		}
+	}
+}
+
+// schedule is the scheduler loop.
+func (t *triggers) schedule() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.o.Tick)
+	defer tick.Stop()
+	for {
+		t.scan()
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// scan starts every due poll, renewal and timer.
+func (t *triggers) scan() {
+	ctx := t.ctx
+	now := time.Now()
+	srcs, err := t.s.st.Sources(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.log.Error("trigger scheduler: reading sources", "err", err)
+		}
+		return
+	}
+	for _, src := range srcs {
+		due := false
+		switch {
+		case src.Status != store.SourceActive:
+		case src.Kind == store.SourcePoll:
+			due = !src.NextPollAt.After(now)
+		case src.Kind == store.SourceWebhook:
+			due = !src.RenewAt.IsZero() && !src.RenewAt.After(now) && !src.NextPollAt.After(now)
+		}
+		if !due || !t.begin(src.ID) {
+			continue
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			defer t.end(src.ID)
+			if src.Kind == store.SourcePoll {
+				t.runPoll(ctx, src.ID)
+			} else {
+				t.renew(ctx, src.ID)
+			}
+		}()
+	}
+	t.fireTimers(ctx, now)
+}
+
+func (t *triggers) begin(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running[id] {
+		return false
+	}
+	t.running[id] = true
+	return true
+}
+
+func (t *triggers) end(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.running, id)
+}
+
+// acquireConn takes one of a connection's poll slots.
+func (t *triggers) acquireConn(ctx context.Context, conn string) (release func(), err error) {
+	t.mu.Lock()
+	sem := t.connSem[conn]
+	if sem == nil {
+		sem = make(chan struct{}, t.o.PollsPerConnection)
+		t.connSem[conn] = sem
+	}
+	t.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// triggerRef is a resolved trigger: the leased version and the trigger's declaration.
+type triggerRef struct {
+	lease   *registry.Lease
+	trigger abi.Trigger
+	call    *host.Call
+	paused  bool // the connection needs consent again
+}
+
+// resolve leases the active version of connector, finds the trigger of the wanted kind and binds
+// the connection. The caller releases the lease.
+func (t *triggers) resolve(ctx context.Context, connector, trigger, kind, connection, correlationID string) (*triggerRef, error) {
+	lease, err := t.s.reg.Acquire(ctx, connector, "")
+	if err != nil {
+		return nil, err
+	}
+	ref := &triggerRef{lease: lease, call: &host.Call{CorrelationID: correlationID}}
+	man := lease.Version.Manifest()
+	i := slices.IndexFunc(man.Triggers, func(tr abi.Trigger) bool { return tr.Name == trigger })
+	if i < 0 {
+		lease.Release()
+		return nil, problemf(http.StatusNotFound, codeTriggerNotFound, "connector %s %s has no trigger %q (triggers: %s)", connector, lease.Version.Info.Version, trigger, triggerNames(man))
+	}
+	ref.trigger = man.Triggers[i]
+	if kind != "" && ref.trigger.Kind != kind {
+		lease.Release()
+		return nil, problemf(http.StatusConflict, codeTriggerNotFound, "trigger %s.%s is now a %s trigger, not %s; subscribe again", connector, trigger, ref.trigger.Kind, kind)
+	}
+	if connection != "" {
+		b, conn, err := t.s.reg.Binding(ctx, connection)
+		if err != nil {
+			lease.Release()
+			return nil, err
+		}
+		if !slices.Contains(conn.Connectors, connector) {
+			lease.Release()
+			return nil, problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, connector, strings.Join(conn.Connectors, ", "), conn.ID)
+		}
+		ref.paused = conn.Status == registry.StatusNeedsReauth
+		ref.call.Binding = b
+	} else if !man.HasAuthType(abi.AuthNone) {
+		lease.Release()
+		return nil, problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", connector, strings.Join(man.Auth.Types, " or "))
+	}
+	return ref, nil
+}
+
+func triggerNames(m *abi.Manifest) string {
+	if len(m.Triggers) == 0 {
+		return "none"
+	}
+	names := make([]string, len(m.Triggers))
+	for i, tr := range m.Triggers {
+		names[i] = tr.Name + " (" + tr.Kind + ")"
+	}
+	return strings.Join(names, ", ")
+}
+
+// pollOnce runs plugboard_poll and converts its events; a guest error comes back as a plugin
+// problem, every other failure as the host's error.
+func (t *triggers) pollOnce(ctx context.Context, ref *triggerRef, params json.RawMessage, cursor *string) (*abi.PollResult, []store.NewEvent, error) {
+	req := abi.PollRequest{Trigger: ref.trigger.Name, Params: params, Cursor: cursor}
+	out, _, err := ref.lease.Version.Module.Call(ctx, ref.call, abi.ExportPoll, func(c abi.Common) any { req.Common = c; return req })
+	if err != nil {
+		return nil, nil, err
+	}
+	var res abi.PollResult
+	if err := abi.DecodeStrict(out, &res); err != nil {
+		return nil, nil, fmt.Errorf("%w: plugboard_poll wrote an invalid result document: %v", host.ErrPluginFailed, err)
+	}
+	if res.Error != nil {
+		if res.Error.Code == "" || res.Error.Message == "" {
+			return nil, nil, fmt.Errorf("%w: error document needs code and message", host.ErrPluginFailed)
+		}
+		return nil, nil, pluginProblem(res.Error)
+	}
+	evs, err := t.convertEvents(res.Events, "plugboard_poll")
+	return &res, evs, err
+}
+
+// convertEvents checks a plugin's events and converts them for the store.
+func (t *triggers) convertEvents(in []abi.Event, export string) ([]store.NewEvent, error) {
+	if len(in) > t.o.MaxEventsPerPoll {
+		return nil, fmt.Errorf("%w: %s returned %d events, over the limit of %d; return fewer with more: true", host.ErrPluginFailed, export, len(in), t.o.MaxEventsPerPoll)
+	}
+	out := make([]store.NewEvent, 0, len(in))
+	for i, e := range in {
+		if e.ID == "" {
+			return nil, fmt.Errorf("%w: %s event %d has no id; every event needs a stable id", host.ErrPluginFailed, export, i)
+		}
+		if len(e.ID) > 512 {
+			return nil, fmt.Errorf("%w: %s event %d has an id of %d bytes, over 512", host.ErrPluginFailed, export, i, len(e.ID))
+		}
+		var at time.Time
+		if e.Time != "" {
+			var err error
+			if at, err = time.Parse(time.RFC3339Nano, e.Time); err != nil {
+				return nil, fmt.Errorf("%w: %s event %q has time %q, which is not RFC 3339", host.ErrPluginFailed, export, e.ID, e.Time)
+			}
+		}
+		data := e.Data
+		if len(data) == 0 {
+			data = json.RawMessage("null")
+		}
+		out = append(out, store.NewEvent{SourceEventID: e.ID, Type: e.Type, Time: at, Data: data})
+	}
+	return out, nil
+}
+
+// triggerError renders an error for a source's last_error.
+func triggerError(err error, at time.Time) *store.TriggerError {
+	p := toProblem(err)
+	return &store.TriggerError{Code: p.Code, Message: p.Detail, At: at.UTC()}
+}
+
+// backoff is the wait after n consecutive failures of something that runs every interval.
+func backoff(interval time.Duration, n int) time.Duration {
+	d := interval << min(n, 6)
+	return max(interval, min(d, 30*time.Minute))
+}
+
+// jitter spreads polls of sources with the same interval: ±10%.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d - d/10 + time.Duration(mrand.Int64N(int64(d/5)+1))
+}
+
+// runPoll polls a source until it has no more pages (bounded), committing each page's cursor
+// and events in one transaction.
+func (t *triggers) runPoll(ctx context.Context, id string) {
+	src, err := t.s.st.GetSource(ctx, id)
+	if err != nil {
+		return // deleted meanwhile
+	}
+	subs, err := t.s.st.Subscriptions(ctx, id)
+	if err != nil || len(subs) == 0 {
+		return
+	}
+	release, err := t.acquireConn(ctx, src.Connection)
+	if err != nil {
+		return
+	}
+	defer release()
+	corr := newCorrelationID()
+	ctx, span := t.s.startSpan(ctx, "poll "+src.Connector+"."+src.Trigger, trace.SpanKindInternal,
+		attribute.String("plugboard.connector", src.Connector), attribute.String("plugboard.trigger", src.Trigger),
+		attribute.String("plugboard.source", src.ID), attribute.String("plugboard.correlation_id", corr))
+	defer span.End()
+	origin := store.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}
+	ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, corr)
+	interval := 60 * time.Second
+	if ref != nil {
+		defer ref.lease.Release()
+		interval = time.Duration(sourceInterval(ref.trigger, subs)) * time.Second
+	}
+	now := time.Now()
+	if err == nil && ref.paused {
+		_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) { s.NextPollAt = now.Add(interval) })
+		return
+	}
+	cursor := src.Cursor
+	for page := 0; err == nil && page < t.o.MaxPagesPerPoll; page++ {
+		start := time.Now()
+		var res *abi.PollResult
+		var evs []store.NewEvent
+		res, evs, err = t.pollOnce(ctx, ref, src.Params, cursor)
+		t.s.metrics.observe("plugboard_trigger_poll_duration_seconds", labels("connector", src.Connector, "trigger", src.Trigger), time.Since(start))
+		if err != nil {
+			break
+		}
+		more := res.More && page+1 < t.o.MaxPagesPerPoll
+		next := time.Now().Add(jitter(interval))
+		if more {
+			next = time.Now()
+		}
+		c := res.Cursor
+		var cr store.CommitResult
+		cr, err = t.s.st.CommitEvents(ctx, id, evs, origin, t.limits(), func(s *store.Source) {
+			s.Cursor = &c
+			s.LastPolledAt = time.Now().UTC()
+			s.LastError = nil
+			s.Failures = 0
+			s.NextPollAt = next
+		})
+		if err != nil {
+			break
+		}
+		t.counted(src, "ok", cr)
+		t.notify(cr.Notify...)
+		if !res.More {
+			return
+		}
+		cursor = &c
+	}
+	if err == nil || ctx.Err() != nil || errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	code := toProblem(err).Code
+	span.SetStatus(codes.Error, code)
+	t.s.metrics.add("plugboard_trigger_polls_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", code), 1)
+	t.log.Warn("poll failed; keeping the cursor", "source", id, "connector", src.Connector, "trigger", src.Trigger, "code", code, "err", err, "correlation_id", corr)
+	_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {
+		s.LastPolledAt = now.UTC()
+		s.LastError = triggerError(err, now)
+		s.Failures++
+		s.NextPollAt = now.Add(backoff(interval, s.Failures-1))
+	})
+}
+
+// counted records a successful poll or receive in the metrics.
+func (t *triggers) counted(src store.Source, outcome string, cr store.CommitResult) {
+	l := labels("connector", src.Connector, "trigger", src.Trigger)
+	if src.Kind == store.SourcePoll {
+		t.s.metrics.add("plugboard_trigger_polls_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", outcome), 1)
+	}
+	if cr.New > 0 {
+		t.s.metrics.add("plugboard_trigger_events_total", l, float64(cr.New))
+	}
+}
+
+func (t *triggers) limits() store.TriggerLimits {
+	return store.TriggerLimits{MaxQueue: t.o.MaxQueue, MaxEvents: t.o.MaxEventsPerSource}
+}
+
+// sourceInterval is the shortest interval among a source's subscribers, bounded by the
+// trigger's minimum.
+func sourceInterval(tr abi.Trigger, subs []store.SubscriptionView) int {
+	def, lo := tr.Interval()
+	best := 0
+	for _, s := range subs {
+		iv := s.IntervalS
+		if iv <= 0 {
+			iv = def
+		}
+		if best == 0 || iv < best {
+			best = iv
+		}
+	}
+	if best == 0 {
+		best = def
+	}
+	return max(best, lo)
+}
+
+// sourceKey identifies a source: subscriptions with the same key share it.
+func sourceKey(connector, trigger, connection string, params json.RawMessage) string {
+	h := sha256.New()
+	for _, p := range []string{connector, trigger, connection, string(params)} {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// randomToken returns n random bytes, base32 without padding, lower case.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return strings.ToLower(b32.EncodeToString(b))
+}
+
+// webhookCall runs one step of plugboard_webhook.
+func (t *triggers) webhookCall(ctx context.Context, ref *triggerRef, req abi.WebhookRequest) (*abi.WebhookResult, error) {
+	out, _, err := ref.lease.Version.Module.Call(ctx, ref.call, abi.ExportWebhook, func(c abi.Common) any { req.Common = c; return req })
+	if err != nil {
+		return nil, err
+	}
+	var res abi.WebhookResult
+	if err := abi.DecodeStrict(out, &res); err != nil {
+		return nil, fmt.Errorf("%w: plugboard_webhook (%s) wrote an invalid result document: %v", host.ErrPluginFailed, req.Op, err)
+	}
+	if res.Error != nil {
+		if res.Error.Code == "" || res.Error.Message == "" {
+			return nil, fmt.Errorf("%w: error document needs code and message", host.ErrPluginFailed)
+		}
+		return nil, pluginProblem(res.Error)
+	}
+	return &res, nil
+}
+
+// parseRenewAt reads a plugin's renew_at.
+func parseRenewAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: renew_at %q is not RFC 3339", host.ErrPluginFailed, s)
+	}
+	return at.UTC(), nil
+}
+
+// renew calls the webhook source's renew step and stores the new state and renew_at.
+func (t *triggers) renew(ctx context.Context, id string) {
+	src, err := t.s.st.GetSource(ctx, id)
+	if err != nil {
+		return
+	}
+	corr := newCorrelationID()
+	now := time.Now()
+	err = func() error {
+		ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr)
+		if err != nil {
+			return err
+		}
+		defer ref.lease.Release()
+		secret, err := t.s.st.TriggerSecret(ctx, "src", id)
+		if err != nil {
+			return err
+		}
+		res, err := t.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookRenew, Trigger: src.Trigger, Params: src.Params,
+			CallbackURL: src.CallbackURL, Secret: string(secret), State: src.State})
+		if err != nil {
+			return err
+		}
+		at, err := parseRenewAt(res.RenewAt)
+		if err != nil {
+			return err
+		}
+		_, err = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {
+			if len(res.State) > 0 {
+				s.State = res.State
+			}
+			s.RenewAt, s.LastError, s.Failures, s.NextPollAt = at, nil, 0, time.Time{}
+		})
+		t.s.metrics.add("plugboard_trigger_renewals_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", "ok"), 1)
+		return err
+	}()
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	code := toProblem(err).Code
+	t.s.metrics.add("plugboard_trigger_renewals_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", code), 1)
+	t.log.Warn("webhook renewal failed; retrying", "source", id, "connector", src.Connector, "trigger", src.Trigger, "err", err, "correlation_id", corr)
+	_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {
+		s.LastError = triggerError(err, now)
+		s.Failures++
+		s.NextPollAt = now.Add(backoff(30*time.Second, s.Failures-1))
+	})
+}
+
+// stopSource stops a source without subscribers: a webhook source unsubscribes upstream (best
+// effort: a failure is logged, the source is deleted anyway), then the source is deleted.
+func (t *triggers) stopSource(ctx context.Context, src store.Source) {
+	if src.Kind == store.SourceWebhook && src.Status == store.SourceActive {
+		corr := newCorrelationID()
+		err := func() error {
+			ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr)
+			if err != nil {
+				return err
+			}
+			defer ref.lease.Release()
+			_, err = t.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookUnsubscribe, Trigger: src.Trigger, Params: src.Params, State: src.State})
+			return err
+		}()
+		if err != nil {
+			t.log.Warn("upstream unsubscribe failed; the upstream registration may remain", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger, "err", err, "correlation_id", corr)
+		}
+	}
+	if err := t.s.st.DeleteSource(ctx, src.ID); err != nil && !errors.Is(err, store.ErrExists) {
+		t.log.Error("deleting trigger source", "source", src.ID, "err", err)
+	}
+}
+
+// fireTimers fires the due plugin timers (plugboard_timer set), each at most once at a time.
+func (t *triggers) fireTimers(ctx context.Context, now time.Time) {
+	due, err := t.s.st.DueTimers(ctx, now, 100)
+	if err != nil {
+		return
+	}
+	for _, tm := range due {
+		t.mu.Lock()
+		r := t.timers[tm.ID]
+		t.mu.Unlock()
+		if r.next.After(now) || !t.begin("timer:"+tm.ID) {
+			continue
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			defer t.end("timer:" + tm.ID)
+			t.fire(ctx, tm)
+		}()
+	}
+}
+
+// maxTimerAttempts is how often a timer whose firing fails in the host (trap, timeout, version
+// not loaded) is tried before it is dropped. A guest error answer counts as fired.
+const maxTimerAttempts = 5
+
+// fire sends one timer to plugboard_on_timer and deletes it once the plugin answered.
+func (t *triggers) fire(ctx context.Context, tm store.Timer) {
+	corr := newCorrelationID()
+	err := func() error {
+		lease, err := t.s.reg.Acquire(ctx, tm.Connector, "")
+		if err != nil {
+			return err
+		}
+		defer lease.Release()
+		call := &host.Call{CorrelationID: corr}
+		if tm.Connection != "" {
+			b, _, err := t.s.reg.Binding(ctx, tm.Connection)
+			if err != nil {
+				return err
+			}
+			call.Binding = b
+		}
+		payload := tm.Payload
+		if len(payload) == 0 {
+			payload = json.RawMessage("null")
+		}
+		ev := abi.TimerEvent{Name: tm.Name, Payload: payload}
+		out, _, err := lease.Version.Module.Call(ctx, call, abi.ExportOnTimer, func(c abi.Common) any { ev.Common = c; return ev })
+		if err != nil {
+			return err
+		}
+		var res abi.TimerResult
+		if err := abi.DecodeStrict(out, &res); err != nil {
+			return fmt.Errorf("%w: plugboard_on_timer wrote an invalid result document: %v", host.ErrPluginFailed, err)
+		}
+		if res.Error != nil {
+			t.log.Warn("plugin timer handler answered an error", "connector", tm.Connector, "timer", tm.Name, "code", res.Error.Code, "message", res.Error.Message, "correlation_id", corr)
+		}
+		return nil
+	}()
+	outcome := "ok"
+	drop := err == nil
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		outcome = toProblem(err).Code
+		t.mu.Lock()
+		r := t.timers[tm.ID]
+		r.attempts++
+		r.next = time.Now().Add(time.Second << min(r.attempts, 8))
+		t.timers[tm.ID] = r
+		t.mu.Unlock()
+		drop = r.attempts >= maxTimerAttempts || errors.Is(err, registry.ErrConnectorNotFound) || errors.Is(err, registry.ErrConnectionNotFound)
+		t.log.Warn("firing a plugin timer failed", "connector", tm.Connector, "timer", tm.Name, "attempt", r.attempts, "dropped", drop, "err", err, "correlation_id", corr)
+	}
+	t.s.metrics.add("plugboard_timers_fired_total", labels("connector", tm.Connector, "outcome", outcome), 1)
+	if drop {
+		t.mu.Lock()
+		delete(t.timers, tm.ID)
+		t.mu.Unlock()
+		if err := t.s.st.DeleteTimer(ctx, tm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.log.Error("deleting a fired timer", "timer", tm.ID, "err", err)
+		}
+	}
+}
