@@ -37,6 +37,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	if err := s.authorizeTarget(r.Context(), vars["name"], req.Connection); err != nil {
+		return err
+	}
 	res, err := s.runAction(r.Context(), actionCall{Connector: vars["name"], Action: vars["action"],
 		Connection: req.Connection, Version: req.Version, Input: req.Input, CorrelationID: correlationID(r.Context())})
 	if res != nil {

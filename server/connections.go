@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -171,6 +173,9 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(r, s.opts.MaxBodyBytes, &body); err != nil {
 		return err
 	}
+	if err := s.authorizeConnection(r.Context(), body.ID, body.Connectors); err != nil {
+		return err
+	}
 	if body.Auth == nil {
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, "auth: required, e.g. {\"type\": \"api_key\", \"api_key\": \"...\"} or {\"type\": \"none\"}")
 	}
@@ -193,9 +198,12 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	docs := make([]connectionDoc, len(cs))
-	for i, c := range cs {
-		docs[i] = s.toConnectionDoc(c)
+	p := principalFrom(r.Context())
+	docs := make([]connectionDoc, 0, len(cs))
+	for _, c := range cs {
+		if p.allowsConnection(c.ID) && (p.Connectors == nil || slices.ContainsFunc(c.Connectors, p.allowsConnector)) {
+			docs = append(docs, s.toConnectionDoc(c))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"connections": docs})
 	return nil
@@ -224,6 +232,9 @@ func (s *Server) patchConnection(w http.ResponseWriter, r *http.Request) error {
 		RateLimit      json.RawMessage `json:"rate_limit,omitempty"`
 	}
 	if err := decodeJSON(r, s.opts.MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	if err := s.authorizeConnection(r.Context(), mux.Vars(r)["id"], body.Connectors); err != nil {
 		return err
 	}
 	patch := registry.ConnectionPatch{Params: body.Params, Connectors: body.Connectors, Hosts: body.Hosts, RevealApproved: body.RevealApproved}
@@ -285,6 +296,21 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	s.host.ForgetConnection(id)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// authorizeConnection checks the caller's scopes for connection id and each connector it is
+// to be bound to (a key narrowed to connectors binds connections only to those).
+func (s *Server) authorizeConnection(ctx context.Context, id string, connectors []string) error {
+	if err := s.authorizeTarget(ctx, "", id); err != nil {
+		return err
+	}
+	for _, c := range connectors {
+		if err := s.authorizeTarget(ctx, c, id); err != nil {
+			return err
+		}
+	}
+	setAuditTarget(ctx, target("", id))
 	return nil
 }
 

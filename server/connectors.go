@@ -144,8 +144,12 @@ func (s *Server) listConnectors(w http.ResponseWriter, r *http.Request) error {
 		ActiveVersion string   `json:"active_version"`
 		Versions      []string `json:"versions"`
 	}
+	p := principalFrom(r.Context())
 	out := make([]item, 0, len(cs))
 	for _, c := range cs {
+		if !p.allowsConnector(c.Name) {
+			continue
+		}
 		it := item{Name: c.Name, Title: c.Title, ActiveVersion: c.ActiveVersion, Versions: []string{}}
 		for _, v := range c.Versions {
 			it.Versions = append(it.Versions, v.Version)

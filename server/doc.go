@@ -2,6 +2,12 @@
 // and connections, bearer-token auth, correlation IDs, RFC 9457 problem details, request size
 // caps, and the operational endpoints /healthz, /readyz and /metrics.
 //
+// Access control (auth.go, principal.go): every /v1 route is registered with a permission, and
+// one table says which role holds which permission; API keys (apikeys.go) carry a role and
+// optional connector and connection scopes, and the admin token is the built-in key key_admin.
+// Mutating and denied calls go to the audit log (audit.go). [Server.Serve] serves the public
+// listener and, with Options.SeparateAdmin, a management listener, optionally over TLS.
+//
 // Triggers (triggers.go, subscriptions.go, delivery.go, hooks.go): subscriptions with the same
 // (connector, trigger, connection, params) share one source. A scheduler polls poll sources at
 // their interval, renews webhook sources at renew_at and fires plugin timers; /hooks/{token}

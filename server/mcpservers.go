@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -23,14 +24,22 @@ const (
 
 // registerMCP adds the MCP routes (API.md "MCP servers"): CRUD under /v1/mcp-servers, and the
 // MCP endpoints /mcp/{name} and /mcp, which authenticate with their own tokens.
-func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, h handlerFunc)) {
+func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, perm permission, h handlerFunc)) {
 	s.mcp = mcpserver.New(mcpserver.Options{
 		Registry:      s.reg,
 		Invoker:       mcpInvoker{s},
-		AdminToken:    s.adminToken,
+		Authorize:     s.mcpAuthorize,
 		PublicURL:     s.opts.PublicURL,
 		CorrelationID: correlationID,
 		WriteError: func(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+			if status == http.StatusUnauthorized || status == http.StatusForbidden {
+				name := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/mcp"), "/")
+				tgt := ""
+				if name != "" {
+					tgt = "mcp_server:" + name
+				}
+				s.audit(r.Context(), auditEvent{actor: keyIDOfSecret(bearerToken(r)), action: r.Method + " " + r.URL.Path, target: tgt, status: status})
+			}
 			writeProblem(w, r, newProblem(status, code, detail))
 		},
 		Observe: func(server, tool, outcome string, d time.Duration) {
@@ -44,14 +53,14 @@ func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, h h
 	s.metrics.help["plugboard_mcp_tool_call_duration_seconds"] = "MCP tools/call latency inside the MCP handler, by MCP server."
 	s.metrics.mu.Unlock()
 
-	handle(http.MethodPost, "/mcp-servers", s.createMCPServer)
-	handle(http.MethodGet, "/mcp-servers", s.listMCPServers)
-	handle(http.MethodGet, "/mcp-servers/{name}", s.getMCPServer)
-	handle(http.MethodPatch, "/mcp-servers/{name}", s.patchMCPServer)
-	handle(http.MethodPost, "/mcp-servers/{name}/rotate-token", s.rotateMCPToken)
-	handle(http.MethodDelete, "/mcp-servers/{name}", s.deleteMCPServer)
-	r.Handle("/mcp", s.mcp)
-	r.Handle("/mcp/{name}", s.mcp)
+	handle(http.MethodPost, "/mcp-servers", permMCPServersManage, s.createMCPServer)
+	handle(http.MethodGet, "/mcp-servers", permMCPServersRead, s.listMCPServers)
+	handle(http.MethodGet, "/mcp-servers/{name}", permMCPServersRead, s.getMCPServer)
+	handle(http.MethodPatch, "/mcp-servers/{name}", permMCPServersManage, s.patchMCPServer)
+	handle(http.MethodPost, "/mcp-servers/{name}/rotate-token", permMCPServersManage, s.rotateMCPToken)
+	handle(http.MethodDelete, "/mcp-servers/{name}", permMCPServersManage, s.deleteMCPServer)
+	r.Handle("/mcp", s.limitKeys(s.mcp))
+	r.Handle("/mcp/{name}", s.limitKeys(s.mcp))
 }
 
 // closeMCP closes the MCP sessions and stops the hot-swap watcher.
@@ -162,6 +171,10 @@ func (s *Server) createMCPServer(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	if err := s.authorizeTarget(r.Context(), req.Connector, req.Connection); err != nil {
+		return err
+	}
+	setAuditTarget(r.Context(), "mcp_server:"+req.Name+" "+target(req.Connector, req.Connection))
 	enabled := req.Enabled == nil || *req.Enabled
 	m, tok, err := s.reg.CreateMCPServer(r.Context(), registry.MCPServerSpec{Name: req.Name, Connector: req.Connector,
 		Connection: req.Connection, Tools: req.Tools, Enabled: enabled})
@@ -180,9 +193,12 @@ func (s *Server) listMCPServers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	docs := make([]mcpServerDoc, len(all))
-	for i, m := range all {
-		docs[i] = s.mcpDoc(m, "")
+	p := principalFrom(r.Context())
+	docs := make([]mcpServerDoc, 0, len(all))
+	for _, m := range all {
+		if p.allowsConnector(m.Connector) && p.allowsConnection(m.Connection) {
+			docs = append(docs, s.mcpDoc(m, ""))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mcp_servers": docs})
 	return nil

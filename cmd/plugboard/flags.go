@@ -155,6 +155,9 @@ func (c *cli) printHelp(w io.Writer, cmd *command) {
 		fmt.Fprintln(w, "\nCOMMANDS")
 		tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 		for _, s := range cmd.sub {
+			if s.hidden {
+				continue
+			}
 			fmt.Fprintf(tw, "  %s\t%s\n", s.name, s.short)
 		}
 		tw.Flush()

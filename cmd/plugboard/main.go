@@ -79,6 +79,8 @@ type command struct {
 	run   func(ctx context.Context, args []string) error
 	// ownFlags hands the arguments to run unparsed (serve parses its own).
 	ownFlags bool
+	// hidden leaves the command out of command lists (old names kept working).
+	hidden bool
 }
 
 func (cmd *command) fullName() string {
@@ -121,7 +123,10 @@ func (c *cli) root() *command {
 			c.serveCommand(),
 			c.connectorCommand(),
 			c.connectionCommand(),
-			c.keysCommand(),
+			c.keyCommand("key", false),
+			c.keyCommand("keys", true),
+			c.masterKeyCommand(),
+			c.auditCommand(),
 			c.invokeCommand(),
 			c.subscribeCommand(),
 			c.subscriptionsCommand(),

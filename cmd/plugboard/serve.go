@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/server"
 )
 
@@ -37,6 +39,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	printToken := fs.Bool("print-token", false, "print the admin token at start even when it was not generated now")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate file (needs --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key file of --tls-cert")
+	adminListen := fs.String("admin-listen", "", "serve the management API only on this address (host:port, or unix:/path/to.sock); --listen then serves only actions, event pull/ack, MCP, hooks, health, metrics and the OAuth callback")
+	keyRate := fs.Float64("key-rate-limit", 0, "requests per second each API key (and the admin token) may send to /v1 and /mcp; 0 means no limit")
+	keyBurst := fs.Int("key-rate-burst", 0, "requests a key may send at once above --key-rate-limit (default: the limit rounded up)")
+	auditRetention := fs.Duration("audit-retention", 90*24*time.Hour, "how long audit log entries are kept (pruned in the background); a negative value keeps them forever")
+	auditMax := fs.Int("audit-max-entries", 1_000_000, "most audit log entries kept (the oldest go first); a negative value means no cap")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: plugboard serve [flags]\n\nRun the Plugboard server. Every flag may also be set as PLUGBOARD_<FLAG> (e.g. PLUGBOARD_LISTEN).\nThe admin token comes from PLUGBOARD_ADMIN_TOKEN, or is generated at first start and stored in <data>/admin.token.\n\nExample:\n  plugboard serve --data ./var --connectors-dir bin/plugins\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -95,11 +104,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		allow = append(allow, p.Masked())
 	}
 
-	ln, err := net.Listen("tcp", *listen)
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both PEM files")
+	}
+	ln, err := server.Listen(*listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another Plugboard running? choose another address with --listen)", *listen, err)
 	}
-	baseURL := "http://" + ln.Addr().String()
+	var adminLn net.Listener
+	if *adminListen != "" {
+		if adminLn, err = server.Listen(*adminListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin-listen %s: %w", *adminListen, err)
+		}
+		defer adminLn.Close()
+	}
+	scheme := "http://"
+	if *tlsCert != "" {
+		scheme = "https://"
+	}
+	baseURL := scheme + ln.Addr().String()
 	if *publicURL == "" {
 		*publicURL = baseURL
 	}
@@ -107,50 +131,70 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
+	var adminURL string
 	srv, err := server.New(ctx, &server.Options{
-		DataDir:        *data,
-		AdminToken:     os.Getenv("PLUGBOARD_ADMIN_TOKEN"),
-		PublicURL:      *publicURL,
-		ConnectorsDir:  *connectorsDir,
-		MasterKeyFile:  *masterKey,
-		EgressAllow:    allow,
-		MaxUploadBytes: *maxUpload << 20,
-		Logger:         logger,
+		DataDir:         *data,
+		AdminToken:      os.Getenv("PLUGBOARD_ADMIN_TOKEN"),
+		PublicURL:       *publicURL,
+		ConnectorsDir:   *connectorsDir,
+		MasterKeyFile:   *masterKey,
+		EgressAllow:     allow,
+		MaxUploadBytes:  *maxUpload << 20,
+		Logger:          logger,
+		AuditRetention:  *auditRetention,
+		AuditMaxEntries: *auditMax,
+		KeyRateLimit:    *keyRate,
+		KeyRateBurst:    *keyBurst,
+		SeparateAdmin:   adminLn != nil,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer srv.Close(context.Background())
+	if *adminListen == "" {
+		adminURL = baseURL
+	} else if a, ok := strings.CutPrefix(*adminListen, "unix:"); ok {
+		adminURL = "unix:" + a
+	} else {
+		adminURL = scheme + adminLn.Addr().String()
+	}
 
 	token, generated := srv.AdminToken()
 	fmt.Fprintf(stdout, "Plugboard is serving on %s (ready in %s)\n", baseURL, time.Since(start).Round(time.Millisecond))
+	if adminLn != nil {
+		fmt.Fprintf(stdout, "Management API on %s (not on %s)\n", adminURL, baseURL)
+	}
 	switch {
 	case generated:
 		fmt.Fprintf(stdout, "Admin token (generated now, stored in %s/admin.token): %s\n", *data, token)
 	case *printToken:
 		fmt.Fprintf(stdout, "Admin token: %s\n", token)
 	}
-	fmt.Fprintf(stdout, "Try: export PLUGBOARD_URL=%s PLUGBOARD_TOKEN=<admin token>; plugboard connector list\n", baseURL)
+	fmt.Fprintf(stdout, "Try: export PLUGBOARD_URL=%s PLUGBOARD_TOKEN=<admin token>; plugboard connector list\n", adminURL)
 
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	if *watch {
-		go watchConnectors(ctx, baseURL, token, *connectorsDir, stdout)
+		// The watcher uploads in process, so it works whichever listener serves management.
+		api := client.New("http://plugboard.internal", token, &http.Client{Transport: inProcess{srv.AdminHandler()}})
+		api.UserAgent = "plugboard-serve-watch/" + buildVersion()
+		w := &watcher{api: api, dir: *connectorsDir, interval: defaultWatchInterval, approve: true, out: stdout, now: time.Now}
+		go w.run(ctx)
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down; waiting for calls in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	go func() {
+		<-ctx.Done()
+		logger.Info("shutting down; waiting for calls in flight")
+	}()
+	return srv.Serve(ctx, server.ServeConfig{Public: ln, Admin: adminLn, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
+		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)})
+}
+
+// inProcess is an http.RoundTripper that serves requests with a handler in this process.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
 }
 
 // applyEnv sets each flag from PLUGBOARD_<NAME> when that variable is present.

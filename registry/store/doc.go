@@ -52,6 +52,8 @@
 //	timers         <id> -> JSON                            SetTimer, DeleteTimer
 //	timers_due     fire time (8 bytes) + id -> ""          DueTimers, in fire-time order
 //	timers_scope   scope + id -> ""                        per-scope count, cascade on delete
+//	api_keys       <key id> -> JSON (secret as SHA-256)    CreateAPIKey, APIKey, DeleteAPIKey
+//	audit          sequence (8 bytes BE) -> JSON entry     AppendAudit, Audit, PruneAudit (a prefix)
 //	trig_sources   <source id> -> JSON                     CreateSource, UpdateSource, Sources
 //	trig_source_keys <source key> -> source id             FindSource (subscriptions share sources)
 //	trig_hooks     <hook token> -> source id               SourceByHookToken (/hooks/{token})

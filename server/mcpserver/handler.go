@@ -2,7 +2,6 @@ package mcpserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -67,8 +66,10 @@ type Options struct {
 	Registry *registry.Registry
 	// Invoker runs the actions behind managed servers' tools.
 	Invoker Invoker
-	// AdminToken opens every /mcp/{name} and the /mcp namespace endpoint; "" opens none.
-	AdminToken string
+	// Authorize reports whether a bearer token that is not the server's own opens rec (an
+	// admin key, or a key whose role and scopes allow the server's connector and connection);
+	// rec is nil for the /mcp namespace endpoint. nil means only servers' own tokens open.
+	Authorize func(r *http.Request, token string, rec *store.MCPServer) bool
 	// PublicURL is the server's external base URL; "" means none is known. When set, its host
 	// is an allowed Host and its origin an allowed Origin.
 	PublicURL string
@@ -210,12 +211,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	admin := h.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(h.opts.AdminToken)) == 1
+	admin := token != "" && h.opts.Authorize != nil && h.opts.Authorize(r, token, nil)
 	ctx := r.Context()
 	var e *endpoint
 	if name == "" {
 		if !admin {
-			h.unauthenticated(w, r, "the /mcp namespace endpoint needs the admin token")
+			h.unauthenticated(w, r, "the /mcp namespace endpoint needs the admin token or an admin key")
 			return
 		}
 		e = h.namespace()
@@ -237,7 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.log.Error("reading an MCP server", "server", name, "err", err)
 			h.fail(w, r, http.StatusInternalServerError, "internal", "reading the MCP server failed")
 			return
-		case !admin && !registry.MCPTokenMatches(rec, token):
+		case !admin && !registry.MCPTokenMatches(rec, token) && (token == "" || h.opts.Authorize == nil || !h.opts.Authorize(r, token, &rec)):
 			h.unauthenticated(w, r, "missing or wrong bearer token for MCP server "+name+": send Authorization: Bearer <the server's token>")
 			return
 		case !rec.Enabled:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,9 +39,22 @@ const (
 // is kept, for a server behind a reverse proxy) that sends token as a bearer token (none when
 // empty). A nil httpClient means a client with no overall timeout that does not follow
 // redirects, so a misconfigured URL is reported rather than followed with the token attached.
-// An unusable baseURL is reported by every call.
+// An unusable baseURL is reported by every call. "unix:/path/to.sock" talks HTTP over that
+// socket (a management listener, `serve --admin-listen unix:...`); httpClient is then ignored.
 func New(baseURL, token string, httpClient *http.Client) *Client {
 	c := &Client{token: token, hc: httpClient}
+	if sock, ok := strings.CutPrefix(baseURL, "unix:"); ok {
+		c.hc = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			}},
+		}
+		baseURL = "http://plugboard.sock"
+		if sock == "" {
+			baseURL = "unix:"
+		}
+	}
 	if c.hc == nil {
 		c.hc = &http.Client{
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

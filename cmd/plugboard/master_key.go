@@ -6,13 +6,15 @@ import (
 	"fmt"
 )
 
-func (c *cli) keysCommand() *command {
+// masterKeyCommand is `plugboard master-key`. Before API keys these commands were
+// `plugboard keys rotate|show`; those still work (hidden under `key`/`keys`).
+func (c *cli) masterKeyCommand() *command {
 	return &command{
-		name:  "keys",
+		name:  "master-key",
 		short: "Manage the master key that encrypts connection secrets",
 		long: "Manage the server's master key: the AES-256 key that seals every connection secret at rest.\n" +
 			"The key itself never leaves the server; these commands show its id and rotate it.",
-		example: "plugboard keys rotate\nplugboard keys show",
+		example: "plugboard master-key rotate\nplugboard master-key show",
 		sub:     []*command{c.keysRotate(), c.keysShow()},
 	}
 }
@@ -26,7 +28,7 @@ func (c *cli) keysRotate() *command {
 			"it in batches, then drops the old keys from its key file. Calls keep running meanwhile.\n" +
 			"Secrets sealed with an old key stay readable until the rotation completes, so a crash or\n" +
 			"an error half-way loses nothing: run the command again to finish.",
-		example: "plugboard keys rotate",
+		example: "plugboard master-key rotate",
 		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			k, err := c.api().RotateMasterKey(ctx)
@@ -49,7 +51,7 @@ func (c *cli) keysShow() *command {
 		name:    "show",
 		short:   "Show the id of the active master key",
 		long:    "Show the id of the master key new secrets are sealed with (never the key).",
-		example: "plugboard keys show",
+		example: "plugboard master-key show",
 		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			id, err := c.api().MasterKeyID(ctx)
