@@ -24,7 +24,6 @@ import (
 const (
 	codeTriggerNotFound      = "trigger_not_found"
 	codeSubscriptionNotFound = "subscription_not_found"
-	codeForbiddenTrigger     = "forbidden"
 )
 
 type subscriptionRequest struct {
@@ -182,8 +181,8 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, "interval_s must be positive")
 	}
 	p := principalFrom(ctx)
-	if !p.allowsConnector(req.Connector) || !p.allowsConnection(req.Connection) {
-		return problemf(http.StatusForbidden, codeForbiddenTrigger, "key %s may not use connector %s with connection %q", p.KeyID, req.Connector, req.Connection)
+	if err := s.authorizeTarget(ctx, req.Connector, req.Connection); err != nil {
+		return err
 	}
 	corr := correlationID(ctx)
 	ref, err := s.trig.resolve(ctx, req.Connector, req.Trigger, "", req.Connection, corr)
@@ -383,7 +382,7 @@ func (s *Server) ownSubscription(ctx context.Context, id string, write bool) (st
 		return sub, subscriptionErr(err, id)
 	}
 	if !s.maySeeSubscription(principalFrom(ctx), sub, write) {
-		return sub, problemf(http.StatusForbidden, codeForbiddenTrigger, "subscription %s belongs to another key", id)
+		return sub, problemf(http.StatusForbidden, codeForbidden, "subscription %s belongs to another key", id)
 	}
 	return sub, nil
 }
