@@ -86,6 +86,9 @@ func (s *Server) runAction(ctx context.Context, c actionCall) (*actionResult, er
 	var ran ranCall
 	res, err := s.execAction(ctx, c, &ran)
 	inv := newInvocation(c, ran.version, ran.role, ran.report, start, time.Since(start), err)
+	if p, ok := ctx.Value(principalKey{}).(*principal); ok && p != nil {
+		inv.Caller = p.KeyID // who: allowed action calls are in this log, not in the audit log
+	}
 	s.invlog.record(inv)
 	s.observeCall(ctx, inv, ran.report)
 	if res == nil {

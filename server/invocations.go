@@ -70,6 +70,9 @@ type invocation struct {
 	Version       string  `json:"version"`
 	Action        string  `json:"action"`
 	Connection    *string `json:"connection"` // null for a call without one
+	// Caller is the id of the key that made the call; "" for calls authenticated otherwise (an
+	// MCP server's own token).
+	Caller string `json:"caller,omitempty"`
 	// Role is how the version was chosen: active, canary or pinned ("" when the call did not
 	// get that far).
 	Role       string    `json:"role,omitempty"`

@@ -62,7 +62,7 @@ func TestInvocationLog(t *testing.T) {
 		}
 	}
 	if inv["correlation_id"] != "c_fetch" || inv["connector"] != "spy" || inv["version"] != "1.0.0" || inv["action"] != "fetch" ||
-		inv["connection"] != "spy" || inv["outcome"] != "ok" || inv["memory_peak_bytes"].(float64) < 1<<20 {
+		inv["connection"] != "spy" || inv["outcome"] != "ok" || inv["memory_peak_bytes"].(float64) < 1<<20 || inv["caller"] != "key_admin" {
 		t.Errorf("record %v", inv)
 	}
 	if st, err := time.Parse(time.RFC3339Nano, inv["started_at"].(string)); err != nil || time.Since(st) > time.Minute {
