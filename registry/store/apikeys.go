@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"sort"
 	"time"
 
@@ -43,66 +41,24 @@ func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.nowUTC()
 	}
-	v, err := json.Marshal(k)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketAPIKeys)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(k.ID)) != nil {
-			return fmt.Errorf("store: API key %q: %w", k.ID, ErrExists)
-		}
-		return b.Put([]byte(k.ID), v)
-	})
+	return s.createRecord(ctx, bucketAPIKeys, "API key", k.ID, k)
 }
 
 // APIKey returns one API key; [ErrNotFound] when there is none with that id.
 func (s *Store) APIKey(ctx context.Context, id string) (APIKey, error) {
 	var k APIKey
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var v []byte
-		if b := tx.Bucket(bucketAPIKeys); b != nil && id != "" {
-			v = b.Get([]byte(id))
-		}
-		if v == nil {
-			return fmt.Errorf("store: API key %q: %w", id, ErrNotFound)
-		}
-		return json.Unmarshal(v, &k) // decodes a copy: v is valid only inside the transaction
-	})
+	err := s.view(ctx, func(tx *bolt.Tx) error { return getRecord(tx, bucketAPIKeys, "API key", id, &k) })
 	return k, err
 }
 
 // APIKeys lists every API key in id order.
 func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
-	var out []APIKey
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAPIKeys)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
-			var k APIKey
-			if err := json.Unmarshal(v, &k); err != nil {
-				return err
-			}
-			out = append(out, k)
-			return nil
-		})
-	})
+	out, err := listRecords[APIKey](s, ctx, bucketAPIKeys)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
 }
 
 // DeleteAPIKey removes (revokes) an API key; [ErrNotFound] when there is none with that id.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAPIKeys)
-		if b == nil || id == "" || b.Get([]byte(id)) == nil {
-			return fmt.Errorf("store: API key %q: %w", id, ErrNotFound)
-		}
-		return b.Delete([]byte(id))
-	})
+	return s.deleteRecord(ctx, bucketAPIKeys, "API key", id)
 }

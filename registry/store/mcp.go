@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"time"
 
@@ -47,55 +46,19 @@ func (s *Store) CreateMCPServer(ctx context.Context, m MCPServer) error {
 		m.CreatedAt = now
 	}
 	m.UpdatedAt = now
-	v, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketMCPServers)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(m.Name)) != nil {
-			return fmt.Errorf("store: MCP server %q: %w", m.Name, ErrExists)
-		}
-		return b.Put([]byte(m.Name), v)
-	})
+	return s.createRecord(ctx, bucketMCPServers, "MCP server", m.Name, m)
 }
 
 // MCPServer returns one MCP server; [ErrNotFound] when there is none of that name.
 func (s *Store) MCPServer(ctx context.Context, name string) (MCPServer, error) {
 	var m MCPServer
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var v []byte
-		if b := tx.Bucket(bucketMCPServers); b != nil && name != "" {
-			v = b.Get([]byte(name))
-		}
-		if v == nil {
-			return fmt.Errorf("store: MCP server %q: %w", name, ErrNotFound)
-		}
-		return json.Unmarshal(v, &m) // decodes a copy: v is valid only inside the transaction
-	})
+	err := s.view(ctx, func(tx *bolt.Tx) error { return getRecord(tx, bucketMCPServers, "MCP server", name, &m) })
 	return m, err
 }
 
 // MCPServers lists every MCP server in name order.
 func (s *Store) MCPServers(ctx context.Context) ([]MCPServer, error) {
-	var out []MCPServer
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMCPServers)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
-			var m MCPServer
-			if err := json.Unmarshal(v, &m); err != nil {
-				return err
-			}
-			out = append(out, m)
-			return nil
-		})
-	})
+	out, err := listRecords[MCPServer](s, ctx, bucketMCPServers)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
 }
@@ -106,15 +69,7 @@ func (s *Store) MCPServers(ctx context.Context) ([]MCPServer, error) {
 func (s *Store) UpdateMCPServer(ctx context.Context, name string, fn func(*MCPServer) error) (MCPServer, error) {
 	var m MCPServer
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMCPServers)
-		var v []byte
-		if b != nil && name != "" {
-			v = b.Get([]byte(name))
-		}
-		if v == nil {
-			return fmt.Errorf("store: MCP server %q: %w", name, ErrNotFound)
-		}
-		if err := json.Unmarshal(v, &m); err != nil {
+		if err := getRecord(tx, bucketMCPServers, "MCP server", name, &m); err != nil {
 			return err
 		}
 		if err := fn(&m); err != nil {
@@ -126,18 +81,12 @@ func (s *Store) UpdateMCPServer(ctx context.Context, name string, fn func(*MCPSe
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(name), nv)
+		return tx.Bucket(bucketMCPServers).Put([]byte(name), nv)
 	})
 	return m, err
 }
 
 // DeleteMCPServer removes an MCP server; [ErrNotFound] when there is none of that name.
 func (s *Store) DeleteMCPServer(ctx context.Context, name string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMCPServers)
-		if b == nil || name == "" || b.Get([]byte(name)) == nil {
-			return fmt.Errorf("store: MCP server %q: %w", name, ErrNotFound)
-		}
-		return b.Delete([]byte(name))
-	})
+	return s.deleteRecord(ctx, bucketMCPServers, "MCP server", name)
 }
