@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,20 +40,9 @@ func TestCrashDuringFailingDeliveries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a plugin and kills the server; run without -short")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	root, bin := plugboardBinary(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(root, "bin", "plugboard")
-	if !fresh(root, bin) {
-		bin = filepath.Join(tmp, "plugboard")
-		goBuild(t, root, nil, "-o", bin, "./cmd/plugboard")
-	}
-	wasmPath := filepath.Join(root, "bin", "testplugins", "trig.wasm")
-	if !fresh(root, wasmPath) {
-		wasmPath = filepath.Join(tmp, "trig.wasm")
-		goBuild(t, root, []string{"GOOS=wasip1", "GOARCH=wasm"}, "-buildmode=c-shared", "-o", wasmPath, "./plugins/testdata/trig")
-	}
-	wasm, err := os.ReadFile(wasmPath)
+	wasm, err := os.ReadFile(wasmPlugin(t, root, "plugins/testdata/trig", tmp))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,23 +26,12 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a plugin; run without -short")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	root, bin := plugboardBinary(t)
 	tmp := t.TempDir()
-	// `make test` builds bin/ first; reuse it when it is newer than every Go source.
-	bin := filepath.Join(root, "bin", "plugboard")
-	if !fresh(root, bin) {
-		bin = filepath.Join(tmp, "plugboard")
-		goBuild(t, root, nil, "-o", bin, "./cmd/plugboard")
-	}
 	connectors := filepath.Join(tmp, "connectors")
 	os.Mkdir(connectors, 0o755)
-	if built := filepath.Join(root, "bin", "plugins", "http.wasm"); fresh(root, built) {
-		b, _ := os.ReadFile(built)
-		os.WriteFile(filepath.Join(connectors, "http.wasm"), b, 0o644)
-	} else {
-		goBuild(t, root, []string{"GOOS=wasip1", "GOARCH=wasm"}, "-buildmode=c-shared", "-o", filepath.Join(connectors, "http.wasm"), "./plugins/http")
-	}
+	b, _ := os.ReadFile(wasmPlugin(t, root, "plugins/http", tmp))
+	os.WriteFile(filepath.Join(connectors, "http.wasm"), b, 0o644)
 
 	const secret = "sk-binary-e2e-5c1d"
 	var mu sync.Mutex
@@ -157,6 +146,38 @@ func fresh(root, built string) bool {
 		return nil
 	})
 	return !stale
+}
+
+// plugboardBinary returns the repository root and a plugboard binary: bin/plugboard when
+// `make test` built it from the current sources, otherwise a fresh build in a temp directory.
+func plugboardBinary(t *testing.T) (root, bin string) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root = filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	bin = filepath.Join(root, "bin", "plugboard")
+	if !fresh(root, bin) {
+		bin = filepath.Join(t.TempDir(), "plugboard")
+		goBuild(t, root, nil, "-o", bin, "./cmd/plugboard")
+	}
+	return root, bin
+}
+
+// wasmPlugin returns the .wasm of the plugin package pkg ("plugins/http",
+// "plugins/testdata/trig"): the one `make build` put in bin/ when it is fresh, otherwise a
+// build into dir.
+func wasmPlugin(t *testing.T, root, pkg, dir string) string {
+	t.Helper()
+	name := filepath.Base(pkg)
+	built := filepath.Join(root, "bin", "plugins", name+".wasm")
+	if strings.HasPrefix(pkg, "plugins/testdata/") {
+		built = filepath.Join(root, "bin", "testplugins", name+".wasm")
+	}
+	if fresh(root, built) {
+		return built
+	}
+	out := filepath.Join(dir, name+".wasm")
+	goBuild(t, root, []string{"GOOS=wasip1", "GOARCH=wasm"}, "-buildmode=c-shared", "-o", out, "./"+pkg)
+	return out
 }
 
 func goBuild(t *testing.T, dir string, env []string, args ...string) {
