@@ -205,8 +205,9 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	sub := store.Subscription{ID: "sub_" + randomToken(16), Connector: req.Connector, Trigger: req.Trigger, Connection: req.Connection,
-		Params: params, IntervalS: req.IntervalS, Delivery: *req.Delivery, Owner: p.KeyID, Status: store.SubActive}
+	sub := store.Subscription{ID: "sub_" + randomToken(16),
+		TriggerRef: store.TriggerRef{Connector: req.Connector, Trigger: req.Trigger, Connection: req.Connection, Params: params},
+		IntervalS:  req.IntervalS, Delivery: *req.Delivery, Owner: p.KeyID, Status: store.SubActive}
 	var secret []byte
 	if sub.Delivery.Type == deliveryWebhook {
 		secret = []byte(newSigningSecret())
@@ -259,7 +260,7 @@ func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key str
 	}
 	cursor := res.Cursor
 	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourcePoll, Status: store.SourceActive,
-		Connector: sub.Connector, Trigger: sub.Trigger, Connection: sub.Connection, Params: params, Cursor: &cursor,
+		TriggerRef: sub.TriggerRef, Cursor: &cursor,
 		LastPolledAt: now, NextPollAt: now.Add(jitter(time.Duration(max(iv, lo)) * time.Second))}
 	if res.More {
 		src.NextPollAt = now
@@ -293,7 +294,7 @@ func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref 
 		base = scheme + "://" + r.Host
 	}
 	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourceWebhook, Status: store.SourceStarting,
-		Connector: sub.Connector, Trigger: sub.Trigger, Connection: sub.Connection, Params: params, HookToken: token,
+		TriggerRef: sub.TriggerRef, HookToken: token,
 		CallbackURL: base + "/hooks/" + token}
 	if found, err := t.replaceStale(ctx, key); err != nil || found {
 		return err

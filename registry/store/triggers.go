@@ -55,17 +55,23 @@ type TriggerError struct {
 	At      time.Time `json:"at"`
 }
 
-// Source is a poller or a webhook registration shared by the subscriptions with the same
-// (connector, trigger, connection, params).
-type Source struct {
-	ID         string          `json:"id"`
-	Key        string          `json:"key"`
-	Kind       string          `json:"kind"`
-	Status     string          `json:"status"`
+// TriggerRef names what a source polls or receives, and what a subscription subscribed to:
+// a connector's trigger, run with a connection and params.
+type TriggerRef struct {
 	Connector  string          `json:"connector"`
 	Trigger    string          `json:"trigger"`
 	Connection string          `json:"connection,omitempty"`
 	Params     json.RawMessage `json:"params"`
+}
+
+// Source is a poller or a webhook registration shared by the subscriptions with the same
+// (connector, trigger, connection, params).
+type Source struct {
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Kind   string `json:"kind"`
+	Status string `json:"status"`
+	TriggerRef
 	// Cursor is the poll cursor; nil before the baseline poll.
 	Cursor *string `json:"cursor,omitempty"`
 	// NextSeq is the sequence number the next new event gets (from 1).
@@ -106,18 +112,15 @@ type PushState struct {
 
 // Subscription is one subscriber of a source.
 type Subscription struct {
-	ID           string          `json:"id"`
-	SourceID     string          `json:"source_id"`
-	Connector    string          `json:"connector"`
-	Trigger      string          `json:"trigger"`
-	Connection   string          `json:"connection,omitempty"`
-	Params       json.RawMessage `json:"params"`
-	IntervalS    int             `json:"interval_s,omitempty"`
-	Delivery     Delivery        `json:"delivery"`
-	Owner        string          `json:"owner,omitempty"`
-	Status       string          `json:"status"`
-	StatusReason string          `json:"status_reason,omitempty"`
-	CreatedAt    time.Time       `json:"created_at"`
+	ID       string `json:"id"`
+	SourceID string `json:"source_id"`
+	TriggerRef
+	IntervalS    int       `json:"interval_s,omitempty"`
+	Delivery     Delivery  `json:"delivery"`
+	Owner        string    `json:"owner,omitempty"`
+	Status       string    `json:"status"`
+	StatusReason string    `json:"status_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 	// Counters: events enqueued, delivered (pushed with 2xx or acked), dropped (queue full),
 	// failed (push retries exhausted), pending (in the queue now).
 	Events    int64     `json:"events"`

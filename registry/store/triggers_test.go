@@ -14,7 +14,7 @@ import (
 func newSourceWithSubs(t *testing.T, s *Store, subs ...Subscription) Source {
 	t.Helper()
 	ctx := context.Background()
-	src := Source{ID: "src_1", Key: "k1", Kind: SourcePoll, Status: SourceActive, Connector: "c", Trigger: "tr", Params: json.RawMessage(`{}`)}
+	src := Source{ID: "src_1", Key: "k1", Kind: SourcePoll, Status: SourceActive, TriggerRef: TriggerRef{Connector: "c", Trigger: "tr", Params: json.RawMessage(`{}`)}}
 	first := subs[0]
 	first.SourceID = src.ID
 	if err := s.CreateSource(ctx, src, []byte("source-secret"), &first, []byte("whsec_first")); err != nil {
@@ -135,7 +135,7 @@ func TestQueueBoundAckAndPrune(t *testing.T) {
 func TestDeleteSubscriptionAndSource(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, nil)
-	src := Source{ID: "src_h", Key: "kh", Kind: SourceWebhook, Status: SourceActive, HookToken: "tok", Connector: "c", Trigger: "t"}
+	src := Source{ID: "src_h", Key: "kh", Kind: SourceWebhook, Status: SourceActive, HookToken: "tok", TriggerRef: TriggerRef{Connector: "c", Trigger: "t"}}
 	sub := Subscription{ID: "sub_h", SourceID: "src_h", Delivery: Delivery{Type: "webhook", URL: "https://x"}}
 	if err := s.CreateSource(ctx, src, []byte("s3cret"), &sub, []byte("whsec_x")); err != nil {
 		t.Fatal(err)
