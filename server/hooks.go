@@ -28,6 +28,11 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if src.Status == store.SourceStopping {
+		// The last subscriber left and the upstream unsubscribe is being retried: tell the
+		// sender (410 makes many services drop the registration themselves).
+		return newProblem(http.StatusGone, codeNotFound, "this webhook source has no subscribers any more; stop sending to it")
+	}
 	body, err := readBody(r, maxHookBody)
 	if err != nil {
 		return err

@@ -224,6 +224,12 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	case found && src.Status == store.SourceActive:
 		sub.SourceID = src.ID
 		err = s.st.AddSubscription(ctx, sub, secret, nil)
+	case found && src.Status == store.SourceStopping:
+		// Its upstream unsubscribe failed, so the registration is still there: revive it.
+		sub.SourceID = src.ID
+		err = s.st.AddSubscription(ctx, sub, secret, func(s *store.Source) {
+			s.Status, s.Failures, s.LastError, s.NextPollAt = store.SourceActive, 0, nil, time.Time{}
+		})
 	case tr.Kind == abi.TriggerPoll:
 		err = s.trig.startPollSource(ctx, ref, key, params, &sub, secret)
 	default:

@@ -34,6 +34,7 @@ type feed struct {
 	renewals  int
 	deleted   []string // upstream subscription ids deleted
 	handshake bool     // subscribe validates the callback with ?validationToken= first
+	failDel   int      // the next upstream unsubscribes (DELETE) answer 503
 }
 
 type feedItem struct {
@@ -147,6 +148,11 @@ func (f *feed) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"id": id})
 	case strings.HasPrefix(r.URL.Path, "/subscriptions/") && r.Method == http.MethodDelete:
 		id := strings.TrimPrefix(r.URL.Path, "/subscriptions/")
+		if f.failDel > 0 {
+			f.failDel--
+			http.Error(w, `{"message":"try again later"}`, http.StatusServiceUnavailable)
+			return
+		}
 		delete(f.hooks, id)
 		f.deleted = append(f.deleted, id)
 		w.WriteHeader(204)

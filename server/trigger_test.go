@@ -440,3 +440,49 @@ func TestTriggerPollsPauseWhileNeedsReauth(t *testing.T) {
 		t.Fatal("paused polls still asked for tokens")
 	}
 }
+
+// A failing upstream unsubscribe is retried with backoff while the hook URL answers 410, and
+// a new subscription meanwhile revives the source (its registration is still upstream) instead
+// of registering a second one.
+func TestTriggerWebhookUnsubscribeRetriedOrRevived(t *testing.T) {
+	f := newFeed(t)
+	ts := triggerServer(t, f, func(o *Options) {
+		// One upstream failure is one failed unsubscribe: no plugboard_http retries, no breaker.
+		o.Host.Egress.Retry.MaxRetries = -1
+		o.Host.Egress.Breaker.Failures = -1
+	})
+	params := map[string]any{"channel": "news"}
+	sub1 := ts.subscribe("hook", params, map[string]any{"type": "queue"})["id"].(string)
+	h := f.hook()
+	f.mu.Lock()
+	f.failDel = 1000
+	f.mu.Unlock()
+	ts.must(204, ts.do("DELETE", "/v1/subscriptions/"+sub1, nil))
+	if status, _ := f.send(h, false, feedItem{ID: "x", Data: json.RawMessage(`{}`)}); status != 410 {
+		t.Fatalf("a stopping source's hook answered %d, want 410", status)
+	}
+
+	sub2 := ts.subscribe("hook", params, map[string]any{"type": "queue"})["id"].(string)
+	if f.hook().ID != h.ID {
+		t.Fatal("reviving the source registered a second upstream webhook")
+	}
+	items := []feedItem{{ID: "e1", Type: "posted", Time: "2026-11-28T09:00:01Z", Data: json.RawMessage(`{"text":"again"}`)}}
+	if status, _ := f.send(h, false, items...); status != 202 {
+		t.Fatalf("the revived source's hook answered %d", status)
+	}
+	checkEvents(t, sub2, ts.drain(sub2, 1, 5*time.Second), items)
+
+	f.mu.Lock()
+	f.failDel = 1
+	f.mu.Unlock()
+	ts.must(204, ts.do("DELETE", "/v1/subscriptions/"+sub2, nil))
+	eventually(t, 20*time.Second, "the retried unsubscribe", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.deleted) == 1 && f.deleted[0] == h.ID
+	})
+	eventually(t, 5*time.Second, "the source to be deleted", func() bool {
+		status, _ := f.send(h, false, items...)
+		return status == 404
+	})
+}

@@ -210,6 +210,8 @@ func (t *triggers) scan() {
 	for _, src := range srcs {
 		due := false
 		switch {
+		case src.Status == store.SourceStopping:
+			due = !src.NextPollAt.After(now)
 		case src.Status != store.SourceActive:
 		case src.Kind == store.SourcePoll:
 			due = !src.NextPollAt.After(now)
@@ -223,9 +225,12 @@ func (t *triggers) scan() {
 		go func() {
 			defer t.wg.Done()
 			defer t.end(src.ID)
-			if src.Kind == store.SourcePoll {
+			switch {
+			case src.Status == store.SourceStopping:
+				t.retryStop(ctx, src)
+			case src.Kind == store.SourcePoll:
 				t.runPoll(ctx, src.ID)
-			} else {
+			default:
 				t.renew(ctx, src.ID)
 			}
 		}()
@@ -607,10 +612,16 @@ func (t *triggers) renew(ctx context.Context, id string) {
 	})
 }
 
-// stopSource stops a source without subscribers: a webhook source unsubscribes upstream (best
-// effort: a failure is logged, the source is deleted anyway), then the source is deleted.
+// maxUnsubscribeAttempts bounds the retries of a failing upstream unsubscribe (with backoff
+// from 5 s, capped at 30 min: about 3 hours in all); then the source is deleted anyway and the
+// upstream registration may remain.
+const maxUnsubscribeAttempts = 12
+
+// stopSource stops a source without subscribers: a webhook source unsubscribes upstream, then
+// the source is deleted. A failing unsubscribe leaves the source stopping, retried by the
+// scheduler with backoff; its hook URL answers 410 meanwhile.
 func (t *triggers) stopSource(ctx context.Context, src store.Source) {
-	if src.Kind == store.SourceWebhook && src.Status == store.SourceActive {
+	if src.Kind == store.SourceWebhook && (src.Status == store.SourceActive || src.Status == store.SourceStopping) {
 		corr := newCorrelationID()
 		err := func() error {
 			ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr)
@@ -621,13 +632,44 @@ func (t *triggers) stopSource(ctx context.Context, src store.Source) {
 			_, err = t.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookUnsubscribe, Trigger: src.Trigger, Params: src.Params, State: src.State})
 			return err
 		}()
-		if err != nil {
-			t.log.Warn("upstream unsubscribe failed; the upstream registration may remain", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger, "err", err, "correlation_id", corr)
+		attempt := 1
+		if src.Status == store.SourceStopping {
+			attempt = src.Failures + 1
+		}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case attempt < maxUnsubscribeAttempts:
+			now := time.Now()
+			t.log.Warn("upstream unsubscribe failed; retrying", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger, "attempt", attempt, "err", err, "correlation_id", corr)
+			_, _ = t.s.st.UpdateSource(ctx, src.ID, func(s *store.Source) {
+				s.Status, s.Failures, s.LastError = store.SourceStopping, attempt, triggerError(err, now)
+				s.NextPollAt = now.Add(backoff(5*time.Second, attempt-1))
+			})
+			return
+		default:
+			t.log.Error("upstream unsubscribe failed; giving up, the upstream registration may remain", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger, "attempts", attempt, "err", err, "correlation_id", corr)
 		}
 	}
 	if err := t.s.st.DeleteSource(ctx, src.ID); err != nil && !errors.Is(err, store.ErrExists) {
 		t.log.Error("deleting trigger source", "source", src.ID, "err", err)
 	}
+}
+
+// retryStop retries the unsubscribe of a stopping source, unless a subscription revived it.
+func (t *triggers) retryStop(ctx context.Context, due store.Source) {
+	lock := t.keyLock(due.Key)
+	lock.Lock()
+	defer lock.Unlock()
+	src, err := t.s.st.GetSource(ctx, due.ID)
+	if err != nil || src.Status != store.SourceStopping {
+		return
+	}
+	if subs, err := t.s.st.Subscriptions(ctx, src.ID); err != nil || len(subs) > 0 {
+		return
+	}
+	t.stopSource(ctx, src)
 }
 
 // fireTimers fires the due plugin timers (plugboard_timer set), each at most once at a time.

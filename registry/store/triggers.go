@@ -39,6 +39,9 @@ const (
 	// URL already answers (handshakes come during subscribe), but it has no subscription yet.
 	SourceStarting = "starting"
 	SourceActive   = "active"
+	// SourceStopping marks a webhook source whose last subscription is gone but whose upstream
+	// unsubscribe failed: it is retried, and a new subscription revives the source.
+	SourceStopping = "stopping"
 )
 
 // Subscription statuses (API.md). Paused is computed from the connection, never stored.
