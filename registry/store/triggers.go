@@ -288,11 +288,7 @@ func (s *Store) FindSource(ctx context.Context, key string) (Source, bool, error
 func (s *Store) GetSource(ctx context.Context, id string) (Source, error) {
 	var src Source
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketSources), []byte(id), &src)
-		if err == nil && !found {
-			err = fmt.Errorf("store: source %s: %w", id, ErrNotFound)
-		}
-		return err
+		return getRecord(tx, bucketSources, "source", id, &src)
 	})
 	return src, err
 }
@@ -380,12 +376,8 @@ func (s *Store) putNewSub(tx *bolt.Tx, sub Subscription, secret []byte) error {
 func (s *Store) AddSubscription(ctx context.Context, sub Subscription, secret []byte, update func(*Source)) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		var src Source
-		found, err := getJSON(tx.Bucket(bucketSources), []byte(sub.SourceID), &src)
-		if err != nil {
+		if err := getRecord(tx, bucketSources, "source", sub.SourceID, &src); err != nil {
 			return err
-		}
-		if !found {
-			return fmt.Errorf("store: source %s: %w", sub.SourceID, ErrNotFound)
 		}
 		if update != nil {
 			update(&src)
@@ -401,12 +393,8 @@ func (s *Store) AddSubscription(ctx context.Context, sub Subscription, secret []
 func (s *Store) UpdateSource(ctx context.Context, id string, fn func(*Source)) (Source, error) {
 	var src Source
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketSources), []byte(id), &src)
-		if err != nil {
+		if err := getRecord(tx, bucketSources, "source", id, &src); err != nil {
 			return err
-		}
-		if !found {
-			return fmt.Errorf("store: source %s: %w", id, ErrNotFound)
 		}
 		fn(&src)
 		return putJSON(tx.Bucket(bucketSources), []byte(id), src)
@@ -481,11 +469,7 @@ func (s *Store) GetSubscription(ctx context.Context, id string) (Subscription, t
 	var sub Subscription
 	var oldest time.Time
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketSubs), []byte(id), &sub)
-		if err == nil && !found {
-			err = fmt.Errorf("store: subscription %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
+		if err := getRecord(tx, bucketSubs, "subscription", id, &sub); err != nil {
 			return err
 		}
 		oldest = oldestPending(tx, sub)
@@ -517,14 +501,19 @@ type SubscriptionView struct {
 func (s *Store) Subscriptions(ctx context.Context, source string) ([]SubscriptionView, error) {
 	var out []SubscriptionView
 	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if source != "" { // through the source's index, not a scan of every subscription
+			subs, err := s.sourceSubs(tx, source)
+			for _, sub := range subs {
+				out = append(out, SubscriptionView{*sub, oldestPending(tx, *sub)})
+			}
+			return err
+		}
 		return tx.Bucket(bucketSubs).ForEach(func(k, v []byte) error {
 			var sub Subscription
 			if err := json.Unmarshal(v, &sub); err != nil {
 				return fmt.Errorf("store: subscription %s: %w", k, err)
 			}
-			if source == "" || sub.SourceID == source {
-				out = append(out, SubscriptionView{sub, oldestPending(tx, sub)})
-			}
+			out = append(out, SubscriptionView{sub, oldestPending(tx, sub)})
 			return nil
 		})
 	})
@@ -537,11 +526,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) (Subscription
 	var sub Subscription
 	var remaining int
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketSubs), []byte(id), &sub)
-		if err == nil && !found {
-			err = fmt.Errorf("store: subscription %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
+		if err := getRecord(tx, bucketSubs, "subscription", id, &sub); err != nil {
 			return err
 		}
 		if err := deletePrefix(tx.Bucket(bucketQueue), appendLP(nil, id)); err != nil {
@@ -564,11 +549,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) (Subscription
 func (s *Store) UpdateSubscription(ctx context.Context, id string, fn func(*Subscription)) (Subscription, error) {
 	var sub Subscription
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bucketSubs), []byte(id), &sub)
-		if err == nil && !found {
-			err = fmt.Errorf("store: subscription %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
+		if err := getRecord(tx, bucketSubs, "subscription", id, &sub); err != nil {
 			return err
 		}
 		fn(&sub)
@@ -603,12 +584,8 @@ func (s *Store) CommitEvents(ctx context.Context, sourceID string, events []NewE
 		res = CommitResult{}
 		srcs := tx.Bucket(bucketSources)
 		var src Source
-		found, err := getJSON(srcs, []byte(sourceID), &src)
-		if err != nil {
+		if err := getRecord(tx, bucketSources, "source", sourceID, &src); err != nil {
 			return err
-		}
-		if !found {
-			return fmt.Errorf("store: source %s: %w", sourceID, ErrNotFound)
 		}
 		prefix := appendLP(nil, sourceID)
 		subs, err := s.sourceSubs(tx, sourceID)
@@ -848,11 +825,7 @@ func (s *Store) LeaseEvents(ctx context.Context, subID string, max int, leaseFor
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		out, next = nil, time.Time{}
 		var sub Subscription
-		found, err := getJSON(tx.Bucket(bucketSubs), []byte(subID), &sub)
-		if err == nil && !found {
-			err = fmt.Errorf("store: subscription %s: %w", subID, ErrNotFound)
-		}
-		if err != nil {
+		if err := getRecord(tx, bucketSubs, "subscription", subID, &sub); err != nil {
 			return err
 		}
 		prefix := appendLP(nil, subID)
@@ -906,11 +879,7 @@ func (s *Store) Ack(ctx context.Context, subID string, seqs []uint64) (int, erro
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		n = 0
 		var sub Subscription
-		found, err := getJSON(tx.Bucket(bucketSubs), []byte(subID), &sub)
-		if err == nil && !found {
-			err = fmt.Errorf("store: subscription %s: %w", subID, ErrNotFound)
-		}
-		if err != nil {
+		if err := getRecord(tx, bucketSubs, "subscription", subID, &sub); err != nil {
 			return err
 		}
 		q := tx.Bucket(bucketQueue)
@@ -944,11 +913,7 @@ func (s *Store) Replay(ctx context.Context, subID string, since time.Time, maxQu
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		n = 0
 		var sub Subscription
-		found, err := getJSON(tx.Bucket(bucketSubs), []byte(subID), &sub)
-		if err == nil && !found {
-			err = fmt.Errorf("store: subscription %s: %w", subID, ErrNotFound)
-		}
-		if err != nil {
+		if err := getRecord(tx, bucketSubs, "subscription", subID, &sub); err != nil {
 			return err
 		}
 		prefix := appendLP(nil, sub.SourceID)
