@@ -128,21 +128,14 @@ func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*a
 	}
 	call := &host.Call{CorrelationID: c.CorrelationID, Timeout: time.Duration(action.TimeoutMS) * time.Millisecond,
 		Idempotent: action.Annotations != nil && action.Annotations.Idempotent}
-	if c.Connection != "" {
-		b, conn, err := s.reg.Binding(ctx, c.Connection)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(conn.Connectors, name) {
-			return nil, problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, name, strings.Join(conn.Connectors, ", "), conn.ID)
-		}
-		if conn.Status == registry.StatusNeedsReauth {
-			return nil, problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", conn.ID, conn.ID)
-		}
-		call.Binding = b
-	} else if !man.HasAuthType(abi.AuthNone) {
-		return nil, problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", name, strings.Join(man.Auth.Types, " or "))
+	b, reauth, err := s.bindConnection(ctx, man, name, c.Connection)
+	if err != nil {
+		return nil, err
 	}
+	if reauth {
+		return nil, needsReauthProblem(c.Connection)
+	}
+	call.Binding = b
 	input := c.Input
 	if len(input) == 0 || string(input) == "null" {
 		input = json.RawMessage(`{}`)
@@ -191,4 +184,30 @@ func describeSchemaErrors(root string, errs []check.SchemaError) string {
 		parts = append(parts, path+": "+e.Message)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// bindConnection binds the connection a call of connector runs with ("" for none): it must be
+// bound to the connector, and a connector without auth "none" needs one. reauth reports a
+// connection waiting for consent again, whose binding cannot be used upstream: actions refuse
+// the call, triggers pause.
+func (s *Server) bindConnection(ctx context.Context, man *abi.Manifest, connector, connection string) (b *host.Binding, reauth bool, err error) {
+	if connection == "" {
+		if !man.HasAuthType(abi.AuthNone) {
+			return nil, false, problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", connector, strings.Join(man.Auth.Types, " or "))
+		}
+		return nil, false, nil
+	}
+	b, conn, err := s.reg.Binding(ctx, connection)
+	if err != nil {
+		return nil, false, err
+	}
+	if !slices.Contains(conn.Connectors, connector) {
+		return nil, false, problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, connector, strings.Join(conn.Connectors, ", "), conn.ID)
+	}
+	return b, conn.Status == registry.StatusNeedsReauth, nil
+}
+
+// needsReauthProblem is the answer to a call with a connection that needs consent again.
+func needsReauthProblem(id string) *Problem {
+	return problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", id, id)
 }

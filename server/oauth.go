@@ -22,18 +22,20 @@ const (
 // reaches it), guarded by the single-use state.
 const callbackPath = "/v1/oauth/callback"
 
-// callbackURL is the absolute redirect URL of OAuth2 consents: --public-url, or the address the
-// request came in on when no public URL is set.
-func (s *Server) callbackURL(r *http.Request) string {
-	base := strings.TrimRight(s.opts.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+// callbackURL is the absolute redirect URL of OAuth2 consents.
+func (s *Server) callbackURL(r *http.Request) string { return s.publicBase(r) + callbackPath }
+
+// publicBase is the base of URLs that browsers and upstream services call back (OAuth redirects,
+// webhook hooks): --public-url, or the address the request came in on when none is set.
+func (s *Server) publicBase(r *http.Request) string {
+	if base := strings.TrimRight(s.opts.PublicURL, "/"); base != "" {
+		return base
 	}
-	return base + callbackPath
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // oauthProblem maps the registry's OAuth2 errors to problems; other errors pass unchanged.

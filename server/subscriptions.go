@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -84,7 +83,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // subscriptionDoc renders a subscription with its source's status.
-func (s *Server) subscriptionDoc(ctx context.Context, v store.SubscriptionView, src store.Source, subscribers []store.SubscriptionView) subscriptionDoc {
+func (s *Server) subscriptionDoc(v store.SubscriptionView, src store.Source, subscribers []store.SubscriptionView, reauth func(connection string) bool) subscriptionDoc {
 	d := subscriptionDoc{ID: v.ID, Connector: v.Connector, Trigger: v.Trigger, Connection: v.Connection, Params: v.Params,
 		IntervalS: v.IntervalS, Delivery: v.Delivery, Status: v.Status, StatusReason: v.StatusReason, Owner: v.Owner,
 		CreatedAt: v.CreatedAt, LastPolledAt: timePtr(src.LastPolledAt), LastEventAt: timePtr(src.LastEventAt), LastError: src.LastError,
@@ -107,12 +106,27 @@ func (s *Server) subscriptionDoc(ctx context.Context, v store.SubscriptionView, 
 		d.Source.IntervalS = min
 	}
 	if d.Status == store.SubActive && v.Connection != "" {
-		if c, err := s.reg.GetConnection(ctx, v.Connection); err == nil && c.Status == registry.StatusNeedsReauth {
+		if reauth(v.Connection) {
 			d.Status = "paused"
 			d.StatusReason = fmt.Sprintf("connection %s needs consent again (POST /v1/connections/%s/reauthorize); polling resumes once it is ready", v.Connection, v.Connection)
 		}
 	}
 	return d
+}
+
+// reauthLookup reports whether a connection needs consent again, reading each connection once
+// however many subscriptions use it.
+func (s *Server) reauthLookup(ctx context.Context) func(connection string) bool {
+	seen := map[string]bool{}
+	return func(id string) bool {
+		reauth, ok := seen[id]
+		if !ok {
+			c, err := s.reg.GetConnection(ctx, id)
+			reauth = err == nil && c.Status == registry.StatusNeedsReauth
+			seen[id] = reauth
+		}
+		return reauth
+	}
 }
 
 // canonicalParams validates params against the trigger's params_schema and renders them in
@@ -199,7 +213,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 		return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s is for poll triggers; %s.%s is a %s trigger", req.Connector, req.Trigger, tr.Kind)
 	}
 	if ref.paused {
-		return problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", req.Connection, req.Connection)
+		return needsReauthProblem(req.Connection)
 	}
 	params, err := canonicalParams(req.Params, tr.ParamsSchema)
 	if err != nil {
@@ -291,17 +305,9 @@ func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key str
 func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *triggerRef, key string, params json.RawMessage, sub *store.Subscription, subSecret []byte) error {
 	token := randomToken(20)
 	secret := randomToken(20)
-	base := strings.TrimRight(t.s.opts.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
-	}
 	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourceWebhook, Status: store.SourceStarting,
 		TriggerRef: sub.TriggerRef, HookToken: token,
-		CallbackURL: base + "/hooks/" + token}
+		CallbackURL: t.s.publicBase(r) + "/hooks/" + token}
 	if found, err := t.replaceStale(ctx, key); err != nil || found {
 		return err
 	}
@@ -371,7 +377,7 @@ func (s *Server) loadSubscriptionDoc(ctx context.Context, id string) (subscripti
 	if err != nil {
 		return subscriptionDoc{}, err
 	}
-	return s.subscriptionDoc(ctx, store.SubscriptionView{Subscription: sub, OldestPending: oldest}, src, peers), nil
+	return s.subscriptionDoc(store.SubscriptionView{Subscription: sub, OldestPending: oldest}, src, peers, s.reauthLookup(ctx)), nil
 }
 
 func subscriptionErr(err error, id string) error {
@@ -427,9 +433,10 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) error
 	}
 	p := principalFrom(ctx)
 	out := []subscriptionDoc{}
+	reauth := s.reauthLookup(ctx)
 	for _, sub := range subs {
 		if s.maySeeSubscription(p, sub.Subscription, false) {
-			out = append(out, s.subscriptionDoc(ctx, sub, byID[sub.SourceID], peers[sub.SourceID]))
+			out = append(out, s.subscriptionDoc(sub, byID[sub.SourceID], peers[sub.SourceID], reauth))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })

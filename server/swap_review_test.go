@@ -85,7 +85,7 @@ func TestRetention(t *testing.T) {
 	if _, idle, _ := active.PoolStats(); idle == 0 {
 		t.Fatalf("no idle instance after a call")
 	}
-	waitFor(t, "idle instances of 1.0.0 closed", func() bool {
+	eventually(t, 30*time.Second, "idle instances of 1.0.0 closed", func() bool {
 		pools, idle, busy := active.PoolStats()
 		return pools == 0 && idle == 0 && busy == 0
 	})
@@ -109,17 +109,6 @@ func TestRetention(t *testing.T) {
 	// The blobs stay: every version is still stored.
 	if vs := ts.must(200, ts.do("GET", "/v1/connectors/anymanifest", nil)).json(t)["versions"].([]any); len(vs) != 3 {
 		t.Errorf("%d versions stored, want 3", len(vs))
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -298,22 +298,12 @@ func (t *triggers) resolve(ctx context.Context, connector, trigger, kind, connec
 		lease.Release()
 		return nil, problemf(http.StatusConflict, codeTriggerNotFound, "trigger %s.%s is now a %s trigger, not %s; subscribe again", connector, trigger, ref.trigger.Kind, kind)
 	}
-	if connection != "" {
-		b, conn, err := t.s.reg.Binding(ctx, connection)
-		if err != nil {
-			lease.Release()
-			return nil, err
-		}
-		if !slices.Contains(conn.Connectors, connector) {
-			lease.Release()
-			return nil, problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, connector, strings.Join(conn.Connectors, ", "), conn.ID)
-		}
-		ref.paused = conn.Status == registry.StatusNeedsReauth
-		ref.call.Binding = b
-	} else if !man.HasAuthType(abi.AuthNone) {
+	b, reauth, err := t.s.bindConnection(ctx, man, connector, connection)
+	if err != nil {
 		lease.Release()
-		return nil, problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", connector, strings.Join(man.Auth.Types, " or "))
+		return nil, err
 	}
+	ref.call.Binding, ref.paused = b, reauth
 	return ref, nil
 }
 
@@ -341,13 +331,19 @@ func (t *triggers) pollOnce(ctx context.Context, ref *triggerRef, params json.Ra
 		return nil, nil, fmt.Errorf("%w: plugboard_poll wrote an invalid result document: %v", host.ErrPluginFailed, err)
 	}
 	if res.Error != nil {
-		if res.Error.Code == "" || res.Error.Message == "" {
-			return nil, nil, fmt.Errorf("%w: error document needs code and message", host.ErrPluginFailed)
-		}
-		return nil, nil, pluginProblem(res.Error)
+		return nil, nil, guestError(res.Error)
 	}
 	evs, err := t.convertEvents(res.Events, "plugboard_poll")
 	return &res, evs, err
+}
+
+// guestError is the problem of a guest error document, or plugin_failed when it lacks the code
+// or message ABI.md requires.
+func guestError(e *abi.Error) error {
+	if e.Code == "" || e.Message == "" {
+		return fmt.Errorf("%w: error document needs code and message", host.ErrPluginFailed)
+	}
+	return pluginProblem(e)
 }
 
 // convertEvents checks a plugin's events and converts them for the store.
@@ -543,10 +539,7 @@ func (t *triggers) webhookCall(ctx context.Context, ref *triggerRef, req abi.Web
 		return nil, fmt.Errorf("%w: plugboard_webhook (%s) wrote an invalid result document: %v", host.ErrPluginFailed, req.Op, err)
 	}
 	if res.Error != nil {
-		if res.Error.Code == "" || res.Error.Message == "" {
-			return nil, fmt.Errorf("%w: error document needs code and message", host.ErrPluginFailed)
-		}
-		return nil, pluginProblem(res.Error)
+		return nil, guestError(res.Error)
 	}
 	return &res, nil
 }
