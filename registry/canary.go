@@ -13,7 +13,7 @@ import (
 //
 //   - Split: of every hundred calls that name no version, exactly Percent go to the canary,
 //     spread evenly. The side is chosen once per call, when the call takes its lease
-//     ([Registry.Acquire]): schema validation and the invocation run on the same side, so a
+//     ([Registry.acquire]): schema validation and the invocation run on the same side, so a
 //     connection sticks to one side for a whole call. Pinned calls ("version") bypass the split.
 //   - Statistics: each side counts calls, errors and a latency histogram from the moment the
 //     canary started (a new percentage for the same pair keeps them). An error is a call the

@@ -22,10 +22,6 @@ var (
 	ErrMCPServerNotFound = errors.New("MCP server not found")
 	// ErrMCPServerExists: an MCP server of that name exists.
 	ErrMCPServerExists = errors.New("MCP server already exists")
-	// ErrConnectionNotAllowed: the connection is not bound to the MCP server's connector.
-	ErrConnectionNotAllowed = errors.New("connection not bound to the connector")
-	// ErrConnectionRequired: the connector needs a connection and none was named.
-	ErrConnectionRequired = errors.New("connection required")
 )
 
 // mcpNameRE is the MCP server name rule, the connector name rule of ABI.md section 3: the name
@@ -93,10 +89,10 @@ func (r *Registry) checkMCPServer(ctx context.Context, connector, connection str
 			return err
 		}
 		if !slices.Contains(c.Connectors, connector) {
-			return fmt.Errorf("%w: connection %s is not bound to connector %s (it allows %s)", ErrConnectionNotAllowed, connection, connector, strings.Join(c.Connectors, ", "))
+			return &BindError{Err: ErrConnectionNotAllowed, Connector: connector, Connection: connection, Allowed: c.Connectors}
 		}
 	} else if !man.HasAuthType(abi.AuthNone) {
-		return fmt.Errorf("%w: connector %s needs a connection (auth %s)", ErrConnectionRequired, connector, strings.Join(man.Auth.Types, " or "))
+		return &BindError{Err: ErrConnectionRequired, Connector: connector, AuthTypes: man.Auth.Types}
 	}
 	if man.Kind == abi.KindMCP {
 		return nil // a hosted MCP server lists its tools itself, at run time

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
@@ -66,7 +67,7 @@ func (r Retention) withDefaults() Retention {
 //
 // Every connector has a route (the active version and an optional canary) that calls read
 // without a lock; [Registry.SetActive] replaces it atomically after provisioning the new
-// versions. Versions a route no longer names drain: calls that hold a [Lease] on them finish,
+// versions. Versions a route no longer names drain: calls that hold a lease on them finish,
 // then their pools and compiled code are released.
 type Registry struct {
 	st  *store.Store
@@ -167,7 +168,7 @@ func (r *Registry) activeVersion(name string) *Version {
 
 // Version is a loaded connector version: its compiled module and its compiled schemas.
 type Version struct {
-	*host.Module
+	mod *host.Module // runs guest calls only through Prepared (call.go)
 	// Info is the stored version: name, version, digest, manifest.
 	Info   store.Version
 	inputs map[string]*check.Schema
@@ -178,6 +179,16 @@ type Version struct {
 	// loadedAt and pinnedAt are unix nanoseconds of the load and of the last pinned call.
 	loadedAt, pinnedAt atomic.Int64
 }
+
+// Manifest returns the version's manifest. Callers must not modify it.
+func (v *Version) Manifest() *abi.Manifest { return v.mod.Manifest() }
+
+// PoolStats reports the instances the version holds: pools, idle and busy instances.
+func (v *Version) PoolStats() (pools, idle, busy int) { return v.mod.PoolStats() }
+
+// Done is closed once the version was unloaded (retired and drained) and its compiled code
+// released.
+func (v *Version) Done() <-chan struct{} { return v.mod.Done() }
 
 // InputSchema returns the compiled input schema of an action.
 func (v *Version) InputSchema(action string) *check.Schema { return v.inputs[action] }
@@ -204,7 +215,7 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 	if err != nil {
 		return nil, err
 	}
-	v := &Version{Module: mod, Info: info, inputs: map[string]*check.Schema{}}
+	v := &Version{mod: mod, Info: info, inputs: map[string]*check.Schema{}}
 	for _, a := range man.Actions {
 		s, err := check.CompileSchema(a.InputSchema)
 		if err != nil {
@@ -348,7 +359,7 @@ func (r *Registry) Activate(ctx context.Context, name, version string) (store.Ve
 
 // Resolve returns the version a call naming version would run on: the active one when version
 // is empty, or a stored version pinned by the caller (loaded on first use). It takes no lease:
-// use it to read a manifest, and [Registry.Acquire] to run a call.
+// use it to read a manifest, and [Registry.Prepare] to run a call.
 func (r *Registry) Resolve(ctx context.Context, name, version string) (*Version, error) {
 	rt := r.route(name)
 	if version == "" {

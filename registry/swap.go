@@ -81,9 +81,9 @@ func (rt *route) names(v *Version) bool {
 	return rt != nil && (rt.active == v || rt.canary == v)
 }
 
-// Lease is one call's hold on a version: from [Registry.Acquire] to [Lease.Release] the
-// version is not released, even when a swap retires it. A Lease is for one goroutine.
-type Lease struct {
+// callLease is one call's hold on a version: from [Registry.acquire] to [callLease.Release] the
+// version is not released, even when a swap retires it. A callLease is for one goroutine.
+type callLease struct {
 	// Version is the version the call runs on.
 	Version *Version
 	r       *Registry
@@ -94,7 +94,7 @@ type Lease struct {
 
 // Role says why the call runs on this version: "active", "canary" or "pinned" (the call named
 // its version).
-func (l *Lease) Role() string {
+func (l *callLease) Role() string {
 	switch {
 	case l.rt == nil:
 		return "pinned"
@@ -104,31 +104,22 @@ func (l *Lease) Role() string {
 	return "active"
 }
 
-// Invoke runs an action on the leased version (see [host.Module.Invoke]) and counts its outcome
-// and latency for the route's side, which the canary statistics and the automatic abort read.
-func (l *Lease) Invoke(ctx context.Context, call *host.Call, action string, input json.RawMessage) (*abi.InvokeResult, *host.Report, error) {
-	start := time.Now()
-	res, rep, err := l.Version.Module.Invoke(ctx, call, action, input)
-	if l.rt != nil && !errors.Is(err, host.ErrCanceled) {
-		l.r.record(l.rt, l.side, time.Since(start), failed(res, err))
+// count records one call's outcome and latency for the route's side, which the canary
+// statistics and the automatic abort read: failed when the host failed the call (trap, timeout,
+// busy) or the plugin answered a guest error that maps to a 5xx status. Guest errors about the
+// request (not_found, invalid_input, ...) are the caller's, not the version's. Pinned and
+// canceled calls are not counted.
+func (l *callLease) count(d time.Duration, err error, guest *abi.Error) {
+	if l.rt == nil || errors.Is(err, host.ErrCanceled) {
+		return
 	}
-	return res, rep, err
-}
-
-// failed says whether a call counts as an error for canary statistics: the host failed it
-// (trap, timeout, busy) or the plugin answered a guest error that maps to a 5xx status.
-// Guest errors about the request (not_found, invalid_input, ...) are the caller's, not the
-// version's.
-func failed(res *abi.InvokeResult, err error) bool {
-	if err != nil {
-		return true
-	}
-	return res != nil && res.Error != nil && abi.GuestErrorStatus(res.Error.Code) >= 500
+	failed := err != nil || (guest != nil && abi.GuestErrorStatus(guest.Code) >= 500)
+	l.r.record(l.rt, l.side, d, failed)
 }
 
 // Release ends the lease; the last lease of a retired version releases it. Release is
 // idempotent.
-func (l *Lease) Release() {
+func (l *callLease) Release() {
 	if !l.done {
 		l.done = true
 		l.Version.release()
@@ -155,7 +146,7 @@ func (v *Version) lease() bool {
 // on its own goroutine so the call that happened to be last does not pay for it.
 func (v *Version) release() {
 	if v.state.Add(-1) == retiredBit {
-		go v.Module.Close(context.Background())
+		go v.mod.Close(context.Background())
 	}
 }
 
@@ -169,7 +160,7 @@ func (v *Version) retire() {
 		}
 		if v.state.CompareAndSwap(s, s|retiredBit) {
 			if s == 0 {
-				go v.Module.Close(context.Background())
+				go v.mod.Close(context.Background())
 			}
 			return
 		}
@@ -178,16 +169,16 @@ func (v *Version) retire() {
 
 func (v *Version) retired() bool { return v.state.Load()&retiredBit != 0 }
 
-// maxLeaseAttempts bounds how often Acquire retries a version retired under it; each retry reads
+// maxLeaseAttempts bounds how often acquire retries a version retired under it; each retry reads
 // a newer route, so more than a couple means something keeps unloading the version.
 const maxLeaseAttempts = 100
 
-// Acquire picks the version a call runs on and leases it for the whole call: the version a call
+// acquire picks the version a call runs on and leases it for the whole call: the version a call
 // naming version pins, or, when version is empty, the active version or the canary by the
 // route's weights. Whatever swap happens meanwhile, the call runs on the version it acquired
-// (which was routed when it was acquired) until [Lease.Release]. Schema validation and the
-// invocation should both use Lease.Version, so the side chosen holds for the whole call.
-func (r *Registry) Acquire(ctx context.Context, name, version string) (*Lease, error) {
+// (which was routed when it was acquired) until [callLease.Release]. Schema validation and the
+// invocation should both use callLease.Version, so the side chosen holds for the whole call.
+func (r *Registry) acquire(ctx context.Context, name, version string) (*callLease, error) {
 	for attempt := 0; attempt < maxLeaseAttempts; attempt++ {
 		rt := r.route(name)
 		if version == "" {
@@ -196,7 +187,7 @@ func (r *Registry) Acquire(ctx context.Context, name, version string) (*Lease, e
 			}
 			side := rt.pick()
 			if v := rt.version(side); v.lease() {
-				return &Lease{Version: v, r: r, rt: rt, side: side}, nil
+				return &callLease{Version: v, r: r, rt: rt, side: side}, nil
 			}
 			continue // retired by a swap that already published a newer route
 		}
@@ -207,7 +198,7 @@ func (r *Registry) Acquire(ctx context.Context, name, version string) (*Lease, e
 					routed = true
 					if v.lease() {
 						v.pinnedAt.Store(r.now().UnixNano())
-						return &Lease{Version: v, r: r}, nil
+						return &callLease{Version: v, r: r}, nil
 					}
 				}
 			}
@@ -221,7 +212,7 @@ func (r *Registry) Acquire(ctx context.Context, name, version string) (*Lease, e
 		}
 		v.pinnedAt.Store(r.now().UnixNano())
 		if v.lease() {
-			return &Lease{Version: v, r: r}, nil
+			return &callLease{Version: v, r: r}, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -406,7 +397,7 @@ func (r *Registry) tidy() {
 	}
 	r.mu.Unlock()
 	for _, v := range vs {
-		if n := v.Module.Trim(context.Background(), r.ret.PoolIdle); n > 0 {
+		if n := v.mod.Trim(context.Background(), r.ret.PoolIdle); n > 0 {
 			r.log.Debug("closed idle instances", "connector", v.Info.Name, "version", v.Info.Version, "instances", n)
 		}
 	}

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
-	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
@@ -108,34 +106,16 @@ type ranCall struct {
 // execAction resolves, checks and runs one call (runAction).
 func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*actionResult, error) {
 	name, actionName := c.Connector, c.Action
-	// The lease holds the version (active, canary or pinned) for the whole call: validation and
-	// invocation run on the same one, and a swap meanwhile does not release it.
-	lease, err := s.reg.Acquire(ctx, name, c.Version)
+	// The prepared call holds the version (active, canary or pinned) for the whole call:
+	// validation and invocation run on the same one, and a swap meanwhile does not release it.
+	call, err := s.reg.Prepare(ctx, registry.CallSpec{Connector: name, Version: c.Version, Connection: c.Connection,
+		CorrelationID: c.CorrelationID, Action: actionName})
 	if err != nil {
 		return nil, err
 	}
-	defer lease.Release()
-	v := lease.Version
-	ran.version, ran.role = v.Info.Version, lease.Role()
-	man := v.Manifest()
-	action, ok := man.Action(actionName)
-	if !ok {
-		names := make([]string, len(man.Actions))
-		for i, a := range man.Actions {
-			names[i] = a.Name
-		}
-		return nil, problemf(http.StatusNotFound, codeActionNotFound, "connector %s %s has no action %q (actions: %s)", name, v.Info.Version, actionName, strings.Join(names, ", "))
-	}
-	call := &host.Call{CorrelationID: c.CorrelationID, Timeout: time.Duration(action.TimeoutMS) * time.Millisecond,
-		Idempotent: action.Annotations != nil && action.Annotations.Idempotent}
-	b, reauth, err := s.bindConnection(ctx, man, name, c.Connection)
-	if err != nil {
-		return nil, err
-	}
-	if reauth {
-		return nil, needsReauthProblem(c.Connection)
-	}
-	call.Binding = b
+	defer call.Release()
+	v := call.Version()
+	ran.version, ran.role = v.Info.Version, call.Role()
 	input := c.Input
 	if len(input) == 0 || string(input) == "null" {
 		input = json.RawMessage(`{}`)
@@ -147,14 +127,14 @@ func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*a
 	}
 
 	start := time.Now()
-	res, rep, err := lease.Invoke(ctx, call, actionName, input)
+	res, rep, err := call.Invoke(ctx, input)
 	ran.report = rep
 	version := v.Info.Version
 	code := "ok"
 	defer func() {
 		s.metrics.add("plugboard_action_calls_total", labels("connector", name, "version", version, "action", actionName, "code", code), 1)
 		s.metrics.observe("plugboard_action_duration_seconds", labels("connector", name, "version", version, "action", actionName), time.Since(start))
-		s.metrics.observe("plugboard_version_call_duration_seconds", labels("connector", name, "version", version, "role", lease.Role()), time.Since(start))
+		s.metrics.observe("plugboard_version_call_duration_seconds", labels("connector", name, "version", version, "role", call.Role()), time.Since(start))
 		if rep != nil {
 			for _, o := range rep.Outbound {
 				st := fmt.Sprint(o.Status)
@@ -173,7 +153,7 @@ func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*a
 		code = res.Error.Code
 		return nil, pluginProblem(res.Error)
 	}
-	return &actionResult{Output: res.Output, Version: version, CorrelationID: call.CorrelationID}, nil
+	return &actionResult{Output: res.Output, Version: version, CorrelationID: c.CorrelationID}, nil
 }
 
 // describeSchemaErrors renders schema errors as "input.title: missing property; ...".
@@ -184,30 +164,4 @@ func describeSchemaErrors(root string, errs []check.SchemaError) string {
 		parts = append(parts, path+": "+e.Message)
 	}
 	return strings.Join(parts, "; ")
-}
-
-// bindConnection binds the connection a call of connector runs with ("" for none): it must be
-// bound to the connector, and a connector without auth "none" needs one. reauth reports a
-// connection waiting for consent again, whose binding cannot be used upstream: actions refuse
-// the call, triggers pause.
-func (s *Server) bindConnection(ctx context.Context, man *abi.Manifest, connector, connection string) (b *host.Binding, reauth bool, err error) {
-	if connection == "" {
-		if !man.HasAuthType(abi.AuthNone) {
-			return nil, false, problemf(http.StatusBadRequest, codeConnectionRequired, "connector %s needs a connection (auth %s): add \"connection\": \"<id>\"", connector, strings.Join(man.Auth.Types, " or "))
-		}
-		return nil, false, nil
-	}
-	b, conn, err := s.reg.Binding(ctx, connection)
-	if err != nil {
-		return nil, false, err
-	}
-	if !slices.Contains(conn.Connectors, connector) {
-		return nil, false, problemf(http.StatusForbidden, codeConnectionNotAllowed, "connection %s is not bound to connector %s (it allows %s); add it with PATCH /v1/connections/%s", conn.ID, connector, strings.Join(conn.Connectors, ", "), conn.ID)
-	}
-	return b, conn.Status == registry.StatusNeedsReauth, nil
-}
-
-// needsReauthProblem is the answer to a call with a connection that needs consent again.
-func needsReauthProblem(id string) *Problem {
-	return problemf(http.StatusConflict, codeNeedsReauth, "connection %s needs consent again: POST /v1/connections/%s/reauthorize", id, id)
 }

@@ -53,11 +53,11 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 		req.Headers[k] = strings.Join(vs, sep)
 	}
 	corr := correlationID(ctx)
-	ref, err := s.trig.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr)
+	ref, err := s.trig.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr, true) // receive needs no credential
 	if err != nil {
 		return err
 	}
-	defer ref.lease.Release()
+	defer ref.Release()
 	secret, err := s.st.TriggerSecret(ctx, "src", src.ID)
 	if err != nil {
 		return err

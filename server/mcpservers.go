@@ -28,6 +28,7 @@ func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, per
 	s.mcp = mcpserver.New(mcpserver.Options{
 		Registry:      s.reg,
 		Invoker:       mcpInvoker{s},
+		ToolError:     mcpInvoker{s}.toolError,
 		Authorize:     s.mcpAuthorize,
 		PublicURL:     s.opts.PublicURL,
 		CorrelationID: correlationID,
@@ -75,6 +76,22 @@ type mcpInvoker struct{ s *Server }
 
 var _ mcpserver.Invoker = mcpInvoker{}
 
+// toolError maps a failed tool call to the tool error MCP clients see, with the problem
+// mapping of the HTTP API; an internal error is logged and named only by its correlation id.
+func (a mcpInvoker) toolError(err error, cid string) error {
+	p := toProblem(err)
+	if p.Code == codeInternal {
+		a.s.log.Error("MCP tool call failed", "err", err, "correlation_id", cid)
+		return fmt.Errorf("internal error; the server log has the details under correlation id %s", cid)
+	}
+	ce := &mcpserver.CallError{Status: p.Status, Code: p.Code, Message: p.Detail, Source: p.Source,
+		Details: p.Details, Retryable: p.Retryable, CorrelationID: cid}
+	if len(p.Errors) > 0 {
+		ce.Errors = p.Errors
+	}
+	return ce
+}
+
 // InvokeAction implements [mcpserver.Invoker] with [Server.runAction]; every problem except an
 // internal error becomes a tool error.
 func (a mcpInvoker) InvokeAction(ctx context.Context, c mcpserver.Call) (*mcpserver.Result, error) {
@@ -84,17 +101,7 @@ func (a mcpInvoker) InvokeAction(ctx context.Context, c mcpserver.Call) (*mcpser
 	}
 	res, err := a.s.runAction(ctx, actionCall{Connector: c.Connector, Action: c.Action, Connection: c.Connection, Input: c.Input, CorrelationID: cid})
 	if err != nil {
-		p := toProblem(err)
-		if p.Code == codeInternal {
-			a.s.log.Error("MCP tool call failed", "err", err, "correlation_id", cid, "mcp_server", c.Server, "tool", c.Action)
-			return nil, fmt.Errorf("internal error; the server log has the details under correlation id %s", cid)
-		}
-		ce := &mcpserver.CallError{Status: p.Status, Code: p.Code, Message: p.Detail, Source: p.Source,
-			Details: p.Details, Retryable: p.Retryable, CorrelationID: cid}
-		if len(p.Errors) > 0 {
-			ce.Errors = p.Errors
-		}
-		return nil, ce
+		return nil, a.toolError(err, cid)
 	}
 	return &mcpserver.Result{Output: res.Output, Version: res.Version, CorrelationID: res.CorrelationID}, nil
 }

@@ -92,6 +92,18 @@ func toProblem(err error) *Problem {
 	if errors.As(err, &p) {
 		return p
 	}
+	if be, ok := errors.AsType[*registry.BindError](err); ok {
+		return bindProblem(be)
+	}
+	if de, ok := errors.AsType[*registry.DeclarationError](err); ok {
+		switch {
+		case de.Kind != "":
+			return newProblem(http.StatusConflict, codeTriggerNotFound, de.Error()+"; subscribe again")
+		case errors.Is(de, registry.ErrTriggerNotFound):
+			return newProblem(http.StatusNotFound, codeTriggerNotFound, de.Error())
+		}
+		return newProblem(http.StatusNotFound, codeActionNotFound, de.Error())
+	}
 	var ce *host.CheckError
 	if errors.As(err, &ce) {
 		return newProblem(http.StatusBadRequest, ce.Code, ce.Error())
@@ -138,6 +150,17 @@ func toProblem(err error) *Problem {
 		return newProblem(499, "canceled", msg)
 	}
 	return newProblem(http.StatusInternalServerError, codeInternal, "internal error; the server log has the details under this correlation id")
+}
+
+// bindProblem is the answer to a call whose connection cannot be used, with what to do.
+func bindProblem(e *registry.BindError) *Problem {
+	switch {
+	case errors.Is(e, registry.ErrConnectionRequired):
+		return problemf(http.StatusBadRequest, codeConnectionRequired, "%s: add \"connection\": \"<id>\"", e.Error())
+	case errors.Is(e, registry.ErrConnectionNotAllowed):
+		return problemf(http.StatusForbidden, codeConnectionNotAllowed, "%s; add it with PATCH /v1/connections/%s", e.Error(), e.Connection)
+	}
+	return problemf(http.StatusConflict, codeNeedsReauth, "%s: POST /v1/connections/%s/reauthorize", e.Error(), e.Connection)
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {

@@ -199,21 +199,18 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	corr := correlationID(ctx)
-	ref, err := s.trig.resolve(ctx, req.Connector, req.Trigger, "", req.Connection, corr)
+	ref, err := s.trig.resolve(ctx, req.Connector, req.Trigger, "", req.Connection, corr, false)
 	if err != nil {
 		return err
 	}
-	defer ref.lease.Release()
-	tr := ref.trigger
+	defer ref.Release()
+	tr := ref.Trigger()
 	if tr.Kind == abi.TriggerPoll {
 		if _, lo := tr.Interval(); req.IntervalS != 0 && req.IntervalS < lo {
 			return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s %d is below the trigger's min_interval_s of %d", req.IntervalS, lo)
 		}
 	} else if req.IntervalS != 0 {
 		return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s is for poll triggers; %s.%s is a %s trigger", req.Connector, req.Trigger, tr.Kind)
-	}
-	if ref.paused {
-		return needsReauthProblem(req.Connection)
 	}
 	params, err := canonicalParams(req.Params, tr.ParamsSchema)
 	if err != nil {
@@ -267,13 +264,13 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 
 // startPollSource runs the baseline poll of a new poll source and stores the source with its
 // first subscription. A failing baseline creates nothing.
-func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key string, params json.RawMessage, sub *store.Subscription, secret []byte) error {
+func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, key string, params json.RawMessage, sub *store.Subscription, secret []byte) error {
 	res, evs, err := t.pollOnce(ctx, ref, params, nil)
 	if err != nil {
 		return baselineProblem(err)
 	}
 	now := time.Now().UTC()
-	def, lo := ref.trigger.Interval()
+	def, lo := ref.Trigger().Interval()
 	iv := sub.IntervalS
 	if iv == 0 {
 		iv = def
@@ -290,7 +287,7 @@ func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key str
 		return err
 	}
 	if len(evs) > 0 { // a baseline that asked for history (params): deliver it
-		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: ref.call.CorrelationID, Traceparent: traceparentOf(ctx)}, t.limits(), nil)
+		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: ref.CorrelationID(), Traceparent: traceparentOf(ctx)}, t.limits(), nil)
 		if err != nil {
 			return err
 		}
@@ -302,7 +299,7 @@ func (t *triggers) startPollSource(ctx context.Context, ref *triggerRef, key str
 // startWebhookSource registers a new webhook source upstream and stores it with its first
 // subscription. The hook URL answers before subscribe is called, because some services
 // (Microsoft Graph) call it during the registration.
-func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *triggerRef, key string, params json.RawMessage, sub *store.Subscription, subSecret []byte) error {
+func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *registry.Prepared, key string, params json.RawMessage, sub *store.Subscription, subSecret []byte) error {
 	token := randomToken(20)
 	secret := randomToken(20)
 	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourceWebhook, Status: store.SourceStarting,

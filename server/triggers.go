@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -271,40 +270,13 @@ func (t *triggers) acquireConn(ctx context.Context, conn string) (release func()
 	}
 }
 
-// triggerRef is a resolved trigger: the leased version and the trigger's declaration.
-type triggerRef struct {
-	lease   *registry.Lease
-	trigger abi.Trigger
-	call    *host.Call
-	paused  bool // the connection needs consent again
-}
-
-// resolve leases the active version of connector, finds the trigger of the wanted kind and binds
-// the connection. The caller releases the lease.
-func (t *triggers) resolve(ctx context.Context, connector, trigger, kind, connection, correlationID string) (*triggerRef, error) {
-	lease, err := t.s.reg.Acquire(ctx, connector, "")
-	if err != nil {
-		return nil, err
-	}
-	ref := &triggerRef{lease: lease, call: &host.Call{CorrelationID: correlationID}}
-	man := lease.Version.Manifest()
-	i := slices.IndexFunc(man.Triggers, func(tr abi.Trigger) bool { return tr.Name == trigger })
-	if i < 0 {
-		lease.Release()
-		return nil, problemf(http.StatusNotFound, codeTriggerNotFound, "connector %s %s has no trigger %q (triggers: %s)", connector, lease.Version.Info.Version, trigger, triggerNames(man))
-	}
-	ref.trigger = man.Triggers[i]
-	if kind != "" && ref.trigger.Kind != kind {
-		lease.Release()
-		return nil, problemf(http.StatusConflict, codeTriggerNotFound, "trigger %s.%s is now a %s trigger, not %s; subscribe again", connector, trigger, ref.trigger.Kind, kind)
-	}
-	b, reauth, err := t.s.bindConnection(ctx, man, connector, connection)
-	if err != nil {
-		lease.Release()
-		return nil, err
-	}
-	ref.call.Binding, ref.paused = b, reauth
-	return ref, nil
+// resolve prepares a trigger call of connector (registry.Prepare): the active version leased,
+// the trigger of the wanted kind ("" for either) found and the connection bound. allowReauth
+// prepares it also while the connection needs consent again ([registry.Prepared.NeedsReauth]).
+// The caller releases the call.
+func (t *triggers) resolve(ctx context.Context, connector, trigger, kind, connection, correlationID string, allowReauth bool) (*registry.Prepared, error) {
+	return t.s.reg.Prepare(ctx, registry.CallSpec{Connector: connector, Connection: connection, CorrelationID: correlationID,
+		Trigger: trigger, TriggerKind: kind, AllowNeedsReauth: allowReauth})
 }
 
 func triggerNames(m *abi.Manifest) string {
@@ -320,21 +292,16 @@ func triggerNames(m *abi.Manifest) string {
 
 // pollOnce runs plugboard_poll and converts its events; a guest error comes back as a plugin
 // problem, every other failure as the host's error.
-func (t *triggers) pollOnce(ctx context.Context, ref *triggerRef, params json.RawMessage, cursor *string) (*abi.PollResult, []store.NewEvent, error) {
-	req := abi.PollRequest{Trigger: ref.trigger.Name, Params: params, Cursor: cursor}
-	out, _, err := ref.lease.Version.Module.Call(ctx, ref.call, abi.ExportPoll, func(c abi.Common) any { req.Common = c; return req })
+func (t *triggers) pollOnce(ctx context.Context, ref *registry.Prepared, params json.RawMessage, cursor *string) (*abi.PollResult, []store.NewEvent, error) {
+	res, _, err := ref.Poll(ctx, abi.PollRequest{Trigger: ref.Trigger().Name, Params: params, Cursor: cursor})
 	if err != nil {
 		return nil, nil, err
-	}
-	var res abi.PollResult
-	if err := abi.DecodeStrict(out, &res); err != nil {
-		return nil, nil, fmt.Errorf("%w: plugboard_poll wrote an invalid result document: %v", host.ErrPluginFailed, err)
 	}
 	if res.Error != nil {
 		return nil, nil, guestError(res.Error)
 	}
 	evs, err := t.convertEvents(res.Events, "plugboard_poll")
-	return &res, evs, err
+	return res, evs, err
 }
 
 // guestError is the problem of a guest error document, or plugin_failed when it lacks the code
@@ -417,14 +384,14 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 		attribute.String("plugboard.source", src.ID), attribute.String("plugboard.correlation_id", corr))
 	defer span.End()
 	origin := store.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}
-	ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, corr)
+	ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, corr, true)
 	interval := 60 * time.Second
 	if ref != nil {
-		defer ref.lease.Release()
-		interval = time.Duration(sourceInterval(ref.trigger, subs)) * time.Second
+		defer ref.Release()
+		interval = time.Duration(sourceInterval(ref.Trigger(), subs)) * time.Second
 	}
 	now := time.Now()
-	if err == nil && ref.paused {
+	if err == nil && ref.NeedsReauth() { // paused: no poll and no token request
 		_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) { s.NextPollAt = now.Add(interval) })
 		return
 	}
@@ -529,19 +496,15 @@ func randomToken(n int) string {
 }
 
 // webhookCall runs one step of plugboard_webhook.
-func (t *triggers) webhookCall(ctx context.Context, ref *triggerRef, req abi.WebhookRequest) (*abi.WebhookResult, error) {
-	out, _, err := ref.lease.Version.Module.Call(ctx, ref.call, abi.ExportWebhook, func(c abi.Common) any { req.Common = c; return req })
+func (t *triggers) webhookCall(ctx context.Context, ref *registry.Prepared, req abi.WebhookRequest) (*abi.WebhookResult, error) {
+	res, _, err := ref.Webhook(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	var res abi.WebhookResult
-	if err := abi.DecodeStrict(out, &res); err != nil {
-		return nil, fmt.Errorf("%w: plugboard_webhook (%s) wrote an invalid result document: %v", host.ErrPluginFailed, req.Op, err)
 	}
 	if res.Error != nil {
 		return nil, guestError(res.Error)
 	}
-	return &res, nil
+	return res, nil
 }
 
 // parseRenewAt reads a plugin's renew_at.
@@ -565,11 +528,11 @@ func (t *triggers) renew(ctx context.Context, id string) {
 	corr := newCorrelationID()
 	now := time.Now()
 	err = func() error {
-		ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr)
+		ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr, true)
 		if err != nil {
 			return err
 		}
-		defer ref.lease.Release()
+		defer ref.Release()
 		secret, err := t.s.st.TriggerSecret(ctx, "src", id)
 		if err != nil {
 			return err
@@ -617,11 +580,11 @@ func (t *triggers) stopSource(ctx context.Context, src store.Source) {
 	if src.Kind == store.SourceWebhook && (src.Status == store.SourceActive || src.Status == store.SourceStopping) {
 		corr := newCorrelationID()
 		err := func() error {
-			ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr)
+			ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr, true)
 			if err != nil {
 				return err
 			}
-			defer ref.lease.Release()
+			defer ref.Release()
 			_, err = t.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookUnsubscribe, Trigger: src.Trigger, Params: src.Params, State: src.State})
 			return err
 		}()
@@ -691,41 +654,43 @@ func (t *triggers) fireTimers(ctx context.Context, now time.Time) {
 // not loaded) is tried before it is dropped. A guest error answer counts as fired.
 const maxTimerAttempts = 5
 
+// timerReauthRecheck is how often a due timer whose connection needs consent again is looked
+// at again.
+const timerReauthRecheck = 30 * time.Second
+
 // fire sends one timer to plugboard_on_timer and deletes it once the plugin answered.
 func (t *triggers) fire(ctx context.Context, tm store.Timer) {
 	corr := newCorrelationID()
 	err := func() error {
-		lease, err := t.s.reg.Acquire(ctx, tm.Connector, "")
+		call, err := t.s.reg.Prepare(ctx, registry.CallSpec{Connector: tm.Connector, Connection: tm.Connection, CorrelationID: corr})
 		if err != nil {
 			return err
 		}
-		defer lease.Release()
-		call := &host.Call{CorrelationID: corr}
-		if tm.Connection != "" {
-			b, _, err := t.s.reg.Binding(ctx, tm.Connection)
-			if err != nil {
-				return err
-			}
-			call.Binding = b
-		}
+		defer call.Release()
 		payload := tm.Payload
 		if len(payload) == 0 {
 			payload = json.RawMessage("null")
 		}
-		ev := abi.TimerEvent{Name: tm.Name, Payload: payload}
-		out, _, err := lease.Version.Module.Call(ctx, call, abi.ExportOnTimer, func(c abi.Common) any { ev.Common = c; return ev })
+		res, _, err := call.OnTimer(ctx, abi.TimerEvent{Name: tm.Name, Payload: payload})
 		if err != nil {
 			return err
-		}
-		var res abi.TimerResult
-		if err := abi.DecodeStrict(out, &res); err != nil {
-			return fmt.Errorf("%w: plugboard_on_timer wrote an invalid result document: %v", host.ErrPluginFailed, err)
 		}
 		if res.Error != nil {
 			t.log.Warn("plugin timer handler answered an error", "connector", tm.Connector, "timer", tm.Name, "code", res.Error.Code, "message", res.Error.Message, "correlation_id", corr)
 		}
 		return nil
 	}()
+	if errors.Is(err, registry.ErrNeedsReauth) {
+		// Paused like polls while the connection waits for consent: kept, not counted as an
+		// attempt, and looked at again later.
+		t.mu.Lock()
+		r := t.timers[tm.ID]
+		r.next = time.Now().Add(timerReauthRecheck)
+		t.timers[tm.ID] = r
+		t.mu.Unlock()
+		t.s.metrics.add("plugboard_timers_fired_total", labels("connector", tm.Connector, "outcome", codeNeedsReauth), 1)
+		return
+	}
 	outcome := "ok"
 	drop := err == nil
 	if err != nil {
@@ -739,7 +704,8 @@ func (t *triggers) fire(ctx context.Context, tm store.Timer) {
 		r.next = time.Now().Add(time.Second << min(r.attempts, 8))
 		t.timers[tm.ID] = r
 		t.mu.Unlock()
-		drop = r.attempts >= maxTimerAttempts || errors.Is(err, registry.ErrConnectorNotFound) || errors.Is(err, registry.ErrConnectionNotFound)
+		drop = r.attempts >= maxTimerAttempts || errors.Is(err, registry.ErrConnectorNotFound) || errors.Is(err, registry.ErrConnectionNotFound) ||
+			errors.Is(err, registry.ErrConnectionNotAllowed) || errors.Is(err, registry.ErrConnectionRequired)
 		t.log.Warn("firing a plugin timer failed", "connector", tm.Connector, "timer", tm.Name, "attempt", r.attempts, "dropped", drop, "err", err, "correlation_id", corr)
 	}
 	t.s.metrics.add("plugboard_timers_fired_total", labels("connector", tm.Connector, "outcome", outcome), 1)

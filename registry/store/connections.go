@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -215,10 +216,11 @@ func (s *Store) readConnections(ctx context.Context, read func(tx *bolt.Tx) ([]c
 
 // UpdateConnection reads the connection (secret opened), calls fn on it and writes the result
 // back (secret sealed again, with the active key), all in one transaction. An error from fn
-// aborts the update and is returned as is. fn must not change ID ([ErrInvalid]); when it leaves
-// UpdatedAt unchanged, UpdatedAt becomes now. fn runs inside the write transaction, holding
-// every other writer back: keep it short and free of I/O. It returns the stored connection,
-// [ErrNotFound] when there is none.
+// aborts the update and is returned as is. A connector that fn removes from Connectors loses its
+// pending timers with this connection in the same transaction. fn must not change ID
+// ([ErrInvalid]); when it leaves UpdatedAt unchanged, UpdatedAt becomes now. fn runs inside the
+// write transaction, holding every other writer back: keep it short and free of I/O. It returns
+// the stored connection, [ErrNotFound] when there is none.
 func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(*Connection) error) (Connection, error) {
 	var out Connection
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -256,6 +258,15 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(*Connec
 		if err := b.Put([]byte(id), data); err != nil {
 			return err
 		}
+		// A connector the connection no longer names loses its timers there: they could only
+		// run it with a connection it may not use.
+		for _, name := range rec.Connectors {
+			if !slices.Contains(c.Connectors, name) {
+				if err := deleteScopeTimers(tx, scopeKey(name, id)); err != nil {
+					return err
+				}
+			}
+		}
 		if len(c.Secret) == 0 {
 			c.Secret = nil
 		}
@@ -291,20 +302,26 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		var timerIDs []string
-		c = tx.Bucket(bucketTimersScope).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			_, id, ok := splitScopeIndexKey(k)
-			if !ok {
-				return fmt.Errorf("store: corrupt timer scope index key %q", k)
-			}
-			timerIDs = append(timerIDs, id)
-		}
-		for _, tid := range timerIDs {
-			if err := deleteTimer(tx, tid); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteScopeTimers(tx, prefix)
 	})
+}
+
+// deleteScopeTimers deletes the pending timers of every scope whose key starts with prefix:
+// [connectionPrefix] for all of a connection's, [scopeKey] for one (connector, connection).
+func deleteScopeTimers(tx *bolt.Tx, prefix []byte) error {
+	var timerIDs []string
+	c := tx.Bucket(bucketTimersScope).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		_, id, ok := splitScopeIndexKey(k)
+		if !ok {
+			return fmt.Errorf("store: corrupt timer scope index key %q", k)
+		}
+		timerIDs = append(timerIDs, id)
+	}
+	for _, tid := range timerIDs {
+		if err := deleteTimer(tx, tid); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -209,3 +209,29 @@ func TestDeleteConnectionCascades(t *testing.T) {
 		t.Errorf("recreated connection inherits kv size %d", n)
 	}
 }
+
+// A connector removed from a connection loses its timers with that connection, in the same
+// transaction; the timers of the connectors it keeps, and of other connections, stay.
+func TestUnbindingAConnectorDeletesItsTimers(t *testing.T) {
+	s := openTest(t, nil)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, id := range []string{"c", "other"} {
+		c := testConnection(id)
+		c.Connectors = []string{"github", "slack"}
+		if err := s.CreateConnection(bg, c); err != nil {
+			t.Fatal(err)
+		}
+		for _, connector := range c.Connectors {
+			if _, err := s.SetTimer(bg, Timer{ID: "t_" + connector + "_" + id, Connector: connector, Connection: id, FireAt: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.UpdateConnection(bg, "c", func(c *Connection) error { c.Connectors = []string{"slack"}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"t_github_other", "t_slack_c", "t_slack_other"}
+	if got := timerIDs(must[[]Timer](t)(s.DueTimers(bg, at, 0))); !slices.Equal(got, want) {
+		t.Errorf("timers = %v, want %v", got, want)
+	}
+}

@@ -66,6 +66,10 @@ type Options struct {
 	Registry *registry.Registry
 	// Invoker runs the actions behind managed servers' tools.
 	Invoker Invoker
+	// ToolError maps the error of a hosted server's call (a [registry.Registry.Prepare]
+	// refusal or a host failure) to the error tools/call answers, given the call's
+	// correlation id; nil means the package's own mapping of the host's and registry's errors.
+	ToolError func(err error, correlationID string) error
 	// Authorize reports whether a bearer token that is not the server's own opens rec (an
 	// admin key, or a key whose role and scopes allow the server's connector and connection);
 	// rec is nil for the /mcp namespace endpoint. nil means only servers' own tokens open.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -41,7 +40,7 @@ type servletParams struct {
 // like plugboard_describe) and returns its tools. Tools whose input schema is not an object
 // schema are left out, since MCP requires one.
 func (h *Handler) servletTools(ctx context.Context, rec store.MCPServer, v *registry.Version) ([]toolDef, error) {
-	out, _, err := v.Call(ctx, &host.Call{}, abi.ExportMCPDescribe, nil)
+	out, err := v.ServletTools(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -97,36 +96,22 @@ func (h *Handler) servletHandler(rec store.MCPServer, tool string) mcp.ToolHandl
 	}
 }
 
-// callServlet binds the server's connection, leases the active version and runs call.
+// callServlet runs a tool of a hosted MCP server through the one guest-call path
+// ([registry.Registry.Prepare]): the server's connection is bound and checked as for an action.
 func (h *Handler) callServlet(ctx context.Context, rec store.MCPServer, tool string, args json.RawMessage, cid string) (*mcp.CallToolResult, error) {
-	reg := h.opts.Registry
-	call := &host.Call{CorrelationID: cid}
-	if rec.Connection != "" {
-		b, conn, err := reg.Binding(ctx, rec.Connection)
-		switch {
-		case errors.Is(err, registry.ErrConnectionNotFound):
-			return nil, &CallError{Status: http.StatusNotFound, Code: "connection_not_found", Message: err.Error(), Source: "plugboard"}
-		case err != nil:
-			return nil, err
-		case !slices.Contains(conn.Connectors, rec.Connector):
-			return nil, &CallError{Status: http.StatusForbidden, Code: "connection_not_allowed", Source: "plugboard",
-				Message: fmt.Sprintf("connection %s is not bound to connector %s", conn.ID, rec.Connector)}
-		}
-		call.Binding = b
-	}
-	lease, err := reg.Acquire(ctx, rec.Connector, "")
+	call, err := h.opts.Registry.Prepare(ctx, registry.CallSpec{Connector: rec.Connector, Connection: rec.Connection, CorrelationID: cid})
 	if err != nil {
-		return nil, hostCallError(err)
+		return nil, h.toolError(err, cid)
 	}
-	defer lease.Release()
+	defer call.Release()
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage(`{}`)
 	}
-	out, _, err := lease.Version.Call(ctx, call, abi.ExportMCPCall, func(c abi.Common) any {
+	out, _, err := call.Servlet(ctx, func(c abi.Common) any {
 		return servletRequest{Method: "tools/call", Params: servletParams{Name: tool, Arguments: args}, Common: c}
 	})
 	if err != nil {
-		return nil, hostCallError(err)
+		return nil, h.toolError(err, cid)
 	}
 	var res mcp.CallToolResult
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -136,9 +121,12 @@ func (h *Handler) callServlet(ctx context.Context, rec store.MCPServer, tool str
 	return &res, nil
 }
 
-// hostCallError maps the host's and registry's sentinel errors to tool errors, as the HTTP API
-// maps them to problems.
-func hostCallError(err error) error {
+// toolError maps a failed hosted-server call with [Options.ToolError], or without one, maps
+// the host's and registry's sentinel errors to tool errors as the HTTP API maps them.
+func (h *Handler) toolError(err error, cid string) error {
+	if h.opts.ToolError != nil {
+		return h.opts.ToolError(err, cid)
+	}
 	ce := &CallError{Source: "plugboard", Message: err.Error()}
 	switch {
 	case errors.Is(err, host.ErrTimeout):
