@@ -61,7 +61,10 @@ func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (compiled
 		Memory:       &extism.ManifestMemory{MaxPages: uint32(memoryMB) * 16, MaxVarBytes: 1 << 20},
 	}
 	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB, cc), EnableWasi: true}
-	compiled, err = extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
+	// The listeners cap the documents the guest writes (output.go); they are part of the
+	// compiled code, so they are given at compile time.
+	lctx := experimental.WithFunctionListenerFactory(ctx, outputListeners{})
+	compiled, err = extism.NewCompiledPlugin(lctx, manifest, cfg, h.hostFunctions())
 	if owned {
 		cache = cc
 		if err != nil {
@@ -289,7 +292,7 @@ func (m *Module) call(ctx context.Context, call *Call, export, action string, bu
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	cs := &callState{m: m, call: call, describe: describe, deadline: deadline, timeout: timeout,
-		budget: egress.NewBudget(m.h.cfg.MaxRequestsPerCall)}
+		budget: egress.NewBudget(m.h.cfg.MaxRequestsPerCall), outputCap: m.outputCap()}
 	cs.report.Started = time.Now()
 	if !describe {
 		cs.grant = buildGrant(m.manifest, call.Binding)
@@ -359,6 +362,9 @@ func (m *Module) callError(ctx context.Context, cs *callState, export string, er
 		return fmt.Errorf("%w: %s ran past its deadline of %s and was stopped", ErrTimeout, export, cs.timeout)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %v", ErrCanceled, ctx.Err())
+	}
+	if err := cs.overCapError(export); err != nil {
+		return err
 	}
 	msg := firstLine(err.Error())
 	if cs.sawOutOfMemory() {
