@@ -4,7 +4,8 @@
 // host caps every document a guest writes. It uses the Extism Go PDK directly and builds each
 // document in the Extism kernel's memory 1 MiB at a time, so a 40 MiB document costs the guest
 // 1 MiB of its own memory, as a plugin streaming a large upstream body into its output would.
-// Its limits are 64 MiB of memory (the kernel's memory holds the document) and 10 s per call.
+// Its limits are 64 MiB of memory (the kernel's memory holds the document) and 60 s per call
+// (writing 40 MiB through the kernel's store_u64 takes seconds).
 //
 //   - action "big" with input {"bytes": n} answers a valid result document of n bytes,
 //     {"output":{"s":"xxx…"}};
@@ -30,7 +31,7 @@ const manifest = `{"abi":1,"name":"flood","version":"1.0.0","title":"Flood",
  {"name":"big","input_schema":{"type":"object","properties":{"bytes":{"type":"integer","minimum":32}},"required":["bytes"]}},
  {"name":"ok","input_schema":{"type":"object"}}],
 "triggers":[{"name":"big_poll","kind":"poll","params_schema":{"type":"object","properties":{"bytes":{"type":"integer","minimum":64}},"required":["bytes"]}}],
-"limits":{"memory_mb":64,"timeout_ms":10000}}`
+"limits":{"memory_mb":64,"timeout_ms":60000}}`
 
 //go:wasmexport plugboard_describe
 func describe() int32 {
