@@ -98,4 +98,3 @@ func output(head, tail string, n int) {
 	store([]byte(tail))
 	extism.OutputMemory(mem)
 }
-
