@@ -100,10 +100,15 @@ type Capabilities struct {
 	Reveal []string `json:"reveal,omitempty"`
 }
 
-// Limits bound one call of the connector; the server caps both.
+// Limits bound one call of the connector; the server caps each.
 type Limits struct {
-	MemoryMB  int   `json:"memory_mb,omitempty"`
+	// MemoryMB is the memory limit of an instance, in MiB.
+	MemoryMB int `json:"memory_mb,omitempty"`
+	// TimeoutMS is the deadline of a call, in milliseconds.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// OutputBytes caps each document the plugin writes to the host (results, events, error
+	// messages); it can only lower the server's cap (10 MiB by default).
+	OutputBytes int64 `json:"output_bytes,omitempty"`
 }
 
 // Defaults for optional trigger fields.

@@ -168,9 +168,12 @@ type callState struct {
 
 	hostNanos atomic.Int64 // time inside Plugboard's host imports (Report.HostTime)
 
+	outputCap int64 // largest document the guest may write to the host, in bytes
+
 	mu       sync.Mutex
 	report   Report
 	logBytes int
+	overCap  *overCap // the document over outputCap that aborted the call
 }
 
 type callKey struct{}

@@ -32,6 +32,12 @@ type Config struct {
 	Egress EgressConfig
 	// MaxRequestsPerCall is the plugboard_http budget of one call; 0 means 100.
 	MaxRequestsPerCall int
+	// MaxOutputBytes caps every document a guest writes to the host (action output, poll,
+	// webhook and timer results, servlet results, describe's manifest) and every Extism error
+	// message; a manifest's limits.output_bytes may only lower it. 0 means
+	// [DefaultMaxOutputBytes]. A call over it fails with [ErrPluginFailed] before the host
+	// copies the document out of guest memory.
+	MaxOutputBytes int
 	// MaxLogBytes caps the log captured per call; 0 means 64 KiB.
 	MaxLogBytes int
 	// MaxIdlePerPool is how many idle instances a (version, connection) pool keeps; 0 means 4.
@@ -49,6 +55,10 @@ type Config struct {
 	// the upstream.
 	TracerProvider trace.TracerProvider
 }
+
+// DefaultMaxOutputBytes is the cap of a guest's output documents when [Config.MaxOutputBytes]
+// is 0: 10 MiB, like upstream responses.
+const DefaultMaxOutputBytes = 10 << 20
 
 // tracerName is the instrumentation scope of the host's spans.
 const tracerName = "github.com/plugboard/plugboard/host"
@@ -88,6 +98,9 @@ func New(cfg Config) (*Host, error) {
 	cfg.DefaultTimeout = min(cfg.DefaultTimeout, cfg.MaxTimeout)
 	if cfg.MaxRequestsPerCall <= 0 {
 		cfg.MaxRequestsPerCall = 100
+	}
+	if cfg.MaxOutputBytes <= 0 {
+		cfg.MaxOutputBytes = DefaultMaxOutputBytes
 	}
 	if cfg.MaxLogBytes <= 0 {
 		cfg.MaxLogBytes = 64 << 10

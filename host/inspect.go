@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -69,7 +70,40 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 		}
 		return nil, checkErr(CheckInvalidManifest, "%v", err)
 	}
+	if err := h.checkInitialMemory(cm, man); err != nil {
+		return nil, err
+	}
 	return man, nil
+}
+
+// checkInitialMemory refuses a module whose memories start larger than the memory limit its
+// manifest gives it (limits.memory_mb capped by the server, or the default): such a module
+// passes describe, which runs under the server's maximum, but no instance of it could ever
+// start. The Extism kernel's own memory starts at 1 MiB, which every limit allows.
+func (h *Host) checkInitialMemory(cm wazero.CompiledModule, man *abi.Manifest) error {
+	asked := 0
+	if man.Limits != nil {
+		asked = man.Limits.MemoryMB
+	}
+	limitMB := h.memoryMB(asked)
+	for _, mem := range cm.ExportedMemories() {
+		pages := mem.Min()
+		if uint64(pages) <= uint64(limitMB)*16 { // 64 KiB pages
+			continue
+		}
+		var limit string
+		switch {
+		case asked <= 0:
+			limit = fmt.Sprintf("the default memory limit is %d MiB (the manifest sets no limits.memory_mb)", limitMB)
+		case asked > limitMB:
+			limit = fmt.Sprintf("limits.memory_mb is %d, capped to the server's maximum of %d", asked, limitMB)
+		default:
+			limit = fmt.Sprintf("limits.memory_mb is %d", asked)
+		}
+		return checkErr(CheckInvalidManifest, "the module's initial memory is %.1f MiB (%d pages) but %s; raise limits.memory_mb or lower the initial memory, or no instance can start",
+			float64(pages)/16, pages, limit)
+	}
+	return nil
 }
 
 func what(export string) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -60,7 +61,10 @@ func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (compiled
 		Memory:       &extism.ManifestMemory{MaxPages: uint32(memoryMB) * 16, MaxVarBytes: 1 << 20},
 	}
 	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB, cc), EnableWasi: true}
-	compiled, err = extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
+	// The listeners cap the documents the guest writes (output.go); they are part of the
+	// compiled code, so they are given at compile time.
+	lctx := experimental.WithFunctionListenerFactory(ctx, outputListeners{})
+	compiled, err = extism.NewCompiledPlugin(lctx, manifest, cfg, h.hostFunctions())
 	if owned {
 		cache = cc
 		if err != nil {
@@ -288,7 +292,7 @@ func (m *Module) call(ctx context.Context, call *Call, export, action string, bu
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	cs := &callState{m: m, call: call, describe: describe, deadline: deadline, timeout: timeout,
-		budget: egress.NewBudget(m.h.cfg.MaxRequestsPerCall)}
+		budget: egress.NewBudget(m.h.cfg.MaxRequestsPerCall), outputCap: m.outputCap()}
 	cs.report.Started = time.Now()
 	if !describe {
 		cs.grant = buildGrant(m.manifest, call.Binding)
@@ -333,6 +337,11 @@ func (m *Module) call(ctx context.Context, call *Call, export, action string, bu
 	guest = time.Since(start)
 	inst.cur.Store(nil)
 	memAfter = inst.mem.size() // before put: a discarded instance frees its memory
+	if code, ended := inst.exited(); ended && ctx.Err() == nil {
+		// The guest closed its own instance (WASI proc_exit), whatever its status: even a
+		// call that looked fine left nothing to call again.
+		err = fmt.Errorf("%s exited with status %d (WASI proc_exit) instead of returning; return from the export, do not call exit", export, code)
+	}
 	if err == nil && rc != 0 {
 		err = fmt.Errorf("%s returned %d", export, rc)
 	}
@@ -353,6 +362,9 @@ func (m *Module) callError(ctx context.Context, cs *callState, export string, er
 		return fmt.Errorf("%w: %s ran past its deadline of %s and was stopped", ErrTimeout, export, cs.timeout)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %v", ErrCanceled, ctx.Err())
+	}
+	if err := cs.overCapError(export); err != nil {
+		return err
 	}
 	msg := firstLine(err.Error())
 	if cs.sawOutOfMemory() {
@@ -382,6 +394,15 @@ type instance struct {
 	cur    atomicCall
 	mem    *memoryMeter // the instance's linear memories
 	idleAt time.Time    // when it last went back to its pool
+	// ended is set when wazero closes one of the instance's modules (the plugin's or the
+	// kernel's): proc_exit, a deadline, or our own Close. exitCode is the status it closed with.
+	ended    atomic.Bool
+	exitCode atomic.Uint32
+}
+
+// exited reports whether wazero closed the instance, and with which exit status.
+func (inst *instance) exited() (code uint32, ended bool) {
+	return inst.exitCode.Load(), inst.ended.Load()
 }
 
 func (p *pool) get(ctx context.Context, cs *callState) (*instance, bool, error) {
@@ -406,13 +427,15 @@ func (p *pool) get(ctx context.Context, cs *callState) (*instance, bool, error) 
 	return inst, true, nil
 }
 
-// put returns an instance after a call; a failed one (trap, timeout, error) is discarded.
+// put returns an instance after a call. A failed one (error, non-zero return, trap, timeout,
+// out of memory, exit) is closed, and so is any instance wazero closed, whatever the call said:
+// only a live instance after a successful call goes back to the pool.
 func (p *pool) put(inst *instance, ok bool) {
 	defer func() { <-p.sem }()
 	p.m.mu.Lock()
 	closed := p.m.closed
 	p.m.mu.Unlock()
-	if ok && !closed {
+	if _, ended := inst.exited(); ok && !closed && !ended {
 		p.mu.Lock()
 		if len(p.idle) < p.m.h.cfg.MaxIdlePerPool && !p.dead {
 			inst.idleAt = time.Now()
@@ -482,6 +505,12 @@ func (p *pool) stats() (idle, busy int) {
 // call the instance serves.
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{mem: &memoryMeter{}}
+	ctx = experimental.WithCloseNotifier(ctx, experimental.CloseNotifyFunc(func(_ context.Context, code uint32) {
+		if !inst.ended.Load() { // the first module to close (the plugin's) gives the status
+			inst.exitCode.Store(code)
+			inst.ended.Store(true)
+		}
+	}))
 	mc := wazero.NewModuleConfig().
 		WithStdout(logWriter{inst: inst, level: "info"}).
 		WithStderr(logWriter{inst: inst, level: "error"}).

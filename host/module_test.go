@@ -3,6 +3,7 @@ package host
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,43 @@ func TestInspectRejectsNonWasm(t *testing.T) {
 				t.Errorf("Inspect = %v, want %s", err, CheckInvalidWasm)
 			}
 		})
+	}
+}
+
+// TestExitedInstanceIsClosed: a guest that calls proc_exit(0) before writing output makes the
+// call fail with a message saying it exited, and its instance is closed, not pooled: the next
+// call pays for a new instance and succeeds.
+func TestExitedInstanceIsClosed(t *testing.T) {
+	h, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	defer h.Close(ctx)
+	wasm := buildTestPlugin(t, "hostile")
+	man, err := h.Inspect(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.Load(ctx, wasm, man, "sha256:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	call := &Call{Binding: &Binding{ID: "c1"}}
+	if _, _, err := m.Invoke(ctx, call, "ok", json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, idleBefore, _ := m.PoolStats() // c1's instance, and describe's in the "" pool
+	_, _, err = m.Invoke(ctx, call, "exit_zero", json.RawMessage(`{}`))
+	if !errors.Is(err, ErrPluginFailed) || !strings.Contains(err.Error(), "exited with status 0") {
+		t.Fatalf("exit_zero: %v, want ErrPluginFailed saying it exited with status 0", err)
+	}
+	if _, idle, busy := m.PoolStats(); idle != idleBefore-1 || busy != 0 {
+		t.Errorf("after exit_zero the pools hold %d idle (%d before) and %d busy instances: the exited one went back", idle, idleBefore, busy)
+	}
+	res, rep, err := m.Invoke(ctx, call, "ok", json.RawMessage(`{}`))
+	if err != nil || res.Error != nil || !rep.Instantiated {
+		t.Errorf("the call after exit_zero: %v %+v, instantiated %v", err, res, rep != nil && rep.Instantiated)
 	}
 }

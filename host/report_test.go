@@ -19,38 +19,36 @@ import (
 )
 
 var (
-	spyOnce sync.Once
-	spyWasm []byte
-	spyErr  error
+	pluginsMu    sync.Mutex
+	pluginsBuilt = map[string][]byte{}
 )
 
 // buildSpy builds plugins/testdata/spy for wasip1 once per test binary.
-func buildSpy(t *testing.T) []byte {
+func buildSpy(t *testing.T) []byte { return buildTestPlugin(t, "spy") }
+
+// buildTestPlugin builds plugins/testdata/<name> for wasip1 once per test binary.
+func buildTestPlugin(t *testing.T, name string) []byte {
 	t.Helper()
-	spyOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Dir(filepath.Dir(file))
-		dir, err := os.MkdirTemp("", "plugboard-host-test-")
-		if err != nil {
-			spyErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "spy.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./plugins/testdata/spy")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			spyErr = err
-			t.Logf("%s", msg)
-			return
-		}
-		spyWasm, spyErr = os.ReadFile(out)
-	})
-	if spyErr != nil {
-		t.Fatalf("building the spy plugin: %v", spyErr)
+	pluginsMu.Lock()
+	defer pluginsMu.Unlock()
+	if b, ok := pluginsBuilt[name]; ok {
+		return b
 	}
-	return spyWasm
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./plugins/testdata/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the %s plugin: %v\n%s", name, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pluginsBuilt[name] = b
+	return b
 }
 
 // TestReportMeasuresTheCall: a call's report splits its time between the guest and the host

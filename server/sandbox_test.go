@@ -136,3 +136,59 @@ func countFiles(t *testing.T, dir string) int {
 	})
 	return n
 }
+
+// TestEndedInstanceNotReused: however a call ends its instance (proc_exit with status 0 before
+// any output, proc_exit(3), a trap, a deadline, running out of memory, a recovered panic), the
+// next normal call on the same connector and the same connection succeeds: an instance that
+// exited, trapped, timed out or ran out of memory never goes back to the pool.
+func TestEndedInstanceNotReused(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.must(201, ts.upload("hostile"))
+	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
+		"id": "h1", "connectors": []string{"hostile"}, "auth": map[string]any{"type": "none"}}))
+	call := func(action, connection string) response {
+		t.Helper()
+		body := map[string]any{"input": map[string]any{}}
+		if connection != "" {
+			body["connection"] = connection
+		}
+		return ts.invoke("hostile", action, body)
+	}
+	tests := []struct {
+		action, code, detail string
+		status               int
+	}{
+		{"exit_zero", "plugin_failed", "exited", http.StatusBadGateway},
+		{"exit_nonzero", "plugin_failed", "", http.StatusBadGateway},
+		{"trap", "plugin_failed", "", http.StatusBadGateway},
+		{"loop", "timeout", "deadline", http.StatusGatewayTimeout},
+		{"bomb", "plugin_failed", "memory", http.StatusBadGateway},
+		{"panic", "internal", "", http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		for _, conn := range []string{"h1", ""} {
+			name := tt.action + "/connection"
+			if conn == "" {
+				name = tt.action + "/no_connection"
+			}
+			t.Run(name, func(t *testing.T) {
+				// A warm instance first, so the failing call runs on a pooled one and the
+				// call after it would get the same instance back if it were pooled again.
+				ts.must(200, call("ok", conn))
+				r := call(tt.action, conn)
+				if r.Status != tt.status {
+					t.Fatalf("%s: status %d, want %d: %s", tt.action, r.Status, tt.status, r.Body)
+				}
+				p := r.json(t)
+				if p["code"] != tt.code || !strings.Contains(strings.ToLower(p["detail"].(string)), tt.detail) {
+					t.Errorf("%s: problem = %s", tt.action, r.Body)
+				}
+				for i := range 3 {
+					if r := call("ok", conn); r.Status != 200 {
+						t.Fatalf("call %d after %s: status %d: %s", i+1, tt.action, r.Status, r.Body)
+					}
+				}
+			})
+		}
+	}
+}

@@ -69,6 +69,10 @@ func TestUploadChecks(t *testing.T) {
 		{"manifest duplicate action", func(t *testing.T) []byte {
 			return anyManifest(t, manifestJSON("1.0.0", `"actions":[{"name":"a","input_schema":{"type":"object"}},{"name":"a","input_schema":{"type":"object"}}]`))
 		}, "invalid_manifest", "actions[1].name"},
+		// anymanifest's memory starts at 43 pages (2.7 MiB): a 1 MiB limit could never start it.
+		{"initial memory above limits.memory_mb", func(t *testing.T) []byte {
+			return anyManifest(t, manifestJSON("1.0.0", `"limits":{"memory_mb":1}`))
+		}, "invalid_manifest", "initial memory is 2.7 MiB (43 pages) but limits.memory_mb is 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

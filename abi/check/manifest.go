@@ -128,6 +128,9 @@ func Manifest(m *abi.Manifest) error {
 		if l.TimeoutMS < 0 {
 			v.add("limits.timeout_ms", "must be positive")
 		}
+		if l.OutputBytes < 0 {
+			v.add("limits.output_bytes", "must be a positive number of bytes")
+		}
 	}
 	return v.err()
 }

@@ -135,6 +135,8 @@ func TestParseManifestRules(t *testing.T) {
 		{"connection_params not an object type", func(m map[string]any) { m["connection_params"] = map[string]any{"type": "string"} }, "connection_params"},
 		{"reveal field duplicated", func(m map[string]any) { m["capabilities"] = map[string]any{"reveal": []any{"api_key", "api_key"}} }, "capabilities.reveal[1]"},
 		{"memory limit negative", func(m map[string]any) { m["limits"] = map[string]any{"memory_mb": -1} }, "limits.memory_mb"},
+		{"output cap negative", func(m map[string]any) { m["limits"] = map[string]any{"output_bytes": -1} }, "limits.output_bytes"},
+		{"output cap not an integer", func(m map[string]any) { m["limits"] = map[string]any{"output_bytes": 1.5} }, "manifest"},
 		{"unknown top-level field", func(m map[string]any) { m["hostz"] = []any{} }, "manifest"},
 		{"unknown action field", func(m map[string]any) { action(m)["inputSchema"] = map[string]any{} }, "manifest"},
 	}

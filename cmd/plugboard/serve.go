@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/server"
 )
 
@@ -36,6 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	egressAllow := fs.String("egress-allow", "", "comma-separated CIDRs of private networks plugins may reach (default none)")
 	masterKey := fs.String("master-key-file", "", "credential encryption key file (default <data>/master.key, generated if absent)")
 	maxUpload := fs.Int64("max-upload-mib", 64, "largest plugin upload accepted, in MiB")
+	maxOutput := fs.Int("max-output-bytes", host.DefaultMaxOutputBytes, "largest document a plugin may hand the server (an action's output, a poll or webhook result, an event batch, an error message); a manifest's limits.output_bytes may only lower it")
 	printToken := fs.Bool("print-token", false, "print the admin token at start even when it was not generated now")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -58,6 +60,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if *maxOutput <= 0 {
+		return fmt.Errorf("--max-output-bytes must be a positive number of bytes, got %d", *maxOutput)
 	}
 	if *watch && *connectorsDir == "" {
 		return errors.New("--watch needs --connectors-dir DIR: the directory to watch")
@@ -146,6 +151,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		KeyRateLimit:    *keyRate,
 		KeyRateBurst:    *keyBurst,
 		SeparateAdmin:   adminLn != nil,
+		Host:            host.Config{MaxOutputBytes: *maxOutput},
 	})
 	if err != nil {
 		ln.Close()

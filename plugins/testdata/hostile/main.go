@@ -6,6 +6,8 @@
 //   - trap reads outside linear memory: a real Wasm trap, which no Go recover can catch;
 //   - panic panics in the handler, which the pdk recovers into an internal error;
 //   - exit_nonzero calls os.Exit(3) (WASI proc_exit with a non-zero code);
+//   - exit_zero calls os.Exit(0) before writing any output (proc_exit(0): the call looks
+//     successful but the instance is closed);
 //   - ok answers {"ok": true}, to show the server still serves afterwards.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hostile.wasm ./plugins/testdata/hostile
@@ -35,6 +37,7 @@ func init() {
 	pdk.Action("trap", trap, pdk.Description("Traps (out-of-bounds memory access)."))
 	pdk.Action("panic", panicAction, pdk.Description("Panics; the pdk recovers it as an internal error."))
 	pdk.Action("exit_nonzero", exitNonzero, pdk.Description("Exits with status 3."))
+	pdk.Action("exit_zero", exitZero, pdk.Description("Exits with status 0 without writing output."))
 	pdk.Action("ok", ok, pdk.Description("Answers {\"ok\": true}."), pdk.ReadOnly())
 }
 
@@ -85,6 +88,11 @@ func panicAction(ctx *pdk.Context, _ Empty) (Empty, error) {
 
 func exitNonzero(ctx *pdk.Context, _ Empty) (Empty, error) {
 	os.Exit(3)
+	return Empty{}, nil
+}
+
+func exitZero(ctx *pdk.Context, _ Empty) (Empty, error) {
+	os.Exit(0)
 	return Empty{}, nil
 }
 
