@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// A plugin's details.retry_after_s reaches clients clamped to MaxPluginRetryAfter, in the
+// Retry-After header and in the problem's details (HTTP and MCP alike); a value that is not a
+// finite non-negative number is dropped, and a rate_limited error still says to wait 1 s.
+func TestPluginRetryAfterIsBounded(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.must(201, ts.upload("guesterr"))
+	created := ts.must(201, ts.do("POST", "/v1/mcp-servers", map[string]any{"name": "errs", "connector": "guesterr"})).json(t)
+	sess := mcpConnect(t, ts.http.URL+"/mcp/errs", created["token"].(string), nil)
+	maxS := int(MaxPluginRetryAfter.Seconds())
+
+	cases := []struct {
+		name    string
+		code    string
+		details string
+		header  string // Retry-After; "" for none
+		echoed  any    // details.retry_after_s in the problem; nil for absent
+	}{
+		{"a plausible wait is passed on", "rate_limited", `{"retry_after_s": 30}`, "30", 30.0},
+		{"a fraction rounds up in the header", "rate_limited", `{"retry_after_s": 1.5}`, "2", 1.5},
+		{"999999999999 s is clamped to the maximum", "rate_limited", `{"retry_after_s": 999999999999}`, strconv.Itoa(maxS), float64(maxS)},
+		{"1e400 (beyond float64) is clamped, not dropped", "rate_limited", `{"retry_after_s": 1e400}`, strconv.Itoa(maxS), float64(maxS)},
+		{"just over the maximum is clamped", "rate_limited", `{"retry_after_s": 3600.5}`, strconv.Itoa(maxS), float64(maxS)},
+		{"a negative wait is dropped", "rate_limited", `{"retry_after_s": -5}`, "1", nil},
+		{"a string is dropped", "rate_limited", `{"retry_after_s": "NaN"}`, "1", nil},
+		{"a number in a string is dropped", "rate_limited", `{"retry_after_s": "30"}`, "1", nil},
+		{"-1e400 is dropped", "rate_limited", `{"retry_after_s": -1e400}`, "1", nil},
+		{"null is dropped", "rate_limited", `{"retry_after_s": null}`, "1", nil},
+		{"no details still waits 1 s", "rate_limited", ``, "1", nil},
+		{"unavailable with a wait gets Retry-After too", "unavailable", `{"retry_after_s": 999999999999}`, strconv.Itoa(maxS), float64(maxS)},
+		{"unavailable without a wait has none", "unavailable", `{"other": 1}`, "", nil},
+		{"other codes never get Retry-After but their details are clamped", "conflict", `{"retry_after_s": 1e12}`, "", float64(maxS)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := map[string]any{"code": tc.code, "message": "slow down"}
+			if tc.details != "" {
+				in["details"] = json.RawMessage(tc.details)
+			}
+			r := ts.invoke("guesterr", "fail", map[string]any{"input": in})
+			p := r.json(t)
+			if p["code"] != tc.code || p["source"] != "plugin" {
+				t.Fatalf("problem = %s", r.Body)
+			}
+			if got := r.Header.Get("Retry-After"); got != tc.header {
+				t.Errorf("Retry-After = %q, want %q (body %s)", got, tc.header, r.Body)
+			}
+			d, _ := p["details"].(map[string]any)
+			if got := d["retry_after_s"]; got != tc.echoed {
+				t.Errorf("details.retry_after_s = %v, want %v (body %s)", got, tc.echoed, r.Body)
+			}
+
+			res, err := sess.CallTool(context.Background(), &mcp.CallToolParams{Name: "fail", Arguments: in})
+			if err != nil || !res.IsError {
+				t.Fatalf("MCP call: %v, %+v", err, res)
+			}
+			var doc struct {
+				Error struct {
+					Code    string         `json:"code"`
+					Details map[string]any `json:"details"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if got := doc.Error.Details["retry_after_s"]; doc.Error.Code != tc.code || got != tc.echoed {
+				t.Errorf("MCP tool error = %+v, want details.retry_after_s %v", doc.Error, tc.echoed)
+			}
+		})
+	}
+}
