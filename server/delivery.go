@@ -295,13 +295,19 @@ func deliveryError(err error) string {
 // maxRetryAfter caps a receiver's Retry-After.
 const maxRetryAfter = 24 * time.Hour
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or invalid.
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or invalid. Any
+// number of seconds above maxRetryAfter, also one too large for an integer, is maxRetryAfter
+// (compared before converting, so it cannot overflow into a short wait).
 func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return min(time.Duration(n)*time.Second, maxRetryAfter)
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(n) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil {
 		return min(max(at.Sub(now), 0), maxRetryAfter)

@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -75,6 +77,42 @@ func TestPluginRetryAfterIsBounded(t *testing.T) {
 			}
 			if got := doc.Error.Details["retry_after_s"]; doc.Error.Code != tc.code || got != tc.echoed {
 				t.Errorf("MCP tool error = %+v, want details.retry_after_s %v", doc.Error, tc.echoed)
+			}
+		})
+	}
+}
+
+// A receiver's Retry-After is honoured up to 24 hours, however large the number: a value
+// whose seconds overflow a time.Duration must not wrap around into a short or negative wait.
+func TestPushReceiverRetryAfterIsBounded(t *testing.T) {
+	f := newFeed(t)
+	ts := triggerServer(t, f, func(o *Options) { o.Triggers.RetrySchedule = []time.Duration{time.Second} })
+	cases := []struct {
+		name, retryAfter string
+		want             time.Duration // the wait before the next attempt, within a minute
+	}{
+		{"a minute is honoured", "60", time.Minute},
+		{"999999999999 s is capped at 24 h", "999999999999", 24 * time.Hour},
+		{"9300000000 s (past time.Duration's range) is capped at 24 h", "9300000000", 24 * time.Hour},
+		{"a number beyond int64 is capped at 24 h", "99999999999999999999999", 24 * time.Hour},
+		{"a negative value is ignored", "-5", time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t)
+			rc.retryAft = tc.retryAfter // set before any delivery can reach it
+			rc.answer(503)
+			sub := ts.pushTo(rc, "items", nil)["id"].(string)
+			f.add(1)
+			var push map[string]any
+			eventually(t, 10*time.Second, "the first push attempt", func() bool {
+				push = ts.must(200, ts.do("GET", "/v1/subscriptions/"+sub, nil)).json(t)["push"].(map[string]any)
+				return push["attempts"].(float64) >= 1
+			})
+			last, _ := time.Parse(time.RFC3339Nano, push["last_attempt_at"].(string))
+			next, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(push["next_attempt_at"]))
+			if got := next.Sub(last); got < tc.want-time.Minute || got > tc.want+time.Minute {
+				t.Fatalf("next attempt %s after the 503 with Retry-After: %s, want about %s (push %v)", got, tc.retryAfter, tc.want, push)
 			}
 		})
 	}
