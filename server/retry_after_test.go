@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,15 @@ func TestPushReceiverRetryAfterIsBounded(t *testing.T) {
 				t.Fatalf("next attempt %s after the 503 with Retry-After: %s, want about %s (push %v)", got, tc.retryAfter, tc.want, push)
 			}
 		})
+	}
+}
+
+// An empty upload body (a build that had truncated the file, a client that sent nothing) is
+// named as such, not as a file with the wrong magic number.
+func TestUploadEmptyBody(t *testing.T) {
+	ts := startServer(t, nil)
+	r := ts.do("POST", "/v1/connectors", []byte{})
+	if detail, _ := r.json(t)["detail"].(string); r.Status != 400 || r.code(t) != "invalid_wasm" || !strings.Contains(detail, "empty") {
+		t.Fatalf("empty upload answered %d %s, want 400 invalid_wasm saying the body is empty", r.Status, r.Body)
 	}
 }
