@@ -29,13 +29,16 @@ bin/plugboard: $(shell find abi host registry server cmd -name '*.go' -not -name
 plugins: $(PLUGIN_WASM)
 testplugins: $(TEST_WASM)
 
+# Plugins are built beside their target and renamed into place: go build -o copies (truncate,
+# then write) when its work directory is on another file system, and a server or watcher
+# reading the file meanwhile would upload it empty.
 bin/plugins/%.wasm: $(GUEST_SRC) $$(wildcard plugins/%/*.go)
 	@mkdir -p $(@D)
-	$(WASM_ENV) $(GO) build $(WASM_OPTS) -o $@ ./plugins/$*
+	$(WASM_ENV) $(GO) build $(WASM_OPTS) -o $@.tmp ./plugins/$* && mv $@.tmp $@
 
 bin/testplugins/%.wasm: $(GUEST_SRC) $$(wildcard plugins/testdata/%/*.go)
 	@mkdir -p $(@D)
-	$(WASM_ENV) $(GO) build $(WASM_OPTS) -o $@ ./plugins/testdata/$*
+	$(WASM_ENV) $(GO) build $(WASM_OPTS) -o $@.tmp ./plugins/testdata/$* && mv $@.tmp $@
 
 run: build ## start the server on ./var with the bundled connectors
 	./bin/plugboard serve --data ./var --connectors-dir bin/plugins --print-token

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
 	"github.com/plugboard/plugboard/registry/store"
 )
@@ -55,6 +56,11 @@ func (s *Server) uploadConnector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		s.metrics.add("plugboard_uploads_total", labels("outcome", codeTooLarge), 1)
 		return err
+	}
+	if len(wasm) == 0 {
+		s.metrics.add("plugboard_uploads_total", labels("outcome", host.CheckInvalidWasm), 1)
+		return newProblem(http.StatusBadRequest, host.CheckInvalidWasm,
+			"the upload body is empty (0 bytes): send the .wasm file's bytes as the body (curl --data-binary @FILE); if a build was writing the file, upload it again once the build has finished")
 	}
 	res, err := s.reg.UploadWith(r.Context(), wasm, registry.UploadOptions{Activate: activate, ApproveCapabilities: approve, DevBuild: dev})
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry/store"
 )
@@ -29,6 +30,18 @@ import (
 const (
 	deliveryWebhook = "webhook"
 	deliveryQueue   = "queue"
+)
+
+// Codes of a failed push attempt, in the subscription's last_error and push.last_error_code.
+const (
+	// codeDeliveryRefused: the egress policy refused every address of the URL's host, the
+	// same code plugboard_http and subscription creation give.
+	codeDeliveryRefused = abi.CodePrivateAddress
+	// codeDeliveryFailed: the receiver answered, with a status other than 2xx.
+	codeDeliveryFailed = "delivery_failed"
+	// codeDeliveryUnreachable: no answer: the name did not resolve, the connection failed,
+	// or the push timeout passed.
+	codeDeliveryUnreachable = "delivery_unreachable"
 )
 
 // deliveredEvent is ABI.md "Delivered events": what subscribers receive, pushed or pulled.
@@ -204,7 +217,7 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 	o := store.PushOutcome{Seq: p.Entry.Seq, At: now.UTC()}
 	sig, err := signWebhook(secret, ev.ID, now.Unix(), body)
 	if err != nil {
-		o.Err = err.Error()
+		o.Err, o.Code = err.Error(), codeDeliveryFailed
 		o.GiveUp = true
 		return o
 	}
@@ -220,7 +233,7 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, sub.Delivery.URL, bytes.NewReader(body))
 	if err != nil {
-		o.Err = err.Error()
+		o.Err, o.Code = err.Error(), codeDeliveryFailed
 		o.GiveUp = true
 		return o
 	}
@@ -244,7 +257,7 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 		outcome = strconv.Itoa(resp.StatusCode)
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	} else {
-		o.Err = deliveryError(err)
+		o.Err, o.Code = deliveryError(err)
 	}
 	t.s.metrics.add("plugboard_deliveries_total", labels("connector", sub.Connector, "trigger", sub.Trigger, "outcome", outcome), 1)
 	t.s.metrics.observe("plugboard_delivery_duration_seconds", labels("connector", sub.Connector, "trigger", sub.Trigger), time.Since(start))
@@ -257,10 +270,10 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 		return o
 	case err == nil && resp.StatusCode == http.StatusGone:
 		o.Disable = true
-		o.Err = "the receiver answered 410 Gone"
+		o.Err, o.Code = "the receiver answered 410 Gone", codeDeliveryFailed
 		return o
 	case err == nil:
-		o.Err = fmt.Sprintf("the receiver answered %d", resp.StatusCode)
+		o.Err, o.Code = fmt.Sprintf("the receiver answered %d", resp.StatusCode), codeDeliveryFailed
 	}
 	span.SetStatus(codes.Error, o.Err)
 	n := p.Entry.Attempts // retries already made
@@ -275,8 +288,8 @@ func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.
 }
 
 // deliveryError says why a push got no response, without the URL's query (it may hold a
-// token of the receiver's).
-func deliveryError(err error) string {
+// token of the receiver's), and gives the code of that failure.
+func deliveryError(err error) (msg, code string) {
 	var ue interface{ Unwrap() error }
 	if errors.As(err, &ue) {
 		if inner := ue.Unwrap(); inner != nil {
@@ -284,24 +297,30 @@ func deliveryError(err error) string {
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return "no response within the push timeout"
+		return "no response within the push timeout", codeDeliveryUnreachable
 	}
 	if host.IsAddressRefused(err) {
-		return "refused: " + err.Error() + "; Plugboard pushes only to public addresses unless the server's --egress-allow names the range"
+		return "refused: " + err.Error() + "; Plugboard pushes only to public addresses unless the server's --egress-allow names the range", codeDeliveryRefused
 	}
-	return err.Error()
+	return err.Error(), codeDeliveryUnreachable
 }
 
 // maxRetryAfter caps a receiver's Retry-After.
 const maxRetryAfter = 24 * time.Hour
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or invalid.
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or invalid. Any
+// number of seconds above maxRetryAfter, also one too large for an integer, is maxRetryAfter
+// (compared before converting, so it cannot overflow into a short wait).
 func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return min(time.Duration(n)*time.Second, maxRetryAfter)
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(n) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil {
 		return min(max(at.Sub(now), 0), maxRetryAfter)

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
@@ -70,20 +73,73 @@ func problemf(status int, code, format string, args ...any) *Problem {
 // Error implements the error interface so handlers can return a *Problem as an error.
 func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
 
+// MaxPluginRetryAfter is the longest wait a plugin can ask clients for: a guest error's
+// details.retry_after_s above it is clamped to it, in the Retry-After header and in the
+// details the problem echoes. A plugin's hint is advice from third-party code; an hour is
+// longer than any real upstream's throttle window and short enough that a wrong hint cannot
+// park a client for days.
+const MaxPluginRetryAfter = time.Hour
+
 // pluginProblem turns a guest error document into the problem API.md prescribes.
+//
+// details.retry_after_s, when the plugin gives it, is bounded (see [pluginRetryAfter]). A
+// rate_limited error always carries Retry-After (1 s without a usable hint); unavailable
+// carries it when the plugin gave a usable hint.
 func pluginProblem(e *abi.Error) *Problem {
 	p := newProblem(abi.GuestErrorStatus(e.Code), e.Code, e.Message)
 	p.Source = "plugin"
-	p.Details = e.Details
 	p.Retryable = e.Retryable
-	if e.Code == abi.CodeRateLimited {
-		var d struct {
-			RetryAfterS float64 `json:"retry_after_s"`
-		}
-		_ = json.Unmarshal(e.Details, &d)
-		p.retryAfter = max(1, int(d.RetryAfterS+0.999))
+	secs, details := pluginRetryAfter(e.Details)
+	p.Details = details
+	switch {
+	case e.Code == abi.CodeRateLimited:
+		p.retryAfter = max(1, secs)
+	case e.Code == abi.CodeUnavailable && secs > 0:
+		p.retryAfter = secs
 	}
 	return p
+}
+
+// pluginRetryAfter reads a guest error's details.retry_after_s and returns the wait in whole
+// seconds (rounded up, at most MaxPluginRetryAfter; 0 when absent or unusable) and the details
+// to echo: unchanged when the value is a number in [0, MaxPluginRetryAfter], with the value
+// replaced by the maximum when it is larger, and without it when it is not a finite
+// non-negative number (a string, null, a negative number). Details that are not a JSON object
+// are echoed as given.
+func pluginRetryAfter(details json.RawMessage) (int, json.RawMessage) {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(details, &fields) != nil || fields == nil {
+		return 0, details
+	}
+	raw, ok := fields["retry_after_s"]
+	if !ok {
+		return 0, details
+	}
+	limit := MaxPluginRetryAfter.Seconds()
+	var n json.Number
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] == '"' || json.Unmarshal(raw, &n) != nil {
+		delete(fields, "retry_after_s") // not a number (json.Number would take "30", a string)
+		return 0, remarshal(fields, details)
+	}
+	v, err := strconv.ParseFloat(n.String(), 64)
+	switch {
+	case err == nil && v >= 0 && v <= limit:
+		return int(math.Ceil(v)), details
+	case v > limit: // also a number beyond float64 (ParseFloat answers +Inf and an error)
+		fields["retry_after_s"] = json.RawMessage(strconv.Itoa(int(limit)))
+		return int(limit), remarshal(fields, details)
+	}
+	delete(fields, "retry_after_s") // negative
+	return 0, remarshal(fields, details)
+}
+
+// remarshal encodes fields, falling back to the original document if that fails.
+func remarshal(fields map[string]json.RawMessage, orig json.RawMessage) json.RawMessage {
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return orig
+	}
+	return b
 }
 
 // toProblem is the one place that maps errors to problem documents.

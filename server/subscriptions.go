@@ -15,6 +15,7 @@ import (
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
+	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
 	"github.com/plugboard/plugboard/registry/store"
 )
@@ -95,6 +96,15 @@ func (s *Server) subscriptionDoc(v store.SubscriptionView, src store.Source, sub
 	if v.Delivery.Type == deliveryWebhook {
 		p := v.Push
 		d.Push = &p
+		// last_error is the most recent failure still standing, the source's (a poll, an
+		// upstream registration) or the push's (cleared by the next delivered attempt).
+		if p.LastError != "" && (d.LastError == nil || p.LastAttemptAt.After(d.LastError.At)) {
+			code := p.LastErrorCode
+			if code == "" { // recorded before push errors had codes
+				code = codeDeliveryFailed
+			}
+			d.LastError = &store.TriggerError{Code: code, Message: p.LastError, At: p.LastAttemptAt}
+		}
 	}
 	if src.Kind == store.SourcePoll {
 		min := 0
@@ -168,6 +178,38 @@ func checkDeliveryURL(raw string) error {
 	return nil
 }
 
+// deliveryCheckTimeout bounds the lookup of a push URL's host at subscription creation.
+const deliveryCheckTimeout = 5 * time.Second
+
+// checkDeliveryReach refuses a push URL whose host the pusher could never reach under the
+// server's egress policy (--egress-allow): every address it resolves to is refused (400
+// private_address, the code plugboard_http answers for the same case), or the name does not
+// exist (400 invalid_request). A lookup that fails for now (a timeout, an unreachable
+// resolver) does not refuse the subscription: a DNS hiccup should not make a correct URL
+// look wrong; the pusher resolves again at every attempt and records what it finds in
+// last_error. So does a name that resolves differently later.
+func (s *Server) checkDeliveryReach(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err // checkDeliveryURL ran first
+	}
+	ctx, cancel := context.WithTimeout(ctx, deliveryCheckTimeout)
+	defer cancel()
+	err = s.host.CheckAddress(ctx, u.Hostname())
+	switch {
+	case err == nil:
+		return nil
+	case host.IsAddressRefused(err):
+		return problemf(http.StatusBadRequest, abi.CodePrivateAddress,
+			"delivery.url: %v; Plugboard pushes only to public addresses unless the server's --egress-allow covers the range: give a public URL, or start the server with --egress-allow CIDR", err)
+	case host.IsNameNotFound(err):
+		return problemf(http.StatusBadRequest, codeInvalidRequest,
+			"delivery.url: %v; check the host name (the Plugboard server resolves it, so it must be known to the server's DNS)", err)
+	}
+	s.log.Warn("subscription: the push URL's host did not resolve now; accepted, the pusher retries", "host", u.Hostname(), "err", err, "correlation_id", correlationID(ctx))
+	return nil
+}
+
 // POST /v1/subscriptions
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
@@ -197,6 +239,11 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	p := principalFrom(ctx)
 	if err := s.authorizeTarget(ctx, req.Connector, req.Connection); err != nil {
 		return err
+	}
+	if req.Delivery.Type == deliveryWebhook {
+		if err := s.checkDeliveryReach(ctx, req.Delivery.URL); err != nil {
+			return err
+		}
 	}
 	corr := correlationID(ctx)
 	ref, err := s.trig.resolve(ctx, req.Connector, req.Trigger, "", req.Connection, corr, false)

@@ -397,22 +397,21 @@ func TestPluginTimersFire(t *testing.T) {
 	eventually(t, 15*time.Second, "the timer to fire after a restart", func() bool { ev := lastTimer(ts); return ev != nil && ev["name"] == "after-restart" })
 }
 
-// Subscriber URLs get the egress path's address checks: a push to the cloud metadata address
-// is refused before any connection, shown in push.last_error, and retried like a failure.
+// Subscriber URLs get the egress path's address checks: a push subscription to the cloud
+// metadata address is refused at creation with the egress code (the server allows loopback,
+// for the fake upstream, but not link-local). Refusals at delivery, of a name that resolves
+// differently later, are in TestPushRefusedAtDeliveryShowsInLastError.
 func TestTriggerPushRefusesPrivateAddresses(t *testing.T) {
 	f := newFeed(t)
-	ts := triggerServer(t, f, nil) // loopback is allowed (for the fake upstream); link-local is not
-	sub := ts.subscribe("items", nil, map[string]any{"type": "webhook", "url": "http://169.254.169.254/latest/meta-data/"})["id"].(string)
-	f.add(1)
-	var push map[string]any
-	eventually(t, 10*time.Second, "the refused push to show", func() bool {
-		push = ts.must(200, ts.do("GET", "/v1/subscriptions/"+sub, nil)).json(t)["push"].(map[string]any)
-		return push["attempts"].(float64) >= 1
-	})
-	if msg, _ := push["last_error"].(string); !strings.Contains(msg, "169.254.169.254") || push["last_status"] != nil || push["next_attempt_at"] == nil {
-		t.Fatalf("push state = %v, want a refusal naming the address and a retry scheduled", push)
+	ts := triggerServer(t, f, nil)
+	r := ts.do("POST", "/v1/subscriptions", map[string]any{"connector": "trig", "trigger": "items", "connection": "feed", "interval_s": 1,
+		"delivery": map[string]any{"type": "webhook", "url": "http://169.254.169.254/latest/meta-data/"}})
+	if detail, _ := r.json(t)["detail"].(string); r.Status != 400 || r.code(t) != "private_address" || !strings.Contains(detail, "169.254.169.254") {
+		t.Fatalf("create answered %d %s, want 400 private_address naming the address", r.Status, r.Body)
 	}
-	t.Logf("refusal: %s", push["last_error"])
+	if n := len(ts.must(200, ts.do("GET", "/v1/subscriptions", nil)).json(t)["subscriptions"].([]any)); n != 0 {
+		t.Fatalf("%d subscriptions after the refusal, want none", n)
+	}
 }
 
 // Polls pause while the connection needs consent again: no poll reaches the upstream, no

@@ -29,7 +29,8 @@ func (c *cli) devCommand() *command {
 		long: "Watch a directory of connector plugins and push each .wasm to the server whenever it\n" +
 			"changes (polling modification times and sizes; a file is pushed once it stops changing),\n" +
 			"activating it at once and printing the result: the loop for a connector author is edit,\n" +
-			"build, call. Every file is pushed once at start.\n\n" +
+			"build, call. Every file is pushed once at start, once it stops changing (an empty file\n" +
+			"waits: a build is writing it).\n\n" +
 			"A rebuild that keeps the manifest's version is stored as VERSION+dev.<digest> (SemVer build\n" +
 			"metadata) instead of being refused, and the previous dev build is deleted once the new one\n" +
 			"serves. A version asking for new hosts, auth types or reveal capabilities is refused\n" +
@@ -85,12 +86,10 @@ type fileStamp struct {
 func (w *watcher) run(ctx context.Context) error {
 	w.pushed, w.pending, w.names = map[string]fileStamp{}, map[string]fileStamp{}, map[string]string{}
 	fmt.Fprintf(w.out, "Watching %s for .wasm changes (every %s); Ctrl-C to stop.\n", w.dir, w.interval)
-	first := true
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
-		w.scan(ctx, first)
-		first = false
+		w.scan(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -100,9 +99,11 @@ func (w *watcher) run(ctx context.Context) error {
 }
 
 // scan looks at the directory once. A file is pushed when its stamp differs from the last push
-// and agrees with the previous look (so a file being written is not pushed half-way), or at
-// once on the first look.
-func (w *watcher) scan(ctx context.Context, first bool) {
+// and agrees with the previous look, so a file being written is not pushed half-way. That holds
+// at start too: a build that is writing a file when the watcher starts (`go build -o` truncates
+// the file, then copies it in) would otherwise be pushed empty or cut short. An empty file is
+// never pushed: it is a build between truncating and writing.
+func (w *watcher) scan(ctx context.Context) {
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
 		w.logf("reading %s: %v", w.dir, err)
@@ -125,7 +126,7 @@ func (w *watcher) scan(ctx context.Context, first bool) {
 			delete(w.pending, name)
 			continue
 		}
-		if p, ok := w.pending[name]; first || (ok && p == st) {
+		if p, ok := w.pending[name]; ok && p == st && st.size > 0 {
 			delete(w.pending, name)
 			w.pushed[name] = st
 			w.push(ctx, name)

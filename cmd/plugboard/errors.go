@@ -152,6 +152,9 @@ func (c *cli) problemHint(p *client.Problem) string {
 		return "the call ran past its deadline; the connector's limits.timeout_ms and the server cap bound it"
 	case client.CodeRateLimited:
 		return retryHint(p)
+	case client.CodePrivateAddress:
+		return "the server reaches only public addresses unless it is started with --egress-allow CIDR covering the range " +
+			"(for a receiver on the server's own machine: plugboard serve --egress-allow 127.0.0.0/8)"
 	case client.CodeNeedsReauth:
 		return "the OAuth grant was refused on refresh: get a new consent URL with POST /v1/connections/ID/reauthorize and open it"
 	case "":

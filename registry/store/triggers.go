@@ -111,6 +111,8 @@ type PushState struct {
 	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
+	// LastErrorCode is the stable code of LastError (set by the pusher), empty with it.
+	LastErrorCode string `json:"last_error_code,omitempty"`
 }
 
 // Subscription is one subscriber of a source.
@@ -754,6 +756,7 @@ type PushOutcome struct {
 	At         time.Time
 	Status     int    // HTTP status; 0 when no response
 	Err        string // what went wrong, for last_error
+	Code       string // Err's stable code
 	Delivered  bool   // 2xx
 	GiveUp     bool   // retries exhausted: drop the entry, count failed
 	Disable    bool   // 410 Gone
@@ -783,6 +786,7 @@ func (s *Store) RecordPush(ctx context.Context, subID string, outcomes ...PushOu
 			sub.Push.LastStatus = o.Status
 			sub.Push.LastAttemptAt = o.At
 			sub.Push.LastError = o.Err
+			sub.Push.LastErrorCode = o.Code
 			sub.Push.NextAttemptAt = time.Time{}
 			switch {
 			case !found:

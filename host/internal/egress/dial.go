@@ -81,6 +81,38 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 		return nil, fmt.Errorf("invalid port %q", portStr)
 	}
 
+	allowed, err := c.allowedAddrs(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+
+	// Try each allowed address in resolver order, giving each a fair share of the time left,
+	// as the net package does for a name with several addresses.
+	var first error
+	for i, a := range allowed {
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok && i < len(allowed)-1 {
+			dctx, cancel = context.WithDeadline(ctx, partialDeadline(time.Now(), deadline, len(allowed)-i))
+		}
+		conn, err := c.dial(dctx, network, netip.AddrPortFrom(a, uint16(port)).String())
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// allowedAddrs resolves host (a name or an IP literal) once and returns the addresses the
+// policy allows, unmapped and without duplicates, in resolver order. A failed or empty lookup
+// is a *resolveError; a host with no allowed address is an *addressError.
+func (c *Client) allowedAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	var addrs []netip.Addr
 	literal := false
 	if a, err := netip.ParseAddr(host); err == nil {
@@ -113,28 +145,19 @@ func (c *Client) dialContext(ctx context.Context, network, address string) (net.
 	if len(allowed) == 0 {
 		return nil, refused
 	}
+	return allowed, nil
 
-	// Try each allowed address in resolver order, giving each a fair share of the time left,
-	// as the net package does for a name with several addresses.
-	var first error
-	for i, a := range allowed {
-		dctx, cancel := ctx, context.CancelFunc(func() {})
-		if deadline, ok := ctx.Deadline(); ok && i < len(allowed)-1 {
-			dctx, cancel = context.WithDeadline(ctx, partialDeadline(time.Now(), deadline, len(allowed)-i))
-		}
-		conn, err := c.dial(dctx, network, netip.AddrPortFrom(a, uint16(port)).String())
-		cancel()
-		if err == nil {
-			return conn, nil
-		}
-		if first == nil {
-			first = err
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, first
+}
+
+// CheckHost resolves host (a name or an IP literal, without a port) as the dialer would and
+// reports whether a request to it could be sent: nil when at least one of its addresses is
+// allowed, an error for which [IsAddressRefused] holds when every address is refused, and
+// the lookup's error (see [IsNameNotFound]) when it does not resolve. It lets a caller refuse
+// a URL up front, for example a push subscriber's; the dialer still checks every connection,
+// since the name may resolve differently later.
+func (c *Client) CheckHost(ctx context.Context, host string) error {
+	_, err := c.allowedAddrs(ctx, host)
+	return err
 }
 
 // partialDeadline returns the deadline of one of several dial attempts sharing the time left.

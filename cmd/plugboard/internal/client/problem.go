@@ -81,6 +81,7 @@ const (
 	CodeTimeout              = "timeout"
 	CodeRateLimited          = "rate_limited"
 	CodeNeedsReauth          = "needs_reauth"
+	CodePrivateAddress       = "private_address"
 	CodeVersionNotFound      = "version_not_found"
 	CodeVersionActive        = "version_active"
 	CodeConnectionExists     = "connection_exists"
