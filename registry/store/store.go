@@ -57,7 +57,7 @@ type Store struct {
 	sealer   atomic.Pointer[Sealer]
 	closed   atomic.Bool
 	corrupt  atomic.Int64 // transactions that found the file damaged (bbolt panicked)
-	rotateMu sync.Mutex // one key rotation at a time
+	rotateMu sync.Mutex   // one key rotation at a time
 }
 
 // Open opens (creating if needed, mode 0600) the data file at path, creates the buckets, and
