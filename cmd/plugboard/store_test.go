@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +153,161 @@ func TestServeRefusesTruncatedStore(t *testing.T) {
 			assertRefusedStore(t, code, out, db, tc.want)
 		})
 	}
+}
+
+// corruptLeaf overwrites, in the stopped store at path, a leaf page holding the key marker with
+// zeros (as a stray write would), and returns its page number.
+func corruptLeaf(t *testing.T, path, marker string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pageSize = 4096
+	for off := 2 * pageSize; off+pageSize <= len(b); off += pageSize {
+		page := b[off : off+pageSize]
+		if page[8] == 0x02 && bytes.Contains(page, []byte(marker)) { // flags 0x02: leaf page
+			clear(page)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return int64(off / pageSize)
+		}
+	}
+	t.Fatalf("no leaf page of %s holds %q", path, marker)
+	return 0
+}
+
+// serveProc is a running `plugboard serve`.
+type serveProc struct {
+	url    string
+	stderr *lockedBuffer
+	stop   func()
+}
+
+// startServe runs `plugboard serve` on data with extra flags and waits until it serves.
+func startServe(t *testing.T, bin, data, token string, extra ...string) *serveProc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--egress-allow", "127.0.0.0/8"}, extra...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PLUGBOARD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PLUGBOARD_ADMIN_TOKEN="+token)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProc{stderr: &lockedBuffer{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.stop = func() {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the server did not stop within 30 s of SIGINT")
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("server log:\n%s", crashTail(p.stderr.String(), 80))
+		}
+	})
+	p.url = waitForURL(t, stdout)
+	return p
+}
+
+// httpDo sends one request with the token and returns the status and body.
+func httpDo(t *testing.T, method, url, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+// TestServeOnOverwrittenPages is issue 11 item 11: a leaf page of the connections bucket
+// overwritten with zeros. Without --skip-store-check the server refuses to start (exit 3,
+// naming the file and the check's problems); with it, it starts, a read of the connections
+// answers 500 store_corrupt (not a handler panic), /readyz then answers 503 and the metric
+// plugboard_store_corrupt_total counts it.
+func TestServeOnOverwrittenPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; run without -short")
+	}
+	_, bin := plugboardBinary(t)
+	data := filepath.Join(t.TempDir(), "var")
+	db := seedStore(t, data, 60)
+	pg := corruptLeaf(t, db, "conn-030")
+	t.Logf("zeroed page %d", pg)
+
+	code, out := runServeOnce(t, bin, data)
+	assertRefusedStore(t, code, out, db, "consistency check", fmt.Sprintf("Page expected to be: %d", pg))
+
+	const token = "pba_store_corrupt"
+	srv := startServe(t, bin, data, token, "--skip-store-check")
+	if st, body := httpDo(t, "GET", srv.url+"/readyz", "", nil); st != 200 {
+		t.Fatalf("readyz before any read: %d %s", st, body)
+	}
+	st, body := httpDo(t, "GET", srv.url+"/v1/connections", token, nil)
+	var p struct {
+		Status int    `json:"status"`
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	}
+	json.Unmarshal(body, &p)
+	if st != 500 || p.Code != "store_corrupt" || !strings.Contains(p.Detail, "plugboard store check") {
+		t.Errorf("GET /v1/connections on a damaged page: %d %s, want 500 store_corrupt saying to run `plugboard store check`", st, body)
+	}
+	if strings.Contains(string(body), data) || strings.Contains(string(body), "goroutine") {
+		t.Errorf("the problem leaks a server path or a stack: %s", body)
+	}
+	if st, body := httpDo(t, "GET", srv.url+"/readyz", "", nil); st != 503 || !strings.Contains(string(body), "store_corrupt") {
+		t.Errorf("readyz after a damaged read: %d %s, want 503 store_corrupt", st, body)
+	}
+	_, metrics := httpDo(t, "GET", srv.url+"/metrics", "", nil)
+	if !strings.Contains(string(metrics), "plugboard_store_corrupt_total 1") {
+		t.Errorf("metrics lack plugboard_store_corrupt_total 1:\n%s", grepLines(string(metrics), "store"))
+	}
+	if strings.Contains(srv.stderr.String(), "goroutine ") {
+		t.Errorf("the server log holds a stack dump")
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -141,7 +141,8 @@ func consistency(db *bolt.DB, path string) (err error) {
 	err = db.View(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
 			if n < maxCheckProblems {
-				problems = append(problems, e.Error())
+				msg := strings.TrimPrefix(strings.TrimPrefix(e.Error(), "panic: "), "assertion failed: ")
+				problems = append(problems, msg)
 			}
 			n++
 		}
