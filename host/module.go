@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -61,6 +62,9 @@ func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (compiled
 	}
 	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB, cc), EnableWasi: true}
 	compiled, err = extism.NewCompiledPlugin(ctx, manifest, cfg, h.hostFunctions())
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = fmt.Errorf("%w: %w", ErrNoSpace, err) // not the module's fault: the server's disk is full
+	}
 	if owned {
 		cache = cc
 		if err != nil {

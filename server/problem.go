@@ -116,7 +116,7 @@ func toProblem(err error) *Problem {
 	switch {
 	case errors.Is(err, store.ErrCorrupt):
 		return newProblem(http.StatusInternalServerError, codeStoreCorrupt, detailStoreCorrupt)
-	case errors.Is(err, store.ErrNoSpace):
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, host.ErrNoSpace):
 		return newProblem(http.StatusInsufficientStorage, codeInsufficientStorage, detailInsufficientStorage)
 	case errors.Is(err, registry.ErrVersionExists):
 		return newProblem(http.StatusConflict, codeVersionExists, msg)

@@ -465,7 +465,7 @@ func (s *Server) guarded(method, route string, perm permission, h handlerFunc) h
 // fail writes the problem for err, logging unexpected errors with the correlation id.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := toProblem(err)
-	if p.Status >= 500 && (p.Code == codeInternal || p.Code == codeStoreCorrupt) {
+	if p.Status >= 500 && (p.Code == codeInternal || p.Code == codeStoreCorrupt || p.Code == codeInsufficientStorage) {
 		s.log.Error("request failed", "err", err, "correlation_id", correlationID(r.Context()), "path", r.URL.Path)
 	}
 	writeProblem(w, r, p)
