@@ -364,6 +364,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/audit", permAuditRead, s.getAudit)
 	handle(http.MethodGet, "/master-key", permMasterKeyAdmin, s.getMasterKey)
 	handle(http.MethodPost, "/master-key/rotate", permMasterKeyAdmin, s.rotateMasterKey)
+	handle(http.MethodGet, "/store/backup", permStoreBackup, s.backupStore) // backup.go
 
 	return s.withTrace(withCorrelation(s.withLogAndRecover(r)))
 }

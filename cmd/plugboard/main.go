@@ -131,6 +131,7 @@ func (c *cli) root() *command {
 			c.keyCommand("key", false),
 			c.keyCommand("keys", true),
 			c.masterKeyCommand(),
+			c.storeCommand(),
 			c.auditCommand(),
 			c.invokeCommand(),
 			c.subscribeCommand(),
