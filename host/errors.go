@@ -18,6 +18,9 @@ var (
 	ErrClosed = errors.New("module closed")
 	// ErrBusy: every instance of the pool stayed busy until the deadline.
 	ErrBusy = errors.New("all plugin instances busy")
+	// ErrNoSpace: compiling a module failed because the compilation cache could not be written
+	// for lack of disk space or quota (ENOSPC, EDQUOT): the server's problem, not the module's.
+	ErrNoSpace = errors.New("no space left on the server's disk for the compilation cache")
 )
 
 // Errors a [State] implementation returns so the imports can answer the right code.

@@ -40,6 +40,9 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 	}
 
 	compiled, cache, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB)
+	if errors.Is(err, ErrNoSpace) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, checkErr(CheckInvalidWasm, "the module does not compile: %v", firstLine(err.Error()))
 	}

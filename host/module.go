@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -65,6 +66,9 @@ func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (compiled
 	// compiled code, so they are given at compile time.
 	lctx := experimental.WithFunctionListenerFactory(ctx, outputListeners{})
 	compiled, err = extism.NewCompiledPlugin(lctx, manifest, cfg, h.hostFunctions())
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = fmt.Errorf("%w: %w", ErrNoSpace, err) // not the module's fault: the server's disk is full
+	}
 	if owned {
 		cache = cc
 		if err != nil {

@@ -66,6 +66,9 @@ const (
 	// Invocation logs (issue 7 item 3): GET /invocations/{correlation_id}, further narrowed by
 	// authorizeTarget on the logged connector and connection (404 when out of scope).
 	permInvocationsRead permission = "invocations.read"
+
+	// Store backup (issue 11 item 13): GET /v1/store/backup. In no role's table: admin only.
+	permStoreBackup permission = "store.backup"
 )
 
 // rolePermissions is the permission table: what each role may do. Admin may do everything.
@@ -95,7 +98,7 @@ var rolePermissions = func() map[string]map[permission]bool {
 var allPermissions = []permission{permConnectorsRead, permConnectorsManage, permActionsInvoke,
 	permConnectionsRead, permConnectionsManage, permMCPServersRead, permMCPServersManage,
 	permKeysManage, permAuditRead, permMasterKeyAdmin,
-	permSubscriptionsRead, permSubscriptionsManage, permEventsConsume, permInvocationsRead}
+	permSubscriptionsRead, permSubscriptionsManage, permEventsConsume, permInvocationsRead, permStoreBackup}
 
 // roles lists the roles in the order the API documents them.
 var roles = []string{roleAdmin, roleAuthor, roleConnections, roleInvoker, roleReader}

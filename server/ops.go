@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -10,10 +11,17 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// GET /readyz: the store is open and active connectors are loaded.
+// GET /readyz: the store is open, no transaction found it damaged, and active connectors are
+// loaded.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
 		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not_ready", "the server is starting or stopping"))
+		return
+	}
+	if s.st.Corruptions() > 0 {
+		// Once a transaction found the file damaged, the server stays unready until an
+		// operator has checked and restored the store and restarted it.
+		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeStoreCorrupt, detailStoreCorrupt))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "connectors_loaded": len(s.reg.Loaded())})
@@ -37,5 +45,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	var b strings.Builder
 	s.metrics.write(&b, gauges)
+	fmt.Fprintf(&b, "# HELP plugboard_store_corrupt_total Store transactions that found the data file damaged (answered 500 store_corrupt).\n"+
+		"# TYPE plugboard_store_corrupt_total counter\nplugboard_store_corrupt_total %d\n", s.st.Corruptions())
 	_, _ = w.Write([]byte(b.String()))
 }

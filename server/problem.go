@@ -60,6 +60,16 @@ const (
 	codeTimeout              = "timeout"
 	codeBusy                 = "busy"
 	codeInternal             = "internal"
+	// codeStoreCorrupt: 500, the data file is damaged (store.ErrCorrupt); /readyz answers 503 from then on.
+	codeStoreCorrupt = "store_corrupt"
+	// codeInsufficientStorage: 507, the server's disk is full (store.ErrNoSpace, host.ErrNoSpace).
+	codeInsufficientStorage = "insufficient_storage"
+)
+
+// Details of the storage problems: fixed texts, so no server path or Go error reaches a client.
+const (
+	detailStoreCorrupt        = "the server's store is damaged; an operator should run `plugboard store check` (the server log names the problem)"
+	detailInsufficientStorage = "the server's disk is full; free space on the server and retry (nothing of this request was stored)"
 )
 
 func newProblem(status int, code, detail string) *Problem {
@@ -172,6 +182,10 @@ func toProblem(err error) *Problem {
 	}
 	msg := err.Error()
 	switch {
+	case errors.Is(err, store.ErrCorrupt):
+		return newProblem(http.StatusInternalServerError, codeStoreCorrupt, detailStoreCorrupt)
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, host.ErrNoSpace):
+		return newProblem(http.StatusInsufficientStorage, codeInsufficientStorage, detailInsufficientStorage)
 	case errors.Is(err, registry.ErrVersionExists):
 		return newProblem(http.StatusConflict, codeVersionExists, msg)
 	case errors.Is(err, registry.ErrConnectorNotFound):

@@ -87,6 +87,10 @@ type Options struct {
 	InvocationRetention time.Duration
 	// MaxInvocations caps the invocation logs kept, the oldest going first; 0 means 100 000.
 	MaxInvocations int
+	// SkipStoreCheck skips bbolt's consistency check of the data file at start
+	// (store.Options.SkipCheck), for very large stores; false runs it and New refuses a damaged
+	// file.
+	SkipStoreCheck bool
 }
 
 // Server is a running Plugboard: store, host, registry and HTTP handler.
@@ -151,7 +155,7 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	if s.adminToken, s.generated, err = loadAdminToken(o.DataDir, o.AdminToken); err != nil {
 		return nil, err
 	}
-	s.st, err = store.Open(filepath.Join(o.DataDir, "plugboard.db"), &store.Options{MasterKeyFile: o.MasterKeyFile})
+	s.st, err = store.Open(filepath.Join(o.DataDir, "plugboard.db"), &store.Options{MasterKeyFile: o.MasterKeyFile, SkipCheck: o.SkipStoreCheck})
 	if err != nil {
 		return nil, err
 	}
@@ -360,6 +364,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/audit", permAuditRead, s.getAudit)
 	handle(http.MethodGet, "/master-key", permMasterKeyAdmin, s.getMasterKey)
 	handle(http.MethodPost, "/master-key/rotate", permMasterKeyAdmin, s.rotateMasterKey)
+	handle(http.MethodGet, "/store/backup", permStoreBackup, s.backupStore) // backup.go
 
 	return s.withTrace(withCorrelation(s.withLogAndRecover(r)))
 }
@@ -461,7 +466,7 @@ func (s *Server) guarded(method, route string, perm permission, h handlerFunc) h
 // fail writes the problem for err, logging unexpected errors with the correlation id.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := toProblem(err)
-	if p.Status >= 500 && p.Code == codeInternal {
+	if p.Status >= 500 && (p.Code == codeInternal || p.Code == codeStoreCorrupt || p.Code == codeInsufficientStorage) {
 		s.log.Error("request failed", "err", err, "correlation_id", correlationID(r.Context()), "path", r.URL.Path)
 	}
 	writeProblem(w, r, p)

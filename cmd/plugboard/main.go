@@ -6,7 +6,8 @@
 // [flags]`, flags anywhere after the command, `-o json` for scripts, `help` and `-h` everywhere,
 // secrets read from stdin. See README.md in this directory for every command.
 //
-// Exit codes: 0 success, 1 error, 2 usage error.
+// Exit codes: 0 success, 1 error, 2 usage error, 3 the store is damaged (serve refused to start,
+// or store check found problems).
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	"github.com/plugboard/plugboard/registry/store"
 )
 
 // Exit codes.
@@ -30,6 +32,9 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitStore: the data directory's store is damaged or unreadable (truncated, failed its
+	// consistency check); `plugboard serve` did not start. Restore a backup or move the file away.
+	exitStore = 3
 )
 
 // defaultURL is the server URL when neither --url nor PLUGBOARD_URL says otherwise; it matches
@@ -126,6 +131,7 @@ func (c *cli) root() *command {
 			c.keyCommand("key", false),
 			c.keyCommand("keys", true),
 			c.masterKeyCommand(),
+			c.storeCommand(),
 			c.auditCommand(),
 			c.invokeCommand(),
 			c.subscribeCommand(),
@@ -186,6 +192,9 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
+	case errors.Is(err, store.ErrCorrupt):
+		c.report(err)
+		return exitStore
 	}
 	return c.report(err)
 }

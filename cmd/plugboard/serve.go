@@ -47,6 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keyRate := fs.Float64("key-rate-limit", 0, "requests per second each API key (and the admin token) may send to /v1 and /mcp; 0 means no limit")
 	keyBurst := fs.Int("key-rate-burst", 0, "requests a key may send at once above --key-rate-limit (default: the limit rounded up)")
 	auditRetention := fs.Duration("audit-retention", 90*24*time.Hour, "how long audit log entries are kept (pruned in the background); a negative value keeps them forever")
+	skipCheck := fs.Bool("skip-store-check", false, "skip the consistency check of <data>/plugboard.db at start (it reads every page; for very large stores). A damaged store is then found only when a request reads the damaged page")
 	auditMax := fs.Int("audit-max-entries", 1_000_000, "most audit log entries kept (the oldest go first); a negative value means no cap")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: plugboard serve [flags]\n\nRun the Plugboard server. Every flag may also be set as PLUGBOARD_<FLAG> (e.g. PLUGBOARD_LISTEN).\nThe admin token comes from PLUGBOARD_ADMIN_TOKEN, or is generated at first start and stored in <data>/admin.token.\n\nExample:\n  plugboard serve --data ./var --connectors-dir bin/plugins\n\nFlags:\n")
@@ -152,6 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		KeyRateBurst:    *keyBurst,
 		SeparateAdmin:   adminLn != nil,
 		Host:            host.Config{MaxOutputBytes: *maxOutput},
+		SkipStoreCheck:  *skipCheck,
 	})
 	if err != nil {
 		ln.Close()

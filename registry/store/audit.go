@@ -69,7 +69,7 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	return s.mapErr(s.db.Batch(func(tx *bolt.Tx) error {
+	return s.mapErr(s.run(s.db.Batch, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketAudit)
 		if err != nil {
 			return err

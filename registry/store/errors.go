@@ -32,6 +32,14 @@ var (
 	// ErrDecrypt: a sealed secret failed to open with the key its id names: the key file holds
 	// another key under that id, or the record was altered or moved to another connection.
 	ErrDecrypt = errors.New("sealed secret does not open")
+	// ErrCorrupt: the data file is damaged (cut short, a bad meta page, a failed consistency
+	// check, or a page bbolt found not to be what it expected). The error is a *[CorruptError]
+	// naming the file and the problem.
+	ErrCorrupt = errors.New("data file is damaged")
+	// ErrNoSpace: the file system refused a write for lack of space or quota (ENOSPC, EDQUOT).
+	// The transaction was rolled back: nothing of it was written, and what was acknowledged
+	// before is intact.
+	ErrNoSpace = errors.New("no space left on the server's disk")
 )
 
 // errUnchanged makes an update transaction roll back (nothing to write, so no fsync) while the

@@ -38,6 +38,11 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now is the clock for timestamps the store fills in and for kv expiry; nil means time.Now.
 	Now func() time.Time
+	// SkipCheck skips bbolt's consistency check of the whole file at Open (it reads every
+	// page, so it takes a while on very large stores). false (the default) runs it, and Open
+	// refuses a damaged file with a [CorruptError]. The cheap checks that the file is whole
+	// (its length, its meta pages) run either way.
+	SkipCheck bool
 }
 
 // Store is Plugboard's durable state in one bbolt file. It is safe for concurrent use. Every
@@ -51,7 +56,8 @@ type Store struct {
 
 	sealer   atomic.Pointer[Sealer]
 	closed   atomic.Bool
-	rotateMu sync.Mutex // one key rotation at a time
+	corrupt  atomic.Int64 // transactions that found the file damaged (bbolt panicked)
+	rotateMu sync.Mutex   // one key rotation at a time
 }
 
 // Open opens (creating if needed, mode 0600) the data file at path, creates the buckets, and
@@ -59,8 +65,10 @@ type Store struct {
 // sealed in the file. The data file's directory must exist. opts may be nil.
 //
 // Open fails with [ErrLocked] when another process holds the file (another Plugboard running on
-// the same data directory), and with a message naming the key file when that file is
-// malformed, accessible to group or others, or does not match the stored secrets.
+// the same data directory), with a *[CorruptError] ([ErrCorrupt]) naming the file when it is
+// cut short, its meta pages are damaged or it fails bbolt's consistency check (unless
+// [Options.SkipCheck]), and with a message naming the key file when that file is malformed,
+// accessible to group or others, or does not match the stored secrets.
 func Open(path string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -75,13 +83,22 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.MasterKeyFile == "" {
 		o.MasterKeyFile = filepath.Join(filepath.Dir(path), DefaultMasterKeyFileName)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: o.LockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is locked by another process (another Plugboard may be running on this data directory); gave up after %s: %w",
 			path, o.LockTimeout, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	if !o.SkipCheck {
+		if err := consistency(db, path); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	s := &Store{db: db, path: path, keyFile: o.MasterKeyFile, now: o.Now}
 	if err := s.init(); err != nil {
@@ -95,9 +112,20 @@ func Open(path string, opts *Options) (*Store, error) {
 	return s, nil
 }
 
+// openBolt is bolt.Open with a damaged file reported as a *CorruptError: bbolt panics when the
+// freelist page is not a freelist, and answers ErrInvalid or ErrChecksum for bad meta pages.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer recoverCorrupt(path, &err)
+	db, err = bolt.Open(path, 0o600, opts)
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		return nil, &CorruptError{Path: path, Problem: err.Error()}
+	}
+	return db, err
+}
+
 // init creates the buckets and checks the format version.
 func (s *Store) init() error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(context.Background(), func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -135,7 +163,7 @@ func (s *Store) loadKeys() error {
 		return err
 	}
 	var stale []string
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(context.Background(), func(tx *bolt.Tx) error {
 		var bad []string
 		sentinel := ErrDecrypt
 		c := tx.Bucket(bucketStore).Cursor()
@@ -182,8 +210,8 @@ func (s *Store) loadKeys() error {
 			return err
 		}
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error { return putKeyChecks(tx, sealer, stale) })
-	if err != nil && !errors.Is(err, errUnchanged) {
+	err = s.update(context.Background(), func(tx *bolt.Tx) error { return putKeyChecks(tx, sealer, stale) })
+	if err != nil {
 		return fmt.Errorf("store: recording master key checks: %w", err)
 	}
 	s.sealer.Store(sealer)
@@ -273,19 +301,39 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	err := s.db.Update(fn)
+	err := s.run(s.db.Update, fn)
 	if errors.Is(err, errUnchanged) {
 		return nil
 	}
 	return s.mapErr(err)
 }
 
+// run runs fn in a transaction begun by begin (db.View, db.Update or db.Batch; each rolls back
+// when fn panics), turning a panic of bbolt into a *CorruptError and counting it.
+func (s *Store) run(begin func(func(*bolt.Tx) error) error, fn func(tx *bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if !panickedInBolt() {
+				panic(r)
+			}
+			s.corrupt.Add(1)
+			err = &CorruptError{Path: s.path, Problem: fmt.Sprintf("a page is not what bbolt expected: %v", r)}
+		}
+	}()
+	return begin(fn)
+}
+
+// Corruptions returns how many transactions since Open found the data file damaged (bbolt
+// panicked on a page and the method returned an [ErrCorrupt] error). Any is reason to stop
+// trusting the store: run `plugboard store check`.
+func (s *Store) Corruptions() int64 { return s.corrupt.Load() }
+
 // view runs fn in one read transaction. ctx is checked before the transaction begins.
 func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	return s.mapErr(s.db.View(fn))
+	return s.mapErr(s.run(s.db.View, fn))
 }
 
 func (s *Store) check(ctx context.Context) error {
@@ -298,6 +346,9 @@ func (s *Store) check(ctx context.Context) error {
 func (s *Store) mapErr(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
+	}
+	if isNoSpace(err) && !errors.Is(err, ErrNoSpace) {
+		return fmt.Errorf("store: writing %s: %w (%w)", s.path, ErrNoSpace, err)
 	}
 	return err
 }

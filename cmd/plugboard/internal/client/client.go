@@ -110,13 +110,16 @@ type request struct {
 	body        io.Reader
 	size        int64 // body length
 	contentType string
+	accept      string    // "" means JSON or a problem document
+	sink        io.Writer // when set, a 2xx body is streamed here instead of read into response.body
 }
 
 // response is a 2xx answer with its body read.
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	status  int
+	header  http.Header
+	body    []byte
+	written int64 // bytes streamed to request.sink
 }
 
 // send does one exchange. A non-2xx answer is returned as a *Problem.
@@ -136,7 +139,11 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 		req.ContentLength = r.size
 		req.Header.Set("Content-Type", r.contentType)
 	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
+	accept := r.accept
+	if accept == "" {
+		accept = "application/json"
+	}
+	req.Header.Set("Accept", accept+", application/problem+json")
 	ua := c.UserAgent
 	if ua == "" {
 		ua = "plugboard-client"
@@ -156,6 +163,16 @@ func (c *Client) send(ctx context.Context, r request) (*response, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return nil, newProblem(resp, body)
+	}
+	if r.sink != nil {
+		n, err := io.Copy(r.sink, resp.Body)
+		if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+			err = fmt.Errorf("the server sent %d of %d bytes (it failed half-way; its log says why)", n, resp.ContentLength)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: reading the response: %w", r.method, u, err)
+		}
+		return &response{status: resp.StatusCode, header: resp.Header, written: n}, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
 	if err != nil {

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/plugboard/plugboard/registry/store"
+)
+
+// masterKeyNote is said by every store command: a backup is useless without its key file.
+const masterKeyNote = "A backup holds connection secrets sealed only: keep the server's master key file " +
+	"(<data>/master.key, or serve --master-key-file) with it; a restored server needs the same key file " +
+	"to open them, and refuses to start with another."
+
+func (c *cli) storeCommand() *command {
+	return &command{
+		name:  "store",
+		short: "Back up, check and restore the server's store",
+		long: "Back up a running server's store (a consistent snapshot over the API), check a store or\n" +
+			"a backup offline, and restore a backup into a data directory.\n" + masterKeyNote,
+		example: "plugboard store backup ./plugboard-backup.db\n" +
+			"plugboard store check ./plugboard-backup.db\n" +
+			"plugboard store restore ./plugboard-backup.db --data ./var-restored\n" +
+			"cp ./var/master.key ./var-restored/master.key",
+		sub: []*command{c.storeBackup(), c.storeCheck(), c.storeRestore()},
+	}
+}
+
+func (c *cli) storeBackup() *command {
+	return &command{
+		name:  "backup",
+		args:  "FILE",
+		short: "Write a consistent snapshot of the running server's store to FILE",
+		long: "Back up the running server's store (GET /v1/store/backup, admin token): a consistent\n" +
+			"snapshot taken while it keeps serving. FILE is written as FILE.tmp, checked, synced to\n" +
+			"disk and renamed, so FILE is never a partial backup; - writes to stdout.\n" + masterKeyNote,
+		example: "plugboard store backup ./plugboard-$(date +%F).db\nplugboard store backup - | gzip > backup.db.gz",
+		nargs:   exactArgs("FILE"),
+		run: func(ctx context.Context, args []string) error {
+			if args[0] == "-" {
+				b, err := c.api().Backup(ctx, c.stdout)
+				if err == nil {
+					fmt.Fprintf(c.stderr, "Backed up %d bytes (master key id %s). %s\n", b.Bytes, b.MasterKeyID, masterKeyNote)
+				}
+				return err
+			}
+			return c.backupToFile(ctx, args[0])
+		},
+	}
+}
+
+// backupToFile writes the backup to path.tmp, checks it, fsyncs it and renames it to path.
+func (c *cli) backupToFile(ctx context.Context, path string) (err error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	start := time.Now()
+	b, err := c.api().Backup(ctx, f)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := store.CheckFile(tmp); err != nil {
+		return fmt.Errorf("the backup did not pass its check, so %s was not written: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(path))
+	fmt.Fprintf(c.stdout, "Backed up %d bytes to %s in %s (checked; master key id %s).\n%s\n",
+		b.Bytes, path, time.Since(start).Round(time.Millisecond), b.MasterKeyID, masterKeyNote)
+	return nil
+}
+
+func (c *cli) storeCheck() *command {
+	var data string
+	return &command{
+		name:  "check",
+		args:  "[FILE]",
+		short: "Check a store or a backup for damage (offline)",
+		long: "Check FILE (a backup), or the store of --data DIR (default PLUGBOARD_DATA or ./var), without\n" +
+			"changing it: that it is whole and passes bbolt's consistency check. Prints OK or the\n" +
+			"problems; exits 3 when the file is damaged. A running server holds its store locked:\n" +
+			"check a backup of it instead.",
+		example: "plugboard store check ./plugboard-backup.db\nplugboard store check --data ./var",
+		flags: func(fs *flagSet) {
+			fs.StringVar(&data, "data", "", "data directory whose plugboard.db to check (default PLUGBOARD_DATA or ./var)")
+		},
+		nargs: func(args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("too many arguments: want at most FILE, got %q", args)
+			}
+			return nil
+		},
+		run: func(ctx context.Context, args []string) error {
+			path := ""
+			switch {
+			case len(args) == 1 && data != "":
+				return usagef("give FILE or --data DIR, not both")
+			case len(args) == 1:
+				path = args[0]
+			case data != "":
+				path = filepath.Join(data, "plugboard.db")
+			default:
+				path = filepath.Join(c.dataDir(), "plugboard.db")
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			if err := store.CheckFile(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "OK: %s (%d bytes) is whole and passes bbolt's consistency check.\n", path, fi.Size())
+			return nil
+		},
+	}
+}
+
+func (c *cli) storeRestore() *command {
+	var data string
+	var force bool
+	return &command{
+		name:  "restore",
+		args:  "FILE",
+		short: "Install a backup as the store of a data directory",
+		long: "Check the backup FILE, then install it as --data DIR's plugboard.db (written as a\n" +
+			"temporary file, synced and renamed). DIR must have no store yet unless --force, which\n" +
+			"keeps the old one as plugboard.db.before-restore-<time>. Stop the server on DIR first.\n" +
+			masterKeyNote + " Copy that key file to DIR/master.key before `plugboard serve --data DIR`.",
+		example: "plugboard store restore ./plugboard-backup.db --data ./var-restored\n" +
+			"cp /safe/place/master.key ./var-restored/master.key\nplugboard serve --data ./var-restored",
+		flags: func(fs *flagSet) {
+			fs.StringVar(&data, "data", "", "data directory to restore into (required)")
+			fs.BoolVar(&force, "force", false, "replace the store DIR already has (kept as plugboard.db.before-restore-<time>)")
+		},
+		nargs: exactArgs("FILE"),
+		run: func(ctx context.Context, args []string) error {
+			if data == "" {
+				return usagef("--data DIR is required: the data directory to restore into")
+			}
+			return c.restore(args[0], data, force)
+		},
+	}
+}
+
+// restore checks the backup and installs it as dir/plugboard.db.
+func (c *cli) restore(backup, dir string, force bool) error {
+	if err := store.CheckFile(backup); err != nil {
+		return fmt.Errorf("the backup %s cannot be restored: %w", backup, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	dst := filepath.Join(dir, "plugboard.db")
+	kept := ""
+	if fi, err := os.Stat(dst); err == nil && fi.Size() > 0 {
+		if !force {
+			return fmt.Errorf("%s already has a store (%d bytes): restore into an empty data directory, or pass --force to replace it (the old one is kept beside it)", dir, fi.Size())
+		}
+		if err := store.CheckFile(dst); errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("a running Plugboard holds %s: stop it before restoring into %s", dst, dir)
+		}
+		kept = dst + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+	}
+	if err := copyFileSynced(backup, dst+".restore.tmp"); err != nil {
+		return err
+	}
+	if kept != "" {
+		if err := os.Rename(dst, kept); err != nil {
+			os.Remove(dst + ".restore.tmp")
+			return err
+		}
+	}
+	if err := os.Rename(dst+".restore.tmp", dst); err != nil {
+		return err
+	}
+	syncDir(dir)
+	fmt.Fprintf(c.stdout, "Restored %s into %s.\n", backup, dst)
+	if kept != "" {
+		fmt.Fprintf(c.stdout, "The store it replaced is kept as %s.\n", kept)
+	}
+	key := filepath.Join(dir, store.DefaultMasterKeyFileName)
+	if _, err := os.Stat(key); err != nil {
+		fmt.Fprintf(c.stdout, "Now copy the backed-up server's master key file to %s (or pass serve --master-key-file): without it the connection secrets do not open and the server refuses to start.\n", key)
+	} else {
+		fmt.Fprintf(c.stdout, "%s exists: the server checks at start that it opens the restored secrets.\n", key)
+	}
+	return nil
+}
+
+// copyFileSynced copies src to dst (mode 0600), synced to disk.
+func copyFileSynced(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(dst)
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return out.Close()
+}
+
+// syncDir fsyncs a directory so a rename in it is durable; errors are ignored (not every
+// file system supports it).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
