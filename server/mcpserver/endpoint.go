@@ -52,8 +52,42 @@ func (h *Handler) newEndpoint(name string) *endpoint {
 	})
 	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{}}
 	e.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{SessionTimeout: h.opts.SessionTimeout, Logger: h.log})
+		&mcp.StreamableHTTPOptions{SessionTimeout: h.opts.SessionTimeout, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
 	return e
+}
+
+// serve hands a request that passed authentication to the SDK: a POST's envelope is checked
+// first, and the SDK's plain-text refusals become JSON-RPC errors (see wire.go).
+func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		if werr := e.h.checkPOST(r, e.protocolVersion(r)); werr != nil {
+			writeRPCError(w, werr)
+			return
+		}
+	}
+	g := &guardWriter{ResponseWriter: w}
+	e.http.ServeHTTP(g, r)
+	g.finish()
+}
+
+// protocolVersion is a request's protocol revision as far as it is known: the
+// MCP-Protocol-Version header, else the one its session negotiated, else "".
+func (e *endpoint) protocolVersion(r *http.Request) string {
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" {
+		return v
+	}
+	sid := r.Header.Get("Mcp-Session-Id")
+	if sid == "" {
+		return ""
+	}
+	for s := range e.srv.Sessions() {
+		if s.ID() == sid {
+			if p := s.InitializeParams(); p != nil {
+				return p.ProtocolVersion
+			}
+		}
+	}
+	return ""
 }
 
 func (e *endpoint) hasSessions() bool {
