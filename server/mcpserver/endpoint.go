@@ -34,7 +34,10 @@ type endpoint struct {
 	h    *Handler
 	name string
 	srv  *mcp.Server
-	http *mcp.StreamableHTTPHandler
+	http *mcp.StreamableHTTPHandler // sessions: initialize and the revisions up to 2025-11-25
+	// stateless serves the stateless revision (2026-07-28 and later: server/discover and
+	// per-request _meta, no session), which the SDK serves only without sessions.
+	stateless *mcp.StreamableHTTPHandler
 
 	mu    sync.Mutex        // one sync at a time
 	key   string            // what the installed tools were built from
@@ -51,22 +54,35 @@ func (h *Handler) newEndpoint(name string) *endpoint {
 		Logger:       h.log,
 	})
 	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{}}
-	e.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+	get := func(*http.Request) *mcp.Server { return srv }
+	e.http = mcp.NewStreamableHTTPHandler(get,
 		&mcp.StreamableHTTPOptions{SessionTimeout: h.opts.SessionTimeout, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
+	e.stateless = mcp.NewStreamableHTTPHandler(get,
+		&mcp.StreamableHTTPOptions{Stateless: true, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
 	return e
 }
 
 // serve hands a request that passed authentication to the SDK: a POST's envelope is checked
-// first, and the SDK's plain-text refusals become JSON-RPC errors (see wire.go).
+// first, and the SDK's plain-text refusals become JSON-RPC errors (see wire.go). A request of
+// the stateless revision (MCP-Protocol-Version 2026-07-28 or later, as its clients send from
+// server/discover on) goes to the stateless handler, every other one to the session handler:
+// a stateful handler would answer server/discover without listing the stateless revision
+// and refuse the requests that follow, so a client that reads only the first answer (as
+// mark3labs/mcp-go does) could not go on.
 func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
+	version := e.protocolVersion(r)
 	if r.Method == http.MethodPost {
-		if werr := e.h.checkPOST(r, e.protocolVersion(r)); werr != nil {
+		if werr := e.h.checkPOST(r, version); werr != nil {
 			writeRPCError(w, werr)
 			return
 		}
 	}
 	g := &guardWriter{ResponseWriter: w}
-	e.http.ServeHTTP(g, r)
+	if version >= versionStateless && r.Header.Get("Mcp-Protocol-Version") != "" {
+		e.stateless.ServeHTTP(g, r)
+	} else {
+		e.http.ServeHTTP(g, r)
+	}
 	g.finish()
 }
 
