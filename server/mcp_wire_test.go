@@ -100,6 +100,10 @@ func TestMCPMalformedRequests(t *testing.T) {
 		{"a huge body", `{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"` + strings.Repeat("x", 5<<20) + `"}}`, inSession, 413, -32600, nil},
 		{"an Accept without event streams", listTools, append([]string{"Accept", "application/json"}, inSession...), 406, -32600, nil},
 		{"an unknown session", listTools, []string{"Mcp-Session-Id", "nope", "Mcp-Protocol-Version", "2025-06-18"}, 404, -32001, nil},
+		{"an unknown method", `{"jsonrpc":"2.0","id":7,"method":"tools/drop"}`, inSession, 404, -32601, float64(7)},
+		{"not JSON at the stateless revision", `hello`, []string{"Mcp-Protocol-Version", "2026-07-28"}, 400, -32700, nil},
+		{"params of the wrong type at the stateless revision", `{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":3}}`, []string{"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/list"}, 400, -32602, float64(7)},
+		{"a batch at the stateless revision", `[` + listTools + `]`, []string{"Mcp-Protocol-Version", "2026-07-28"}, 400, -32600, nil},
 		{"an unsupported protocol version header", listTools, []string{"Mcp-Session-Id", sid, "Mcp-Protocol-Version", "1999-01-01"}, 400, -32600, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
