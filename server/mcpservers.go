@@ -47,7 +47,8 @@ func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, per
 			s.metrics.add("plugboard_mcp_tool_calls_total", labels("server", server, "tool", tool, "outcome", outcome), 1)
 			s.metrics.observe("plugboard_mcp_tool_call_duration_seconds", labels("server", server), d)
 		},
-		Logger: s.log,
+		Logger:          s.log,
+		MaxRequestBytes: s.opts.MaxBodyBytes,
 	})
 	s.metrics.mu.Lock()
 	s.metrics.help["plugboard_mcp_tool_calls_total"] = "MCP tools/call requests by MCP server (\"\" for the /mcp namespace), tool and outcome (ok or the error code)."

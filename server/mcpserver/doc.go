@@ -31,4 +31,19 @@
 // name) and the Origin header (absent, or the request's own host, or the public URL's origin,
 // or one of [Options.AllowedOrigins]), as the MCP transport specification asks against DNS
 // rebinding; then the bearer token; then whether the server is enabled.
+//
+// Protocol revisions: every revision the SDK knows is served. initialize negotiates the
+// client's version when it is one up to 2025-11-25, else 2025-11-25 (the newest the handshake
+// can reach), over a session (Mcp-Session-Id). A request with MCP-Protocol-Version 2026-07-28
+// or later (server/discover, then requests carrying their version in _meta) is served without
+// a session, so server/discover lists the stateless revision and the requests after it work.
+//
+// Malformed input (wire.go): before the SDK reads a POST, its Content-Type (415), Accept (406),
+// size ([Options.MaxRequestBytes], 413) and JSON-RPC envelope are checked, and a refusal is a
+// JSON-RPC error response (application/json; id null where the request's id is unknown):
+// -32700 for a body that is not JSON, -32600 for JSON that is not a JSON-RPC 2.0 message (a
+// wrong jsonrpc, no method, an id that is not a string or an integer, a batch where the
+// revision has none: 2025-06-18 and later), -32601 for an unknown method, -32602 for params of
+// the wrong type. The SDK's own plain-text refusals are turned into JSON-RPC errors too
+// (-32001 for an unknown session); no message names a Go type or package.
 package mcpserver

@@ -34,7 +34,10 @@ type endpoint struct {
 	h    *Handler
 	name string
 	srv  *mcp.Server
-	http *mcp.StreamableHTTPHandler
+	http *mcp.StreamableHTTPHandler // sessions: initialize and the revisions up to 2025-11-25
+	// stateless serves the stateless revision (2026-07-28 and later: server/discover and
+	// per-request _meta, no session), which the SDK serves only without sessions.
+	stateless *mcp.StreamableHTTPHandler
 
 	mu    sync.Mutex        // one sync at a time
 	key   string            // what the installed tools were built from
@@ -51,9 +54,56 @@ func (h *Handler) newEndpoint(name string) *endpoint {
 		Logger:       h.log,
 	})
 	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{}}
-	e.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{SessionTimeout: h.opts.SessionTimeout, Logger: h.log})
+	get := func(*http.Request) *mcp.Server { return srv }
+	e.http = mcp.NewStreamableHTTPHandler(get,
+		&mcp.StreamableHTTPOptions{SessionTimeout: h.opts.SessionTimeout, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
+	e.stateless = mcp.NewStreamableHTTPHandler(get,
+		&mcp.StreamableHTTPOptions{Stateless: true, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
 	return e
+}
+
+// serve hands a request that passed authentication to the SDK: a POST's envelope is checked
+// first, and the SDK's plain-text refusals become JSON-RPC errors (see wire.go). A request of
+// the stateless revision (MCP-Protocol-Version 2026-07-28 or later, as its clients send from
+// server/discover on) goes to the stateless handler, every other one to the session handler:
+// a stateful handler would answer server/discover without listing the stateless revision
+// and refuse the requests that follow, so a client that reads only the first answer (as
+// mark3labs/mcp-go does) could not go on.
+func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
+	version := e.protocolVersion(r)
+	if r.Method == http.MethodPost {
+		if werr := e.h.checkPOST(r, version); werr != nil {
+			writeRPCError(w, werr)
+			return
+		}
+	}
+	g := &guardWriter{ResponseWriter: w}
+	if version >= versionStateless && r.Header.Get("Mcp-Protocol-Version") != "" {
+		e.stateless.ServeHTTP(g, r)
+	} else {
+		e.http.ServeHTTP(g, r)
+	}
+	g.finish()
+}
+
+// protocolVersion is a request's protocol revision as far as it is known: the
+// MCP-Protocol-Version header, else the one its session negotiated, else "".
+func (e *endpoint) protocolVersion(r *http.Request) string {
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" {
+		return v
+	}
+	sid := r.Header.Get("Mcp-Session-Id")
+	if sid == "" {
+		return ""
+	}
+	for s := range e.srv.Sessions() {
+		if s.ID() == sid {
+			if p := s.InitializeParams(); p != nil {
+				return p.ProtocolVersion
+			}
+		}
+	}
+	return ""
 }
 
 func (e *endpoint) hasSessions() bool {

@@ -96,6 +96,9 @@ type Options struct {
 	SessionTimeout time.Duration
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxRequestBytes caps a POST body; a larger one is a 413 JSON-RPC error. 0 means
+	// [DefaultMaxRequestBytes].
+	MaxRequestBytes int64
 }
 
 // Handler serves /mcp and /mcp/{name}. Create it with [New]; it is safe for concurrent use.
@@ -124,6 +127,9 @@ func New(opts Options) *Handler {
 	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = 30 * time.Minute
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	h := &Handler{opts: opts, log: opts.Logger, servers: map[string]*endpoint{}, origins: map[string]bool{},
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -262,7 +268,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Set("X-Correlation-ID", id)
 		}
 	}
-	e.http.ServeHTTP(w, r)
+	e.serve(w, r)
 }
 
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, detail string) {
