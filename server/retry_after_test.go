@@ -63,6 +63,11 @@ func TestPluginRetryAfterIsBounded(t *testing.T) {
 				t.Errorf("details.retry_after_s = %v, want %v (body %s)", got, tc.echoed, r.Body)
 			}
 
+			if strings.Contains(tc.details, "1e400") {
+				// The Go SDK client cannot send arguments beyond float64 at protocol 2026-07-28
+				// (it fails building the Mcp-Name header), so only the HTTP path sees them.
+				return
+			}
 			res, err := sess.CallTool(context.Background(), &mcp.CallToolParams{Name: "fail", Arguments: in})
 			if err != nil || !res.IsError {
 				t.Fatalf("MCP call: %v, %+v", err, res)

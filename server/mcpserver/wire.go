@@ -190,10 +190,20 @@ func checkBody(body []byte, version string) *wireError {
 	}
 }
 
-// syntaxError describes why b is not JSON, or is "".
+// syntaxError describes why b is not JSON, or is "". Numbers are kept as text, so one beyond
+// float64's range (valid JSON, which a plugin may take as it is) is not an error.
 func syntaxError(b []byte) string {
 	var v any
-	err := json.Unmarshal(b, &v)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	err := dec.Decode(&v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data")
+	} else if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			err = errors.New("trailing data")
+		}
+	}
 	var se *json.SyntaxError
 	switch {
 	case err == nil:
