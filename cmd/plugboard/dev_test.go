@@ -105,26 +105,19 @@ func callEcho(t *testing.T, url, token string) string {
 	return out.Version
 }
 
-// TestDevWatch runs `plugboard dev --watch` against a real server: the plugin in the directory
-// is pushed at start, a rebuild with the same version is swapped in as a dev build, and a build
-// asking for a new host is refused with the way to approve it.
-func TestDevWatch(t *testing.T) {
-	anymanifestWasm(t)
+// devWatch starts a real server and `plugboard dev --watch dir` against it. stop ends the
+// watcher and fails the test unless it exited cleanly; the server closes with the test.
+func devWatch(t *testing.T, dir string) (url string, out *lockedBuffer, stop func()) {
+	t.Helper()
 	srv, err := server.New(context.Background(), &server.Options{DataDir: t.TempDir(), AdminToken: "pba_dev",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	defer func() { hs.Close(); srv.Close(context.Background()) }()
-
-	dir := t.TempDir()
-	plugin := filepath.Join(dir, "any.wasm")
-	stamp := time.Now().Add(-time.Hour)
-	writePlugin(t, plugin, devManifest("1.0.0"), stamp)
-
+	t.Cleanup(func() { hs.Close(); srv.Close(context.Background()) })
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out = &lockedBuffer{}
 	exited := make(chan int)
 	go func() {
 		exited <- run(ctx, []string{"dev", "--watch", dir, "--interval", "20ms"},
@@ -133,24 +126,42 @@ func TestDevWatch(t *testing.T) {
 			},
 			strings.NewReader(""), out, out)
 	}()
+	return hs.URL, out, func() {
+		t.Helper()
+		cancel()
+		if code := <-exited; code != exitOK {
+			t.Errorf("dev exited %d:\n%s", code, out.String())
+		}
+	}
+}
+
+// TestDevWatch runs `plugboard dev --watch` against a real server: the plugin in the directory
+// is pushed at start, a rebuild with the same version is swapped in as a dev build, and a build
+// asking for a new host is refused with the way to approve it.
+func TestDevWatch(t *testing.T) {
+	anymanifestWasm(t)
+
+	dir := t.TempDir()
+	plugin := filepath.Join(dir, "any.wasm")
+	stamp := time.Now().Add(-time.Hour)
+	writePlugin(t, plugin, devManifest("1.0.0"), stamp)
+
+	url, out, stop := devWatch(t, dir)
 	waitOutput(t, out, `any\.wasm: anymanifest 1\.0\.0 active`)
-	if v := callEcho(t, hs.URL, "pba_dev"); v != "1.0.0" {
+	if v := callEcho(t, url, "pba_dev"); v != "1.0.0" {
 		t.Errorf("after the first push a call ran on %s", v)
 	}
 
 	writePlugin(t, plugin, devManifest("1.0.0", `"title":"edited"`), stamp.Add(time.Minute))
 	waitOutput(t, out, `any\.wasm: anymanifest 1\.0\.0\+dev\.[0-9a-f]{8} active \(uploaded and swapped in`)
-	if v := callEcho(t, hs.URL, "pba_dev"); !strings.HasPrefix(v, "1.0.0+dev.") {
+	if v := callEcho(t, url, "pba_dev"); !strings.HasPrefix(v, "1.0.0+dev.") {
 		t.Errorf("after the rebuild a call ran on %s", v)
 	}
 
 	writePlugin(t, plugin, devManifest("1.1.0", `"hosts":["https://api.example.com"]`), stamp.Add(2*time.Minute))
 	waitOutput(t, out, `any\.wasm: capabilities_changed: .*hosts \+https://api\.example\.com.*; accept with --approve-capabilities`)
 
-	cancel()
-	if code := <-exited; code != exitOK {
-		t.Errorf("dev exited %d:\n%s", code, out.String())
-	}
+	stop()
 }
 
 // TestServeWatch runs `plugboard serve --connectors-dir DIR --watch`: a changed plugin in the
