@@ -14,7 +14,7 @@ import (
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Connection statuses.
@@ -169,10 +169,10 @@ func (r *Registry) CreateConnection(ctx context.Context, spec ConnectionSpec) (C
 	}
 	now := r.now()
 	pj, _ := json.Marshal(params)
-	sc := store.Connection{ID: spec.ID, Connectors: spec.Connectors, Params: pj, AuthType: spec.Auth.Type,
+	sc := storage.Connection{ID: spec.ID, Connectors: spec.Connectors, Params: pj, AuthType: spec.Auth.Type,
 		Hosts: hosts, Status: status, CreatedAt: now, UpdatedAt: now, Secret: secret, Meta: meta.encode()}
 	if err := r.st.CreateConnection(ctx, sc); err != nil {
-		if errors.Is(err, store.ErrExists) {
+		if errors.Is(err, storage.ErrExists) {
 			return Connection{}, fmt.Errorf("%w: %s", ErrConnectionExists, spec.ID)
 		}
 		return Connection{}, err
@@ -282,7 +282,7 @@ func applyDefaults(schema json.RawMessage, params map[string]any) {
 }
 
 // toConnection is the non-secret view of a stored connection.
-func (r *Registry) toConnection(sc store.Connection) Connection {
+func (r *Registry) toConnection(sc storage.Connection) Connection {
 	c := Connection{ID: sc.ID, Connectors: sc.Connectors, AuthType: sc.AuthType, Hosts: sc.Hosts,
 		Status: sc.Status, CreatedAt: sc.CreatedAt, UpdatedAt: sc.UpdatedAt, Params: map[string]any{}}
 	_ = json.Unmarshal(sc.Params, &c.Params)
@@ -344,8 +344,8 @@ type ConnectionPatch struct {
 // Hosts given explicitly are an operator's approval and replace the connection's hosts; they
 // must be origins.
 func (r *Registry) PatchConnection(ctx context.Context, id string, p ConnectionPatch) (Connection, error) {
-	var out store.Connection
-	_, err := r.st.UpdateConnection(ctx, id, func(sc *store.Connection) error {
+	var out storage.Connection
+	_, err := r.st.UpdateConnection(ctx, id, func(sc *storage.Connection) error {
 		cur := r.toConnection(*sc)
 		connectors := cur.Connectors
 		if p.Connectors != nil {
@@ -439,8 +439,8 @@ func (r *Registry) RotateCredentials(ctx context.Context, id string, auth Auth) 
 			pending = &c
 		}
 	}
-	var out store.Connection
-	_, err = r.st.UpdateConnection(ctx, id, func(sc *store.Connection) error {
+	var out storage.Connection
+	_, err = r.st.UpdateConnection(ctx, id, func(sc *storage.Connection) error {
 		cur := r.toConnection(*sc)
 		if _, _, err := r.checkConnection(cur.Connectors, cur.Params, auth); err != nil {
 			return err
@@ -524,7 +524,7 @@ func (r *Registry) DeleteConnection(ctx context.Context, id string) error {
 }
 
 func mapConnErr(err error, id string) error {
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrConnectionNotFound, id)
 	}
 	return err

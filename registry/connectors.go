@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Connector summarises one connector: its versions and the active one.
@@ -14,7 +14,7 @@ type Connector struct {
 	Name          string
 	Title         string
 	ActiveVersion string
-	Versions      []store.Version // SemVer order, oldest first
+	Versions      []storage.Version // SemVer order, oldest first
 	// Canary is the running canary with its statistics; nil without one.
 	Canary *CanaryStatus
 	// LastCanary says how the previous canary ended; nil when there was none since the start.
@@ -59,16 +59,16 @@ func (r *Registry) Connector(ctx context.Context, name string) (Connector, error
 }
 
 // Version returns one stored version and whether it is the active one.
-func (r *Registry) Version(ctx context.Context, name, version string) (store.Version, bool, error) {
+func (r *Registry) Version(ctx context.Context, name, version string) (storage.Version, bool, error) {
 	v, err := r.st.Version(ctx, name, version)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		if _, cerr := r.Connector(ctx, name); cerr != nil {
-			return store.Version{}, false, cerr
+			return storage.Version{}, false, cerr
 		}
-		return store.Version{}, false, fmt.Errorf("%w: %s %s", ErrVersionNotFound, name, version)
+		return storage.Version{}, false, fmt.Errorf("%w: %s %s", ErrVersionNotFound, name, version)
 	}
 	if err != nil {
-		return store.Version{}, false, err
+		return storage.Version{}, false, err
 	}
 	act, _ := r.st.Active(ctx, name)
 	return v, act == version, nil
@@ -81,11 +81,11 @@ func (r *Registry) DeleteVersion(ctx context.Context, name, version string) erro
 		return err
 	}
 	if rt := r.route(name); rt != nil && rt.canary != nil && rt.canary.Info.Version == version {
-		return fmt.Errorf("%w: %s %s is the canary version; end the canary first", store.ErrActive, name, version)
+		return fmt.Errorf("%w: %s %s is the canary version; end the canary first", storage.ErrActive, name, version)
 	}
 	if err := r.st.DeleteVersion(ctx, name, version); err != nil {
-		if errors.Is(err, store.ErrActive) {
-			return fmt.Errorf("%w: %s %s is the active version", store.ErrActive, name, version)
+		if errors.Is(err, storage.ErrActive) {
+			return fmt.Errorf("%w: %s %s is the active version", storage.ErrActive, name, version)
 		}
 		return err
 	}
@@ -118,15 +118,15 @@ func (r *Registry) Loaded() []*Version {
 
 // VersionWithDigest returns the stored version whose bytes have this digest ("sha256:<hex>")
 // and whether it is its connector's active version; found is false when no version has it.
-func (r *Registry) VersionWithDigest(ctx context.Context, digest string) (v store.Version, active, found bool, err error) {
+func (r *Registry) VersionWithDigest(ctx context.Context, digest string) (v storage.Version, active, found bool, err error) {
 	names, err := r.st.Connectors(ctx)
 	if err != nil {
-		return store.Version{}, false, false, err
+		return storage.Version{}, false, false, err
 	}
 	for _, name := range names {
 		vs, err := r.st.Versions(ctx, name)
 		if err != nil {
-			return store.Version{}, false, false, err
+			return storage.Version{}, false, false, err
 		}
 		for _, v := range vs {
 			if v.Digest == digest {
@@ -135,5 +135,5 @@ func (r *Registry) VersionWithDigest(ctx context.Context, digest string) (v stor
 			}
 		}
 	}
-	return store.Version{}, false, false, nil
+	return storage.Version{}, false, false, nil
 }

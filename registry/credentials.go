@@ -7,18 +7,18 @@ import (
 	"slices"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // connMeta is the non-secret state of a connection that the store keeps for the registry
-// (store.Connection.Meta): OAuth2 settings and token times, reveal approvals, the rate limit.
+// (storage.Connection.Meta): OAuth2 settings and token times, reveal approvals, the rate limit.
 type connMeta struct {
 	OAuth          *oauthMeta `json:"oauth,omitempty"`
 	RevealApproved []string   `json:"reveal_approved,omitempty"`
 	RateLimit      *RateLimit `json:"rate_limit,omitempty"`
 }
 
-func readMeta(sc store.Connection) connMeta {
+func readMeta(sc storage.Connection) connMeta {
 	var m connMeta
 	if len(sc.Meta) > 0 {
 		_ = json.Unmarshal(sc.Meta, &m)
@@ -36,7 +36,7 @@ func (m connMeta) encode() json.RawMessage {
 }
 
 // readCredentials opens the secret document of a stored connection.
-func readCredentials(sc store.Connection) (Credentials, error) {
+func readCredentials(sc storage.Connection) (Credentials, error) {
 	var cred Credentials
 	if len(sc.Secret) == 0 {
 		return cred, nil
@@ -110,7 +110,7 @@ func (r *Registry) checkRevealApproved(connectors, fields []string) error {
 }
 
 // RotateMasterKey re-seals every connection secret under a new master key and drops the old
-// keys from the key file once nothing uses them (store.Store.RotateMasterKey: crash-safe, and
+// keys from the key file once nothing uses them (storage.Store.RotateMasterKey: crash-safe, and
 // old key ids stay readable until it completes). It returns how many secrets were re-sealed and
 // the id of the new key.
 func (r *Registry) RotateMasterKey(ctx context.Context) (rotated int, keyID string, err error) {

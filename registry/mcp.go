@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Errors of MCP server operations, mapped to problem codes by the server.
@@ -48,24 +48,24 @@ type MCPServerPatch struct {
 // CreateMCPServer checks spec against the connector's active version and its connection and
 // stores the server with a new bearer token, which it returns: the store keeps only its hash,
 // so this is the one time it is shown.
-func (r *Registry) CreateMCPServer(ctx context.Context, spec MCPServerSpec) (store.MCPServer, string, error) {
+func (r *Registry) CreateMCPServer(ctx context.Context, spec MCPServerSpec) (storage.MCPServer, string, error) {
 	if !mcpNameRE.MatchString(spec.Name) {
-		return store.MCPServer{}, "", invalidf("name %q must match %s", spec.Name, mcpNameRE)
+		return storage.MCPServer{}, "", invalidf("name %q must match %s", spec.Name, mcpNameRE)
 	}
 	if err := r.checkMCPServer(ctx, spec.Connector, spec.Connection, spec.Tools); err != nil {
-		return store.MCPServer{}, "", err
+		return storage.MCPServer{}, "", err
 	}
 	tok, hash, err := newMCPToken()
 	if err != nil {
-		return store.MCPServer{}, "", err
+		return storage.MCPServer{}, "", err
 	}
-	m := store.MCPServer{Name: spec.Name, Connector: spec.Connector, Connection: spec.Connection,
+	m := storage.MCPServer{Name: spec.Name, Connector: spec.Connector, Connection: spec.Connection,
 		Tools: normTools(spec.Tools), Enabled: spec.Enabled, TokenHash: hash}
 	if err := r.st.CreateMCPServer(ctx, m); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return store.MCPServer{}, "", fmt.Errorf("%w: %s", ErrMCPServerExists, spec.Name)
+		if errors.Is(err, storage.ErrExists) {
+			return storage.MCPServer{}, "", fmt.Errorf("%w: %s", ErrMCPServerExists, spec.Name)
 		}
-		return store.MCPServer{}, "", err
+		return storage.MCPServer{}, "", err
 	}
 	m, err = r.st.MCPServer(ctx, spec.Name)
 	return m, tok, err
@@ -120,29 +120,29 @@ func normTools(tools []string) []string {
 }
 
 // MCPServer returns one MCP server; [ErrMCPServerNotFound] when there is none.
-func (r *Registry) MCPServer(ctx context.Context, name string) (store.MCPServer, error) {
+func (r *Registry) MCPServer(ctx context.Context, name string) (storage.MCPServer, error) {
 	m, err := r.st.MCPServer(ctx, name)
 	return m, mapMCPErr(err, name)
 }
 
 // MCPServers lists every MCP server in name order.
-func (r *Registry) MCPServers(ctx context.Context) ([]store.MCPServer, error) {
+func (r *Registry) MCPServers(ctx context.Context) ([]storage.MCPServer, error) {
 	return r.st.MCPServers(ctx)
 }
 
 // PatchMCPServer changes whether a server is enabled and its allowlist; a new allowlist is
 // checked against the connector's active version.
-func (r *Registry) PatchMCPServer(ctx context.Context, name string, p MCPServerPatch) (store.MCPServer, error) {
+func (r *Registry) PatchMCPServer(ctx context.Context, name string, p MCPServerPatch) (storage.MCPServer, error) {
 	if p.Tools != nil {
 		cur, err := r.MCPServer(ctx, name)
 		if err != nil {
-			return store.MCPServer{}, err
+			return storage.MCPServer{}, err
 		}
 		if err := r.checkMCPServer(ctx, cur.Connector, cur.Connection, *p.Tools); err != nil {
-			return store.MCPServer{}, err
+			return storage.MCPServer{}, err
 		}
 	}
-	m, err := r.st.UpdateMCPServer(ctx, name, func(m *store.MCPServer) error {
+	m, err := r.st.UpdateMCPServer(ctx, name, func(m *storage.MCPServer) error {
 		if p.Enabled != nil {
 			m.Enabled = *p.Enabled
 		}
@@ -161,7 +161,7 @@ func (r *Registry) RotateMCPToken(ctx context.Context, name string) (string, err
 	if err != nil {
 		return "", err
 	}
-	_, err = r.st.UpdateMCPServer(ctx, name, func(m *store.MCPServer) error {
+	_, err = r.st.UpdateMCPServer(ctx, name, func(m *storage.MCPServer) error {
 		m.TokenHash = hash
 		return nil
 	})
@@ -193,7 +193,7 @@ func (r *Registry) MCPServersUsing(ctx context.Context, connection string) ([]st
 }
 
 // MCPTokenMatches reports in constant time whether token is the server's bearer token.
-func MCPTokenMatches(m store.MCPServer, token string) bool {
+func MCPTokenMatches(m storage.MCPServer, token string) bool {
 	return token != "" && subtle.ConstantTimeCompare([]byte(hashMCPToken(token)), []byte(m.TokenHash)) == 1
 }
 
@@ -215,7 +215,7 @@ func hashMCPToken(token string) string {
 }
 
 func mapMCPErr(err error, name string) error {
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrMCPServerNotFound, name)
 	}
 	return err

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // OAuth2 grants a connection may use.
@@ -321,7 +321,7 @@ func (c consent) apply(m *oauthMeta, cred *Credentials) {
 
 // remember records the state so the callback finds the connection.
 func (r *Registry) remember(ctx context.Context, c consent, id string) error {
-	return r.st.PutOAuthState(ctx, c.stateHash, store.OAuthState{Connection: id, ExpiresAt: c.expiresAt})
+	return r.st.PutOAuthState(ctx, c.stateHash, storage.OAuthState{Connection: id, ExpiresAt: c.expiresAt})
 }
 
 func (r *Registry) consentTTL() time.Duration {
@@ -473,7 +473,7 @@ func (r *Registry) oauthToken(ctx context.Context, id, held string, force bool) 
 			r.log.Warn("OAuth2 token refresh failed; will try again on the next call", "connection", id, "error", msg)
 			return "", fmt.Errorf("%w: %s", ErrTokenEndpoint, msg)
 		}
-		_, uerr := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *store.Connection) error {
+		_, uerr := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *storage.Connection) error {
 			cur, err := readCredentials(*sc)
 			if err != nil || cur.RefreshToken != cred.RefreshToken || cur.ClientSecret != cred.ClientSecret {
 				return errRaced
@@ -492,7 +492,7 @@ func (r *Registry) oauthToken(ctx context.Context, id, held string, force bool) 
 		return "", fmt.Errorf("%w: connection %s: %s", ErrNeedsReauth, id, msg)
 	}
 	var out string
-	_, err = r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *store.Connection) error {
+	_, err = r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *storage.Connection) error {
 		cur, err := readCredentials(*sc)
 		mm := readMeta(*sc)
 		if err != nil || mm.OAuth == nil || cur.RefreshToken != cred.RefreshToken || cur.ClientSecret != cred.ClientSecret || mm.OAuth.ClientID != m.ClientID {
@@ -537,7 +537,7 @@ func (r *Registry) CompleteConsent(ctx context.Context, state, code, providerErr
 	}
 	h := hashState(state)
 	st, err := r.st.TakeOAuthState(ctx, h)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return Connection{}, refusedState("this consent link is unknown, was already used, or lapsed")
 	}
 	if err != nil {
@@ -564,7 +564,7 @@ func (r *Registry) CompleteConsent(ctx context.Context, state, code, providerErr
 		return Connection{}, refusedState("a newer consent URL replaced this one")
 	}
 	fail := func(msg string) error {
-		_, err := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *store.Connection) error {
+		_, err := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *storage.Connection) error {
 			mm := readMeta(*sc)
 			if mm.OAuth == nil || mm.OAuth.StateHash != h {
 				return errRaced
@@ -608,7 +608,7 @@ func (r *Registry) CompleteConsent(ctx context.Context, state, code, providerErr
 		return r.toConnection(sc), fmt.Errorf("%w: exchanging the code: %s", ErrTokenEndpoint, msg)
 	}
 	now := r.oauthNow()
-	out, err := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *store.Connection) error {
+	out, err := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *storage.Connection) error {
 		mm := readMeta(*sc)
 		c, err := readCredentials(*sc)
 		if err != nil || mm.OAuth == nil || mm.OAuth.StateHash != h {
@@ -666,7 +666,7 @@ func (r *Registry) Reauthorize(ctx context.Context, id, redirectURL string, scop
 			return Connection{}, fmt.Errorf("%w: %s", ErrTokenEndpoint, describeTokenError(err, cred))
 		}
 		now := r.oauthNow()
-		out, err := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *store.Connection) error {
+		out, err := r.st.UpdateConnection(context.WithoutCancel(ctx), id, func(sc *storage.Connection) error {
 			mm := readMeta(*sc)
 			c, err := readCredentials(*sc)
 			if err != nil || mm.OAuth == nil || c.ClientSecret != cred.ClientSecret || mm.OAuth.ClientID != m.ClientID {
@@ -701,7 +701,7 @@ func (r *Registry) Reauthorize(ctx context.Context, id, redirectURL string, scop
 	if err != nil {
 		return Connection{}, err
 	}
-	out, err := r.st.UpdateConnection(ctx, id, func(sc *store.Connection) error {
+	out, err := r.st.UpdateConnection(ctx, id, func(sc *storage.Connection) error {
 		mm := readMeta(*sc)
 		cur, err := readCredentials(*sc)
 		if err != nil || mm.OAuth == nil || sc.AuthType != abi.AuthOAuth2 {

@@ -16,7 +16,7 @@ import (
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Options configure a [Registry]. Zero values mean the documented defaults.
@@ -70,7 +70,7 @@ func (r Retention) withDefaults() Retention {
 // versions. Versions a route no longer names drain: calls that hold a lease on them finish,
 // then their pools and compiled code are released.
 type Registry struct {
-	st  *store.Store
+	st  storage.Store
 	h   *host.Host
 	log *slog.Logger
 	now func() time.Time
@@ -91,7 +91,7 @@ type Registry struct {
 
 // New returns a Registry over st, running plugins on h. Call [Registry.LoadActive] to bring the
 // stored active versions back after a restart, and [Registry.Close] to release them.
-func New(st *store.Store, h *host.Host, opts *Options) *Registry {
+func New(st storage.Store, h *host.Host, opts *Options) *Registry {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -170,7 +170,7 @@ func (r *Registry) activeVersion(name string) *Version {
 type Version struct {
 	mod *host.Module // runs guest calls only through Prepared (call.go)
 	// Info is the stored version: name, version, digest, manifest.
-	Info   store.Version
+	Info   storage.Version
 	inputs map[string]*check.Schema
 	params *check.Schema
 
@@ -198,7 +198,7 @@ func (v *Version) InputSchema(action string) *check.Schema { return v.inputs[act
 func (r *Registry) load(ctx context.Context, name, version string) (*Version, error) {
 	info, err := r.st.Version(ctx, name, version)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %s %s", ErrVersionNotFound, name, version)
 		}
 		return nil, err
@@ -236,7 +236,7 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 
 // UploadResult is the outcome of [Registry.Upload].
 type UploadResult struct {
-	Version store.Version
+	Version storage.Version
 	// Created is false when the same bytes were already stored under that name and version.
 	Created bool
 	// Activated is true when the upload made this version the active one.
@@ -296,9 +296,9 @@ func (r *Registry) UploadWith(ctx context.Context, wasm []byte, o UploadOptions)
 	if _, err := r.st.PutBlob(ctx, wasm); err != nil {
 		return UploadResult{}, err
 	}
-	info := store.Version{Name: man.Name, Version: version, Digest: digest, Size: int64(len(wasm)), UploadedAt: r.now().UTC(), Manifest: mj}
+	info := storage.Version{Name: man.Name, Version: version, Digest: digest, Size: int64(len(wasm)), UploadedAt: r.now().UTC(), Manifest: mj}
 	created, err := r.st.PutVersion(ctx, info)
-	if errors.Is(err, store.ErrVersionExists) {
+	if errors.Is(err, storage.ErrVersionExists) {
 		return UploadResult{}, fmt.Errorf("%w: %s %s", ErrVersionExists, man.Name, version)
 	}
 	if err != nil {
@@ -309,7 +309,7 @@ func (r *Registry) UploadWith(ctx context.Context, wasm []byte, o UploadOptions)
 	}
 	res := UploadResult{Version: info, Created: created}
 	_, activeErr := r.st.Active(ctx, man.Name)
-	first := errors.Is(activeErr, store.ErrNotFound)
+	first := errors.Is(activeErr, storage.ErrNotFound)
 	if o.Activate || first {
 		if _, err := r.SetActive(ctx, man.Name, Rollout{Version: version, ApproveCapabilities: o.ApproveCapabilities || first}); err != nil {
 			return res, err
@@ -352,7 +352,7 @@ func (r *Registry) pruneDevBuilds(ctx context.Context, name, keep string) {
 
 // Activate makes version the only version serving unpinned calls, as [Registry.SetActive] does
 // with no canary and no approval.
-func (r *Registry) Activate(ctx context.Context, name, version string) (store.Version, error) {
+func (r *Registry) Activate(ctx context.Context, name, version string) (storage.Version, error) {
 	res, err := r.SetActive(ctx, name, Rollout{Version: version})
 	return res.Active, err
 }

@@ -6,21 +6,21 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/host"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // State adapts the store to [host.State] for the plugboard_kv and plugboard_timer imports.
-type State struct{ St *store.Store }
+type State struct{ St storage.Store }
 
 var _ host.State = State{}
 
 func mapStateErr(err error) error {
 	switch {
-	case errors.Is(err, store.ErrTooLarge):
+	case errors.Is(err, storage.ErrTooLarge):
 		return host.ErrTooLarge
-	case errors.Is(err, store.ErrTooMany):
+	case errors.Is(err, storage.ErrTooMany):
 		return host.ErrTooMany
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		return host.ErrNotFound
 	}
 	return err
@@ -44,7 +44,7 @@ func (s State) KVDelete(ctx context.Context, connector, connection, key string) 
 
 // SetTimer implements [host.State].
 func (s State) SetTimer(ctx context.Context, t host.Timer) (string, error) {
-	id, err := s.St.SetTimer(ctx, store.Timer{Connector: t.Connector, Connection: t.Connection, Name: t.Name, FireAt: t.FireAt, Payload: t.Payload})
+	id, err := s.St.SetTimer(ctx, storage.Timer{Connector: t.Connector, Connection: t.Connection, Name: t.Name, FireAt: t.FireAt, Payload: t.Payload})
 	return id, mapStateErr(err)
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Hot swap is provision, then swap, then drain (DESIGN.md):
@@ -419,7 +419,7 @@ type Rollout struct {
 // RolloutResult is the routing a [Registry.SetActive] left in place.
 type RolloutResult struct {
 	// Active is the active version.
-	Active store.Version
+	Active storage.Version
 	// Canary is the canary and its statistics; nil without a canary.
 	Canary *CanaryStatus
 	// Approved lists the capability changes the rollout approved; nil when there were none.
@@ -445,7 +445,7 @@ func (r *Registry) SetActive(ctx context.Context, name string, ro Rollout) (Roll
 	if err != nil {
 		return RolloutResult{}, err
 	}
-	var canaryInfo store.Version
+	var canaryInfo storage.Version
 	if ro.Canary != nil {
 		if canaryInfo, err = r.storedVersion(ctx, name, ro.Canary.Version); err != nil {
 			return RolloutResult{}, err
@@ -548,7 +548,7 @@ func sameCanary(rt *route, spec *CanarySpec) bool {
 
 // storedVersion reads a stored version; ErrVersionNotFound (or ErrConnectorNotFound when the
 // connector has no version at all) when it is not stored.
-func (r *Registry) storedVersion(ctx context.Context, name, version string) (store.Version, error) {
+func (r *Registry) storedVersion(ctx context.Context, name, version string) (storage.Version, error) {
 	v, _, err := r.Version(ctx, name, version)
 	return v, err
 }
@@ -556,9 +556,9 @@ func (r *Registry) storedVersion(ctx context.Context, name, version string) (sto
 // review checks the capabilities of the versions a rollout brings in against the stored active
 // version. The first version of a connector has nothing to be compared with; a version that
 // is already the canary passed the review when it became one.
-func (r *Registry) review(ctx context.Context, name string, cur *route, next store.Version, ro Rollout, canary store.Version) (*Changes, error) {
+func (r *Registry) review(ctx context.Context, name string, cur *route, next storage.Version, ro Rollout, canary storage.Version) (*Changes, error) {
 	activeVer, err := r.st.Active(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -573,7 +573,7 @@ func (r *Registry) review(ctx context.Context, name string, cur *route, next sto
 		return nil, fmt.Errorf("stored manifest of %s %s: %w", name, activeVer, err)
 	}
 	changes := Changes{Against: activeVer}
-	reviewed := func(v store.Version) error {
+	reviewed := func(v storage.Version) error {
 		if v.Version == activeVer || (cur != nil && cur.canary != nil && cur.canary.Info.Version == v.Version) {
 			return nil
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Problem codes of key operations.
@@ -48,7 +48,7 @@ type keyDoc struct {
 	Builtin bool `json:"builtin,omitempty"`
 }
 
-func toKeyDoc(k store.APIKey, secret string) keyDoc {
+func toKeyDoc(k storage.APIKey, secret string) keyDoc {
 	d := keyDoc{ID: k.ID, Name: k.Name, Role: k.Role, Scopes: keyScopes{Connectors: k.Connectors, Connections: k.Connections},
 		Secret: secret, CreatedAt: &k.CreatedAt}
 	if !k.ExpiresAt.IsZero() {
@@ -99,7 +99,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	if !slices.Contains(roles, req.Role) {
 		return problemf(http.StatusBadRequest, codeInvalidRequest, "role: %q is not one of %s", req.Role, strings.Join(roles, ", "))
 	}
-	k := store.APIKey{Name: req.Name, Role: req.Role, CreatedAt: time.Now().UTC().Round(0)}
+	k := storage.APIKey{Name: req.Name, Role: req.Role, CreatedAt: time.Now().UTC().Round(0)}
 	if sc := req.Scopes; sc != nil {
 		if err := checkScopeList("connectors", sc.Connectors); err != nil {
 			return err
@@ -123,7 +123,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, store.ErrExists) {
+		if !errors.Is(err, storage.ErrExists) {
 			return err
 		}
 		secret = ""
@@ -159,7 +159,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	k, err := s.st.APIKey(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return problemf(http.StatusNotFound, codeKeyNotFound, "no key %s (revoked keys are gone)", id)
 	}
 	if err != nil {
@@ -176,7 +176,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
 		return newProblem(http.StatusConflict, codeKeyBuiltin, "key_admin is the admin token from the server's configuration (PLUGBOARD_ADMIN_TOKEN or admin.token in the data directory); change it there and restart")
 	}
 	err := s.st.DeleteAPIKey(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return problemf(http.StatusNotFound, codeKeyNotFound, "no key %s", id)
 	}
 	if err != nil {

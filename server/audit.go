@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Audit log (API.md "Keys, audit and invocation logs"): every mutating /v1 call (except action
@@ -71,7 +71,7 @@ func outcome(status int) string {
 
 // audit appends one entry; a failure is logged, never shown to the caller.
 func (s *Server) audit(ctx context.Context, e auditEvent) {
-	err := s.st.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: e.actor, Role: e.role, Action: e.action,
+	err := s.st.AppendAudit(context.WithoutCancel(ctx), storage.AuditEntry{Actor: e.actor, Role: e.role, Action: e.action,
 		Target: e.target, Outcome: outcome(e.status), Status: e.status, CorrelationID: correlationID(ctx)})
 	if err != nil {
 		s.log.Error("appending to the audit log", "err", err, "correlation_id", correlationID(ctx))
@@ -108,7 +108,7 @@ type auditEntryDoc struct {
 // the next (older) page, null on the last page.
 func (s *Server) getAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	var aq store.AuditQuery
+	var aq storage.AuditQuery
 	aq.Actor, aq.Target = q.Get("actor"), q.Get("target")
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)

@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/mux"
 	"golang.org/x/time/rate"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Roles (API.md "Keys, audit and invocation logs"; the README has the permission table).
@@ -159,7 +159,7 @@ func (s *Server) authenticateToken(ctx context.Context, token string) (*principa
 	}
 	k, err := s.st.APIKey(ctx, id)
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, storage.ErrNotFound) {
 			s.log.Error("reading an API key", "key", id, "err", err)
 		}
 		return nil, &authFailure{actor: id, detail: "key " + id + " does not exist or was revoked"}
@@ -321,7 +321,7 @@ func (s *Server) guard(r *http.Request, perm permission) error {
 // mcpAuthorize reports whether a bearer token other than the MCP server's own opens rec (nil:
 // the /mcp namespace endpoint, for admin keys only): admin keys open every server; keys whose
 // role may invoke actions open the servers whose connector and connection are in their scopes.
-func (s *Server) mcpAuthorize(r *http.Request, token string, rec *store.MCPServer) bool {
+func (s *Server) mcpAuthorize(r *http.Request, token string, rec *storage.MCPServer) bool {
 	p, fail := s.authenticateToken(r.Context(), token)
 	if fail != nil {
 		return false

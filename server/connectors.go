@@ -13,7 +13,7 @@ import (
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // versionDoc is the version document of API.md; Canary is an extension.
@@ -28,7 +28,7 @@ type versionDoc struct {
 	Manifest   json.RawMessage `json:"manifest"`
 }
 
-func toVersionDoc(v store.Version, active bool) versionDoc {
+func toVersionDoc(v storage.Version, active bool) versionDoc {
 	return versionDoc{Name: v.Name, Version: v.Version, Digest: v.Digest, Size: v.Size, Active: active, UploadedAt: v.UploadedAt, Manifest: v.Manifest}
 }
 

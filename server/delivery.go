@@ -23,7 +23,7 @@ import (
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Delivery types of API.md.
@@ -71,7 +71,7 @@ func parseDeliveredID(sub, id string) (uint64, bool) {
 	return seq, err == nil
 }
 
-func deliver(sub store.Subscription, ev store.StoredEvent) deliveredEvent {
+func deliver(sub storage.Subscription, ev storage.StoredEvent) deliveredEvent {
 	return deliveredEvent{ID: deliveredID(sub.ID, ev.Seq), Type: sub.Connector + "." + sub.Trigger, EventType: ev.Type,
 		SourceEventID: ev.SourceEventID, Timestamp: ev.Time.UTC().Format(time.RFC3339Nano), Subscription: sub.ID, Data: ev.Data}
 }
@@ -147,7 +147,7 @@ func (t *triggers) push(ctx context.Context, id string) {
 				sleepCtx(ctx, time.Second)
 			}
 			continue
-		case sub.ID == "" || sub.Status == store.SubDisabled:
+		case sub.ID == "" || sub.Status == storage.SubDisabled:
 			return // deleted or disabled
 		case len(pending) == 0:
 			select {
@@ -169,7 +169,7 @@ func (t *triggers) push(ctx context.Context, id string) {
 			}
 			secret = string(b)
 		}
-		var outcomes []store.PushOutcome
+		var outcomes []storage.PushOutcome
 		disabled := false
 		windowStart := time.Now()
 		for _, p := range pending {
@@ -210,11 +210,11 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // attempt makes one push attempt and decides what follows.
-func (t *triggers) attempt(ctx context.Context, sub store.Subscription, p store.Pending, secret string) store.PushOutcome {
+func (t *triggers) attempt(ctx context.Context, sub storage.Subscription, p storage.Pending, secret string) storage.PushOutcome {
 	ev := deliver(sub, p.Event)
 	body, _ := json.Marshal(ev)
 	now := time.Now()
-	o := store.PushOutcome{Seq: p.Entry.Seq, At: now.UTC()}
+	o := storage.PushOutcome{Seq: p.Entry.Seq, At: now.UTC()}
 	sig, err := signWebhook(secret, ev.ID, now.Unix(), body)
 	if err != nil {
 		o.Err, o.Code = err.Error(), codeDeliveryFailed

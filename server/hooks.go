@@ -9,7 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // maxHookBody caps an inbound webhook body.
@@ -22,13 +22,13 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	token := mux.Vars(r)["token"]
 	src, err := s.st.SourceByHookToken(ctx, token)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return newProblem(http.StatusNotFound, codeNotFound, "no webhook source has this URL (it was stopped when its last subscription was deleted)")
 	}
 	if err != nil {
 		return err
 	}
-	if src.Status == store.SourceStopping {
+	if src.Status == storage.SourceStopping {
 		// The last subscriber left and the upstream unsubscribe is being retried: tell the
 		// sender (410 makes many services drop the registration themselves).
 		return newProblem(http.StatusGone, codeNotFound, "this webhook source has no subscribers any more; stop sending to it")
@@ -73,7 +73,7 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(evs) > 0 {
-		cr, err := s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}, s.trig.limits(), nil)
+		cr, err := s.st.CommitEvents(ctx, src.ID, evs, storage.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}, s.trig.limits(), nil)
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/plugboard/plugboard/host"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Usage receipts and the invocation log (issue 7, item 3).
@@ -194,7 +194,7 @@ func millis(d time.Duration) float64 {
 
 // invocationLog queues records and writes them to the store in batches, and prunes them.
 type invocationLog struct {
-	st        *store.Store
+	st        storage.Store
 	log       *slog.Logger
 	metrics   *metrics
 	retention time.Duration
@@ -211,7 +211,7 @@ type invocationLog struct {
 }
 
 // newInvocationLog starts the writer and the pruner; nil when retention is negative (no log).
-func newInvocationLog(st *store.Store, log *slog.Logger, m *metrics, retention time.Duration, maxCount int) *invocationLog {
+func newInvocationLog(st storage.Store, log *slog.Logger, m *metrics, retention time.Duration, maxCount int) *invocationLog {
 	if retention < 0 {
 		return nil
 	}
@@ -251,7 +251,7 @@ func (l *invocationLog) record(inv *invocation) {
 func (l *invocationLog) write() {
 	defer close(l.done)
 	batch := make([]*invocation, 0, 256)
-	recs := make([]store.Invocation, 0, 256)
+	recs := make([]storage.Invocation, 0, 256)
 	for inv := range l.queue {
 		// Collect for up to invocationFlush (or a full batch): one fsync then covers every
 		// call of that window instead of one each.
@@ -276,7 +276,7 @@ func (l *invocationLog) write() {
 			if err != nil {
 				continue // cannot happen: the record holds only marshalable fields
 			}
-			recs = append(recs, store.Invocation{CorrelationID: inv.CorrelationID, Time: inv.StartedAt, Document: doc})
+			recs = append(recs, storage.Invocation{CorrelationID: inv.CorrelationID, Time: inv.StartedAt, Document: doc})
 		}
 		if err := l.st.PutInvocations(context.Background(), recs); err != nil {
 			l.metrics.add("plugboard_invocation_log_errors_total", "", 1)
@@ -336,7 +336,7 @@ func (l *invocationLog) prune(ctx context.Context, now time.Time) (int, error) {
 	for {
 		n, err := l.st.PruneInvocations(ctx, now.Add(-l.retention), l.max)
 		total += n
-		if err != nil || n < store.MaxPruneBatch {
+		if err != nil || n < storage.MaxPruneBatch {
 			if total > 0 {
 				l.metrics.add("plugboard_invocation_log_pruned_total", "", float64(total))
 			}
@@ -353,7 +353,7 @@ func (l *invocationLog) pruneLoop(every time.Duration) {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if _, err := l.prune(context.Background(), time.Now()); err != nil && !errors.Is(err, store.ErrClosed) {
+			if _, err := l.prune(context.Background(), time.Now()); err != nil && !errors.Is(err, storage.ErrClosed) {
 				l.log.Warn("pruning invocation logs failed", "err", err)
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,8 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry"
 )
 
 // usageRE is the X-Plugboard-Usage format documented in invocations.go.
@@ -203,7 +201,7 @@ func TestInvocationLogMCP(t *testing.T) {
 // record returns, whether the writer has committed them yet or not, and all are in the store
 // after close.
 func TestInvocationLogHammer(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "plugboard.db"), nil)
+	st, err := registry.OpenStore(context.Background(), registry.StoreConfig{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

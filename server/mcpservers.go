@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 	"github.com/plugboard/plugboard/server/mcpserver"
 )
 
@@ -141,7 +141,7 @@ type mcpServerDoc struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-func (s *Server) mcpDoc(m store.MCPServer, token string) mcpServerDoc {
+func (s *Server) mcpDoc(m storage.MCPServer, token string) mcpServerDoc {
 	d := mcpServerDoc{Name: m.Name, URL: "/mcp/" + m.Name, Token: token, Connector: m.Connector, Connection: m.Connection,
 		Tools: m.Tools, AllTools: m.Tools == nil, Enabled: m.Enabled, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 	if v, err := s.reg.Resolve(context.Background(), m.Connector, ""); err == nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Problem is an RFC 9457 problem details document with Plugboard's extensions.
@@ -60,9 +60,9 @@ const (
 	codeTimeout              = "timeout"
 	codeBusy                 = "busy"
 	codeInternal             = "internal"
-	// codeStoreCorrupt: 500, the data file is damaged (store.ErrCorrupt); /readyz answers 503 from then on.
+	// codeStoreCorrupt: 500, the data file is damaged (storage.ErrCorrupt); /readyz answers 503 from then on.
 	codeStoreCorrupt = "store_corrupt"
-	// codeInsufficientStorage: 507, the server's disk is full (store.ErrNoSpace, host.ErrNoSpace).
+	// codeInsufficientStorage: 507, the server's disk is full (storage.ErrNoSpace, host.ErrNoSpace).
 	codeInsufficientStorage = "insufficient_storage"
 )
 
@@ -182,9 +182,9 @@ func toProblem(err error) *Problem {
 	}
 	msg := err.Error()
 	switch {
-	case errors.Is(err, store.ErrCorrupt):
+	case errors.Is(err, storage.ErrCorrupt):
 		return newProblem(http.StatusInternalServerError, codeStoreCorrupt, detailStoreCorrupt)
-	case errors.Is(err, store.ErrNoSpace), errors.Is(err, host.ErrNoSpace):
+	case errors.Is(err, storage.ErrNoSpace), errors.Is(err, host.ErrNoSpace):
 		return newProblem(http.StatusInsufficientStorage, codeInsufficientStorage, detailInsufficientStorage)
 	case errors.Is(err, registry.ErrVersionExists):
 		return newProblem(http.StatusConflict, codeVersionExists, msg)
@@ -206,7 +206,7 @@ func toProblem(err error) *Problem {
 		return newProblem(http.StatusConflict, "pending_consent", strings.TrimPrefix(msg, registry.ErrInvalid.Error()+": "))
 	case errors.Is(err, registry.ErrInvalid):
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, strings.TrimPrefix(msg, registry.ErrInvalid.Error()+": "))
-	case errors.Is(err, store.ErrActive):
+	case errors.Is(err, storage.ErrActive):
 		return newProblem(http.StatusConflict, codeVersionActive, msg+"; activate another version first")
 	case errors.Is(err, host.ErrTimeout):
 		return newProblem(http.StatusGatewayTimeout, codeTimeout, msg)

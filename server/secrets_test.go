@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // TestSecretsStayInTheHost: the secrets of every auth type (API key, password, extra secrets,
@@ -129,7 +129,7 @@ func TestMasterKeyRotationAPI(t *testing.T) {
 	if json.Unmarshal(raw, &kf) != nil || kf.Active != "k2" || len(kf.Keys) != 1 {
 		t.Errorf("key file after rotation: active %q, %d keys", kf.Active, len(kf.Keys))
 	}
-	sealer, err := store.LoadKeyFile(ts.dir + "/master.key")
+	sealer, err := storage.LoadKeyFile(ts.dir + "/master.key")
 	if err != nil || !slices.Equal(sealer.KeyIDs(), []string{"k2"}) {
 		t.Errorf("key file: %v %v", sealer, err)
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 	"github.com/plugboard/plugboard/server/mcpserver"
 )
 
@@ -88,16 +88,35 @@ type Options struct {
 	// MaxInvocations caps the invocation logs kept, the oldest going first; 0 means 100 000.
 	MaxInvocations int
 	// SkipStoreCheck skips bbolt's consistency check of the data file at start
-	// (store.Options.SkipCheck), for very large stores; false runs it and New refuses a damaged
+	// (storage.Options.SkipCheck), for very large stores; false runs it and New refuses a damaged
 	// file.
 	SkipStoreCheck bool
+	// Store selects the backend: bbolt in DataDir (the zero value) or NATS JetStream (API.md
+	// "Cluster"); then DataDir holds only the compilation cache and the admin token.
+	Store StoreOptions
+	// NodeName names this node in a cluster (GET /v1/cluster); "" means the host name and the
+	// listen port.
+	NodeName string
+}
+
+// StoreOptions select and configure the store backend (the serve flags --store,
+// --store-prefix, --store-replicas, --nats-creds and --nats-tls-ca).
+type StoreOptions struct {
+	// URL is "" for bbolt, or nats://HOST:PORT[,nats://...].
+	URL string
+	// Prefix starts every bucket and stream name; "" means "plugboard".
+	Prefix string
+	// Replicas is the JetStream replica count; 0 means 1.
+	Replicas int
+	// NATSCreds is a NATS credentials file; NATSTLSCA the CA of the NATS servers.
+	NATSCreds, NATSTLSCA string
 }
 
 // Server is a running Plugboard: store, host, registry and HTTP handler.
 type Server struct {
 	opts       Options
 	log        *slog.Logger
-	st         *store.Store
+	st         storage.Store
 	host       *host.Host
 	reg        *registry.Registry
 	adminToken string
@@ -155,7 +174,9 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	if s.adminToken, s.generated, err = loadAdminToken(o.DataDir, o.AdminToken); err != nil {
 		return nil, err
 	}
-	s.st, err = store.Open(filepath.Join(o.DataDir, "plugboard.db"), &store.Options{MasterKeyFile: o.MasterKeyFile, SkipCheck: o.SkipStoreCheck})
+	s.st, err = registry.OpenStore(ctx, registry.StoreConfig{URL: o.Store.URL, DataDir: o.DataDir, MasterKeyFile: o.MasterKeyFile,
+		SkipCheck: o.SkipStoreCheck, Prefix: o.Store.Prefix, Replicas: o.Store.Replicas, NATSCreds: o.Store.NATSCreds,
+		NATSTLSCA: o.Store.NATSTLSCA, NodeName: o.NodeName, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +308,7 @@ func (s *Server) uploadDir(ctx context.Context, dir string) error {
 		if err == nil {
 			// The same bytes already active (every restart, for bundled connectors): nothing to
 			// check, store or swap, so skip the describe and compile an upload would repeat.
-			v, active, found, lerr := s.reg.VersionWithDigest(ctx, store.Digest(wasm))
+			v, active, found, lerr := s.reg.VersionWithDigest(ctx, storage.Digest(wasm))
 			if lerr == nil && found && active {
 				s.log.Info("connector unchanged", "file", n, "connector", v.Name, "version", v.Version, "took", time.Since(start).Round(time.Millisecond))
 				continue

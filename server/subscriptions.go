@@ -17,7 +17,7 @@ import (
 	"github.com/plugboard/plugboard/abi/check"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Problem codes of the subscription endpoints.
@@ -32,7 +32,7 @@ type subscriptionRequest struct {
 	Connection string          `json:"connection,omitempty"`
 	Params     json.RawMessage `json:"params,omitempty"`
 	IntervalS  int             `json:"interval_s,omitempty"`
-	Delivery   *store.Delivery `json:"delivery"`
+	Delivery   *storage.Delivery `json:"delivery"`
 }
 
 // subscriptionDoc is a subscription as API.md shows it.
@@ -43,7 +43,7 @@ type subscriptionDoc struct {
 	Connection    string              `json:"connection,omitempty"`
 	Params        json.RawMessage     `json:"params"`
 	IntervalS     int                 `json:"interval_s,omitempty"`
-	Delivery      store.Delivery      `json:"delivery"`
+	Delivery      storage.Delivery      `json:"delivery"`
 	Status        string              `json:"status"`
 	StatusReason  string              `json:"status_reason,omitempty"`
 	Owner         string              `json:"owner,omitempty"`
@@ -51,10 +51,10 @@ type subscriptionDoc struct {
 	SigningSecret string              `json:"signing_secret,omitempty"`
 	LastPolledAt  *time.Time          `json:"last_polled_at"`
 	LastEventAt   *time.Time          `json:"last_event_at"`
-	LastError     *store.TriggerError `json:"last_error"`
+	LastError     *storage.TriggerError `json:"last_error"`
 	LagS          float64             `json:"lag_s"`
 	Counts        subscriptionCounts  `json:"counts"`
-	Push          *store.PushState    `json:"push,omitempty"`
+	Push          *storage.PushState    `json:"push,omitempty"`
 	Source        sourceDoc           `json:"source"`
 }
 
@@ -84,7 +84,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // subscriptionDoc renders a subscription with its source's status.
-func (s *Server) subscriptionDoc(v store.SubscriptionView, src store.Source, subscribers []store.SubscriptionView, reauth func(connection string) bool) subscriptionDoc {
+func (s *Server) subscriptionDoc(v storage.SubscriptionView, src storage.Source, subscribers []storage.SubscriptionView, reauth func(connection string) bool) subscriptionDoc {
 	d := subscriptionDoc{ID: v.ID, Connector: v.Connector, Trigger: v.Trigger, Connection: v.Connection, Params: v.Params,
 		IntervalS: v.IntervalS, Delivery: v.Delivery, Status: v.Status, StatusReason: v.StatusReason, Owner: v.Owner,
 		CreatedAt: v.CreatedAt, LastPolledAt: timePtr(src.LastPolledAt), LastEventAt: timePtr(src.LastEventAt), LastError: src.LastError,
@@ -103,10 +103,10 @@ func (s *Server) subscriptionDoc(v store.SubscriptionView, src store.Source, sub
 			if code == "" { // recorded before push errors had codes
 				code = codeDeliveryFailed
 			}
-			d.LastError = &store.TriggerError{Code: code, Message: p.LastError, At: p.LastAttemptAt}
+			d.LastError = &storage.TriggerError{Code: code, Message: p.LastError, At: p.LastAttemptAt}
 		}
 	}
-	if src.Kind == store.SourcePoll {
+	if src.Kind == storage.SourcePoll {
 		min := 0
 		for _, sub := range subscribers {
 			if sub.IntervalS > 0 && (min == 0 || sub.IntervalS < min) {
@@ -115,7 +115,7 @@ func (s *Server) subscriptionDoc(v store.SubscriptionView, src store.Source, sub
 		}
 		d.Source.IntervalS = min
 	}
-	if d.Status == store.SubActive && v.Connection != "" {
+	if d.Status == storage.SubActive && v.Connection != "" {
 		if reauth(v.Connection) {
 			d.Status = "paused"
 			d.StatusReason = fmt.Sprintf("connection %s needs consent again (POST /v1/connections/%s/reauthorize); polling resumes once it is ready", v.Connection, v.Connection)
@@ -263,9 +263,9 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	sub := store.Subscription{ID: "sub_" + randomToken(16),
-		TriggerRef: store.TriggerRef{Connector: req.Connector, Trigger: req.Trigger, Connection: req.Connection, Params: params},
-		IntervalS:  req.IntervalS, Delivery: *req.Delivery, Owner: p.KeyID, Status: store.SubActive}
+	sub := storage.Subscription{ID: "sub_" + randomToken(16),
+		TriggerRef: storage.TriggerRef{Connector: req.Connector, Trigger: req.Trigger, Connection: req.Connection, Params: params},
+		IntervalS:  req.IntervalS, Delivery: *req.Delivery, Owner: p.KeyID, Status: storage.SubActive}
 	var secret []byte
 	if sub.Delivery.Type == deliveryWebhook {
 		secret = []byte(newSigningSecret())
@@ -279,14 +279,14 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	switch {
-	case found && src.Status == store.SourceActive:
+	case found && src.Status == storage.SourceActive:
 		sub.SourceID = src.ID
 		err = s.st.AddSubscription(ctx, sub, secret, nil)
-	case found && src.Status == store.SourceStopping:
+	case found && src.Status == storage.SourceStopping:
 		// Its upstream unsubscribe failed, so the registration is still there: revive it.
 		sub.SourceID = src.ID
-		err = s.st.AddSubscription(ctx, sub, secret, func(s *store.Source) {
-			s.Status, s.Failures, s.LastError, s.NextPollAt = store.SourceActive, 0, nil, time.Time{}
+		err = s.st.AddSubscription(ctx, sub, secret, func(s *storage.Source) {
+			s.Status, s.Failures, s.LastError, s.NextPollAt = storage.SourceActive, 0, nil, time.Time{}
 		})
 	case tr.Kind == abi.TriggerPoll:
 		err = s.trig.startPollSource(ctx, ref, key, params, &sub, secret)
@@ -311,7 +311,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 
 // startPollSource runs the baseline poll of a new poll source and stores the source with its
 // first subscription. A failing baseline creates nothing.
-func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, key string, params json.RawMessage, sub *store.Subscription, secret []byte) error {
+func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, key string, params json.RawMessage, sub *storage.Subscription, secret []byte) error {
 	res, evs, err := t.pollOnce(ctx, ref, params, nil)
 	if err != nil {
 		return baselineProblem(err)
@@ -323,7 +323,7 @@ func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, 
 		iv = def
 	}
 	cursor := res.Cursor
-	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourcePoll, Status: store.SourceActive,
+	src := storage.Source{ID: "src_" + randomToken(16), Key: key, Kind: storage.SourcePoll, Status: storage.SourceActive,
 		TriggerRef: sub.TriggerRef, Cursor: &cursor,
 		LastPolledAt: now, NextPollAt: now.Add(jitter(time.Duration(max(iv, lo)) * time.Second))}
 	if res.More {
@@ -334,7 +334,7 @@ func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, 
 		return err
 	}
 	if len(evs) > 0 { // a baseline that asked for history (params): deliver it
-		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, store.Origin{CorrelationID: ref.CorrelationID(), Traceparent: traceparentOf(ctx)}, t.limits(), nil)
+		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, storage.Origin{CorrelationID: ref.CorrelationID(), Traceparent: traceparentOf(ctx)}, t.limits(), nil)
 		if err != nil {
 			return err
 		}
@@ -346,10 +346,10 @@ func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, 
 // startWebhookSource registers a new webhook source upstream and stores it with its first
 // subscription. The hook URL answers before subscribe is called, because some services
 // (Microsoft Graph) call it during the registration.
-func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *registry.Prepared, key string, params json.RawMessage, sub *store.Subscription, subSecret []byte) error {
+func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *registry.Prepared, key string, params json.RawMessage, sub *storage.Subscription, subSecret []byte) error {
 	token := randomToken(20)
 	secret := randomToken(20)
-	src := store.Source{ID: "src_" + randomToken(16), Key: key, Kind: store.SourceWebhook, Status: store.SourceStarting,
+	src := storage.Source{ID: "src_" + randomToken(16), Key: key, Kind: storage.SourceWebhook, Status: storage.SourceStarting,
 		TriggerRef: sub.TriggerRef, HookToken: token,
 		CallbackURL: t.s.publicBase(r) + "/hooks/" + token}
 	if found, err := t.replaceStale(ctx, key); err != nil || found {
@@ -368,11 +368,11 @@ func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref 
 		return baselineProblem(err)
 	}
 	sub.SourceID = src.ID
-	err = t.s.st.AddSubscription(ctx, *sub, subSecret, func(s *store.Source) {
-		s.Status, s.State, s.RenewAt = store.SourceActive, res.State, renewAt
+	err = t.s.st.AddSubscription(ctx, *sub, subSecret, func(s *storage.Source) {
+		s.Status, s.State, s.RenewAt = storage.SourceActive, res.State, renewAt
 	})
 	if err != nil {
-		src.Status, src.State = store.SourceActive, res.State
+		src.Status, src.State = storage.SourceActive, res.State
 		t.stopSource(context.WithoutCancel(ctx), src)
 		return err
 	}
@@ -385,7 +385,7 @@ func (t *triggers) replaceStale(ctx context.Context, key string) (bool, error) {
 	if err != nil || !found {
 		return false, err
 	}
-	if src.Status == store.SourceStarting {
+	if src.Status == storage.SourceStarting {
 		return false, t.s.st.DeleteSource(ctx, src.ID)
 	}
 	return true, nil
@@ -421,11 +421,11 @@ func (s *Server) loadSubscriptionDoc(ctx context.Context, id string) (subscripti
 	if err != nil {
 		return subscriptionDoc{}, err
 	}
-	return s.subscriptionDoc(store.SubscriptionView{Subscription: sub, OldestPending: oldest}, src, peers, s.reauthLookup(ctx)), nil
+	return s.subscriptionDoc(storage.SubscriptionView{Subscription: sub, OldestPending: oldest}, src, peers, s.reauthLookup(ctx)), nil
 }
 
 func subscriptionErr(err error, id string) error {
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return problemf(http.StatusNotFound, codeSubscriptionNotFound, "no subscription %s; GET /v1/subscriptions lists them", id)
 	}
 	return err
@@ -433,7 +433,7 @@ func subscriptionErr(err error, id string) error {
 
 // ownSubscription loads a subscription the caller may see: its owner, an admin, or a reader
 // (within its scopes).
-func (s *Server) ownSubscription(ctx context.Context, id string, write bool) (store.Subscription, error) {
+func (s *Server) ownSubscription(ctx context.Context, id string, write bool) (storage.Subscription, error) {
 	sub, _, err := s.st.GetSubscription(ctx, id)
 	if err != nil {
 		return sub, subscriptionErr(err, id)
@@ -444,7 +444,7 @@ func (s *Server) ownSubscription(ctx context.Context, id string, write bool) (st
 	return sub, nil
 }
 
-func (s *Server) maySeeSubscription(p *principal, sub store.Subscription, write bool) bool {
+func (s *Server) maySeeSubscription(p *principal, sub storage.Subscription, write bool) bool {
 	switch {
 	case p.isAdmin():
 		return true
@@ -467,11 +467,11 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	byID := map[string]store.Source{}
+	byID := map[string]storage.Source{}
 	for _, src := range srcs {
 		byID[src.ID] = src
 	}
-	peers := map[string][]store.SubscriptionView{}
+	peers := map[string][]storage.SubscriptionView{}
 	for _, sub := range subs {
 		peers[sub.SourceID] = append(peers[sub.SourceID], sub)
 	}
@@ -650,7 +650,7 @@ func (s *Server) replayEvents(w http.ResponseWriter, r *http.Request) error {
 		return subscriptionErr(err, id)
 	}
 	s.trig.notify(id)
-	if sub.Delivery.Type == deliveryWebhook && sub.Status != store.SubDisabled {
+	if sub.Delivery.Type == deliveryWebhook && sub.Status != storage.SubDisabled {
 		s.trig.startPusher(id)
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})

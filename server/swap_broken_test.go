@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // hostsPlugin is anymanifest 1.7.0 asking for https://api.example.com: one module for every
@@ -27,7 +27,7 @@ func plantVersion(t *testing.T, ts *testServer, version string, wasm []byte, man
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(wasm)
-	if _, err := ts.srv.st.PutVersion(ctx, store.Version{Name: "anymanifest", Version: version,
+	if _, err := ts.srv.st.PutVersion(ctx, storage.Version{Name: "anymanifest", Version: version,
 		Digest: "sha256:" + hex.EncodeToString(sum[:]), Manifest: json.RawMessage(manifest)}); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // TriggerOptions tune the trigger engine (API.md "Subscriptions"). Every zero value means the
@@ -123,7 +123,7 @@ func (t *triggers) start(ctx context.Context) error {
 	used := map[string]bool{}
 	for _, sub := range subs {
 		used[sub.SourceID] = true
-		if sub.Delivery.Type == deliveryWebhook && sub.Status != store.SubDisabled {
+		if sub.Delivery.Type == deliveryWebhook && sub.Status != storage.SubDisabled {
 			t.startPusher(sub.ID)
 		}
 	}
@@ -209,12 +209,12 @@ func (t *triggers) scan() {
 	for _, src := range srcs {
 		due := false
 		switch {
-		case src.Status == store.SourceStopping:
+		case src.Status == storage.SourceStopping:
 			due = !src.NextPollAt.After(now)
-		case src.Status != store.SourceActive:
-		case src.Kind == store.SourcePoll:
+		case src.Status != storage.SourceActive:
+		case src.Kind == storage.SourcePoll:
 			due = !src.NextPollAt.After(now)
-		case src.Kind == store.SourceWebhook:
+		case src.Kind == storage.SourceWebhook:
 			due = !src.RenewAt.IsZero() && !src.RenewAt.After(now) && !src.NextPollAt.After(now)
 		}
 		if !due || !t.begin(src.ID) {
@@ -225,9 +225,9 @@ func (t *triggers) scan() {
 			defer t.wg.Done()
 			defer t.end(src.ID)
 			switch {
-			case src.Status == store.SourceStopping:
+			case src.Status == storage.SourceStopping:
 				t.retryStop(ctx, src)
-			case src.Kind == store.SourcePoll:
+			case src.Kind == storage.SourcePoll:
 				t.runPoll(ctx, src.ID)
 			default:
 				t.renew(ctx, src.ID)
@@ -292,7 +292,7 @@ func triggerNames(m *abi.Manifest) string {
 
 // pollOnce runs plugboard_poll and converts its events; a guest error comes back as a plugin
 // problem, every other failure as the host's error.
-func (t *triggers) pollOnce(ctx context.Context, ref *registry.Prepared, params json.RawMessage, cursor *string) (*abi.PollResult, []store.NewEvent, error) {
+func (t *triggers) pollOnce(ctx context.Context, ref *registry.Prepared, params json.RawMessage, cursor *string) (*abi.PollResult, []storage.NewEvent, error) {
 	res, _, err := ref.Poll(ctx, abi.PollRequest{Trigger: ref.Trigger().Name, Params: params, Cursor: cursor})
 	if err != nil {
 		return nil, nil, err
@@ -314,11 +314,11 @@ func guestError(e *abi.Error) error {
 }
 
 // convertEvents checks a plugin's events and converts them for the store.
-func (t *triggers) convertEvents(in []abi.Event, export string) ([]store.NewEvent, error) {
+func (t *triggers) convertEvents(in []abi.Event, export string) ([]storage.NewEvent, error) {
 	if len(in) > t.o.MaxEventsPerPoll {
 		return nil, fmt.Errorf("%w: %s returned %d events, over the limit of %d; return fewer with more: true", host.ErrPluginFailed, export, len(in), t.o.MaxEventsPerPoll)
 	}
-	out := make([]store.NewEvent, 0, len(in))
+	out := make([]storage.NewEvent, 0, len(in))
 	for i, e := range in {
 		if e.ID == "" {
 			return nil, fmt.Errorf("%w: %s event %d has no id; every event needs a stable id", host.ErrPluginFailed, export, i)
@@ -337,15 +337,15 @@ func (t *triggers) convertEvents(in []abi.Event, export string) ([]store.NewEven
 		if len(data) == 0 {
 			data = json.RawMessage("null")
 		}
-		out = append(out, store.NewEvent{SourceEventID: e.ID, Type: e.Type, Time: at, Data: data})
+		out = append(out, storage.NewEvent{SourceEventID: e.ID, Type: e.Type, Time: at, Data: data})
 	}
 	return out, nil
 }
 
 // triggerError renders an error for a source's last_error.
-func triggerError(err error, at time.Time) *store.TriggerError {
+func triggerError(err error, at time.Time) *storage.TriggerError {
 	p := toProblem(err)
-	return &store.TriggerError{Code: p.Code, Message: p.Detail, At: at.UTC()}
+	return &storage.TriggerError{Code: p.Code, Message: p.Detail, At: at.UTC()}
 }
 
 // backoff is the wait after n consecutive failures of something that runs every interval.
@@ -383,7 +383,7 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 		attribute.String("plugboard.connector", src.Connector), attribute.String("plugboard.trigger", src.Trigger),
 		attribute.String("plugboard.source", src.ID), attribute.String("plugboard.correlation_id", corr))
 	defer span.End()
-	origin := store.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}
+	origin := storage.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}
 	ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, corr, true)
 	interval := 60 * time.Second
 	if ref != nil {
@@ -392,14 +392,14 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 	}
 	now := time.Now()
 	if err == nil && ref.NeedsReauth() { // paused: no poll and no token request
-		_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) { s.NextPollAt = now.Add(interval) })
+		_, _ = t.s.st.UpdateSource(ctx, id, func(s *storage.Source) { s.NextPollAt = now.Add(interval) })
 		return
 	}
 	cursor := src.Cursor
 	for page := 0; err == nil && page < t.o.MaxPagesPerPoll; page++ {
 		start := time.Now()
 		var res *abi.PollResult
-		var evs []store.NewEvent
+		var evs []storage.NewEvent
 		res, evs, err = t.pollOnce(ctx, ref, src.Params, cursor)
 		t.s.metrics.observe("plugboard_trigger_poll_duration_seconds", labels("connector", src.Connector, "trigger", src.Trigger), time.Since(start))
 		if err != nil {
@@ -411,8 +411,8 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 			next = time.Now()
 		}
 		c := res.Cursor
-		var cr store.CommitResult
-		cr, err = t.s.st.CommitEvents(ctx, id, evs, origin, t.limits(), func(s *store.Source) {
+		var cr storage.CommitResult
+		cr, err = t.s.st.CommitEvents(ctx, id, evs, origin, t.limits(), func(s *storage.Source) {
 			s.Cursor = &c
 			s.LastPolledAt = time.Now().UTC()
 			s.LastError = nil
@@ -429,14 +429,14 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 		}
 		cursor = &c
 	}
-	if err == nil || ctx.Err() != nil || errors.Is(err, store.ErrNotFound) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, storage.ErrNotFound) {
 		return
 	}
 	code := toProblem(err).Code
 	span.SetStatus(codes.Error, code)
 	t.s.metrics.add("plugboard_trigger_polls_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", code), 1)
 	t.log.Warn("poll failed; keeping the cursor", "source", id, "connector", src.Connector, "trigger", src.Trigger, "code", code, "err", err, "correlation_id", corr)
-	_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {
+	_, _ = t.s.st.UpdateSource(ctx, id, func(s *storage.Source) {
 		s.LastPolledAt = now.UTC()
 		s.LastError = triggerError(err, now)
 		s.Failures++
@@ -445,9 +445,9 @@ func (t *triggers) runPoll(ctx context.Context, id string) {
 }
 
 // counted records a successful poll or receive in the metrics.
-func (t *triggers) counted(src store.Source, outcome string, cr store.CommitResult) {
+func (t *triggers) counted(src storage.Source, outcome string, cr storage.CommitResult) {
 	l := labels("connector", src.Connector, "trigger", src.Trigger)
-	if src.Kind == store.SourcePoll {
+	if src.Kind == storage.SourcePoll {
 		t.s.metrics.add("plugboard_trigger_polls_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", outcome), 1)
 	}
 	if cr.New > 0 {
@@ -455,13 +455,13 @@ func (t *triggers) counted(src store.Source, outcome string, cr store.CommitResu
 	}
 }
 
-func (t *triggers) limits() store.TriggerLimits {
-	return store.TriggerLimits{MaxQueue: t.o.MaxQueue, MaxEvents: t.o.MaxEventsPerSource}
+func (t *triggers) limits() storage.TriggerLimits {
+	return storage.TriggerLimits{MaxQueue: t.o.MaxQueue, MaxEvents: t.o.MaxEventsPerSource}
 }
 
 // sourceInterval is the shortest interval among a source's subscribers, bounded by the
 // trigger's minimum.
-func sourceInterval(tr abi.Trigger, subs []store.SubscriptionView) int {
+func sourceInterval(tr abi.Trigger, subs []storage.SubscriptionView) int {
 	def, lo := tr.Interval()
 	best := 0
 	for _, s := range subs {
@@ -546,7 +546,7 @@ func (t *triggers) renew(ctx context.Context, id string) {
 		if err != nil {
 			return err
 		}
-		_, err = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {
+		_, err = t.s.st.UpdateSource(ctx, id, func(s *storage.Source) {
 			if len(res.State) > 0 {
 				s.State = res.State
 			}
@@ -561,7 +561,7 @@ func (t *triggers) renew(ctx context.Context, id string) {
 	code := toProblem(err).Code
 	t.s.metrics.add("plugboard_trigger_renewals_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", code), 1)
 	t.log.Warn("webhook renewal failed; retrying", "source", id, "connector", src.Connector, "trigger", src.Trigger, "err", err, "correlation_id", corr)
-	_, _ = t.s.st.UpdateSource(ctx, id, func(s *store.Source) {
+	_, _ = t.s.st.UpdateSource(ctx, id, func(s *storage.Source) {
 		s.LastError = triggerError(err, now)
 		s.Failures++
 		s.NextPollAt = now.Add(backoff(30*time.Second, s.Failures-1))
@@ -576,8 +576,8 @@ const maxUnsubscribeAttempts = 12
 // stopSource stops a source without subscribers: a webhook source unsubscribes upstream, then
 // the source is deleted. A failing unsubscribe leaves the source stopping, retried by the
 // scheduler with backoff; its hook URL answers 410 meanwhile.
-func (t *triggers) stopSource(ctx context.Context, src store.Source) {
-	if src.Kind == store.SourceWebhook && (src.Status == store.SourceActive || src.Status == store.SourceStopping) {
+func (t *triggers) stopSource(ctx context.Context, src storage.Source) {
+	if src.Kind == storage.SourceWebhook && (src.Status == storage.SourceActive || src.Status == storage.SourceStopping) {
 		corr := newCorrelationID()
 		err := func() error {
 			ref, err := t.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr, true)
@@ -589,7 +589,7 @@ func (t *triggers) stopSource(ctx context.Context, src store.Source) {
 			return err
 		}()
 		attempt := 1
-		if src.Status == store.SourceStopping {
+		if src.Status == storage.SourceStopping {
 			attempt = src.Failures + 1
 		}
 		switch {
@@ -599,8 +599,8 @@ func (t *triggers) stopSource(ctx context.Context, src store.Source) {
 		case attempt < maxUnsubscribeAttempts:
 			now := time.Now()
 			t.log.Warn("upstream unsubscribe failed; retrying", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger, "attempt", attempt, "err", err, "correlation_id", corr)
-			_, _ = t.s.st.UpdateSource(ctx, src.ID, func(s *store.Source) {
-				s.Status, s.Failures, s.LastError = store.SourceStopping, attempt, triggerError(err, now)
+			_, _ = t.s.st.UpdateSource(ctx, src.ID, func(s *storage.Source) {
+				s.Status, s.Failures, s.LastError = storage.SourceStopping, attempt, triggerError(err, now)
 				s.NextPollAt = now.Add(backoff(5*time.Second, attempt-1))
 			})
 			return
@@ -608,18 +608,18 @@ func (t *triggers) stopSource(ctx context.Context, src store.Source) {
 			t.log.Error("upstream unsubscribe failed; giving up, the upstream registration may remain", "source", src.ID, "connector", src.Connector, "trigger", src.Trigger, "attempts", attempt, "err", err, "correlation_id", corr)
 		}
 	}
-	if err := t.s.st.DeleteSource(ctx, src.ID); err != nil && !errors.Is(err, store.ErrExists) {
+	if err := t.s.st.DeleteSource(ctx, src.ID); err != nil && !errors.Is(err, storage.ErrExists) {
 		t.log.Error("deleting trigger source", "source", src.ID, "err", err)
 	}
 }
 
 // retryStop retries the unsubscribe of a stopping source, unless a subscription revived it.
-func (t *triggers) retryStop(ctx context.Context, due store.Source) {
+func (t *triggers) retryStop(ctx context.Context, due storage.Source) {
 	lock := t.keyLock(due.Key)
 	lock.Lock()
 	defer lock.Unlock()
 	src, err := t.s.st.GetSource(ctx, due.ID)
-	if err != nil || src.Status != store.SourceStopping {
+	if err != nil || src.Status != storage.SourceStopping {
 		return
 	}
 	if subs, err := t.s.st.Subscriptions(ctx, src.ID); err != nil || len(subs) > 0 {
@@ -659,7 +659,7 @@ const maxTimerAttempts = 5
 const timerReauthRecheck = 30 * time.Second
 
 // fire sends one timer to plugboard_on_timer and deletes it once the plugin answered.
-func (t *triggers) fire(ctx context.Context, tm store.Timer) {
+func (t *triggers) fire(ctx context.Context, tm storage.Timer) {
 	corr := newCorrelationID()
 	err := func() error {
 		call, err := t.s.reg.Prepare(ctx, registry.CallSpec{Connector: tm.Connector, Connection: tm.Connection, CorrelationID: corr})
@@ -713,7 +713,7 @@ func (t *triggers) fire(ctx context.Context, tm store.Timer) {
 		t.mu.Lock()
 		delete(t.timers, tm.ID)
 		t.mu.Unlock()
-		if err := t.s.st.DeleteTimer(ctx, tm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := t.s.st.DeleteTimer(ctx, tm.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			t.log.Error("deleting a fired timer", "timer", tm.ID, "err", err)
 		}
 	}

@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Exit codes.
@@ -192,7 +192,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.Is(err, store.ErrCorrupt):
+	case errors.Is(err, storage.ErrCorrupt):
 		c.report(err)
 		return exitStore
 	}

@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // masterKeyNote is said by every store command: a backup is useless without its key file.
@@ -78,7 +79,7 @@ func (c *cli) backupToFile(ctx context.Context, path string) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", tmp, err)
 	}
-	if err := store.CheckFile(tmp); err != nil {
+	if err := registry.CheckStoreFile(tmp); err != nil {
 		return fmt.Errorf("the backup did not pass its check, so %s was not written: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -126,7 +127,7 @@ func (c *cli) storeCheck() *command {
 			if err != nil {
 				return err
 			}
-			if err := store.CheckFile(path); err != nil {
+			if err := registry.CheckStoreFile(path); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "OK: %s (%d bytes) is whole and passes bbolt's consistency check.\n", path, fi.Size())
@@ -164,7 +165,7 @@ func (c *cli) storeRestore() *command {
 
 // restore checks the backup and installs it as dir/plugboard.db.
 func (c *cli) restore(backup, dir string, force bool) error {
-	if err := store.CheckFile(backup); err != nil {
+	if err := registry.CheckStoreFile(backup); err != nil {
 		return fmt.Errorf("the backup %s cannot be restored: %w", backup, err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -176,7 +177,7 @@ func (c *cli) restore(backup, dir string, force bool) error {
 		if !force {
 			return fmt.Errorf("%s already has a store (%d bytes): restore into an empty data directory, or pass --force to replace it (the old one is kept beside it)", dir, fi.Size())
 		}
-		if err := store.CheckFile(dst); errors.Is(err, store.ErrLocked) {
+		if err := registry.CheckStoreFile(dst); errors.Is(err, storage.ErrLocked) {
 			return fmt.Errorf("a running Plugboard holds %s: stop it before restoring into %s", dst, dir)
 		}
 		kept = dst + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
@@ -198,7 +199,7 @@ func (c *cli) restore(backup, dir string, force bool) error {
 	if kept != "" {
 		fmt.Fprintf(c.stdout, "The store it replaced is kept as %s.\n", kept)
 	}
-	key := filepath.Join(dir, store.DefaultMasterKeyFileName)
+	key := filepath.Join(dir, storage.DefaultMasterKeyFileName)
 	if _, err := os.Stat(key); err != nil {
 		fmt.Fprintf(c.stdout, "Now copy the backed-up server's master key file to %s (or pass serve --master-key-file): without it the connection secrets do not open and the server refuses to start.\n", key)
 	} else {

@@ -19,7 +19,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // seedStore writes a data directory whose plugboard.db holds n connections (enough to spill
@@ -30,13 +31,13 @@ func seedStore(t *testing.T, dir string, n int) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "plugboard.db")
-	st, err := store.Open(path, nil)
+	st, err := registry.OpenStore(context.Background(), registry.StoreConfig{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	for i := range n {
-		c := store.Connection{ID: fmt.Sprintf("conn-%03d", i), Connectors: []string{"http"}, AuthType: "none", Status: "ready",
+		c := storage.Connection{ID: fmt.Sprintf("conn-%03d", i), Connectors: []string{"http"}, AuthType: "none", Status: "ready",
 			Params: json.RawMessage(fmt.Sprintf(`{"base_url":"https://example.com/%s"}`, strings.Repeat("p", 200)))}
 		if err := st.CreateConnection(ctx, c); err != nil {
 			t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // NamespaceSeparator joins a server's name and a tool's name on the /mcp namespace endpoint.
@@ -129,9 +129,9 @@ type toolDef struct {
 // sync installs the tools of recs (one record for a server, every enabled one for the
 // namespace) when what they are built from changed. Adding and removing tools makes the SDK
 // send notifications/tools/list_changed to the sessions (once per burst of changes).
-func (e *endpoint) sync(ctx context.Context, recs []store.MCPServer) {
+func (e *endpoint) sync(ctx context.Context, recs []storage.MCPServer) {
 	type source struct {
-		rec store.MCPServer
+		rec storage.MCPServer
 		v   *registry.Version
 	}
 	srcs := make([]source, 0, len(recs))
@@ -227,7 +227,7 @@ func containsString(list []string, s string) bool {
 }
 
 // actionTools are the tools of a connector version: one per action, named as the action.
-func (e *endpoint) actionTools(rec store.MCPServer, v *registry.Version) []toolDef {
+func (e *endpoint) actionTools(rec storage.MCPServer, v *registry.Version) []toolDef {
 	man := v.Manifest()
 	out := make([]toolDef, 0, len(man.Actions))
 	for _, a := range man.Actions {
@@ -258,7 +258,7 @@ func ToolFromAction(a abi.Action) *mcp.Tool {
 }
 
 // actionHandler runs one action of rec's connector for tools/call.
-func (e *endpoint) actionHandler(rec store.MCPServer, action string) mcp.ToolHandler {
+func (e *endpoint) actionHandler(rec storage.MCPServer, action string) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		start := time.Now()
 		var args json.RawMessage

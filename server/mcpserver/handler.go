@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Invoker runs one action exactly as POST /v1/connectors/{name}/actions/{action} does.
@@ -73,7 +73,7 @@ type Options struct {
 	// Authorize reports whether a bearer token that is not the server's own opens rec (an
 	// admin key, or a key whose role and scopes allow the server's connector and connection);
 	// rec is nil for the /mcp namespace endpoint. nil means only servers' own tokens open.
-	Authorize func(r *http.Request, token string, rec *store.MCPServer) bool
+	Authorize func(r *http.Request, token string, rec *storage.MCPServer) bool
 	// PublicURL is the server's external base URL; "" means none is known. When set, its host
 	// is an allowed Host and its origin an allowed Origin.
 	PublicURL string
@@ -204,7 +204,7 @@ func (h *Handler) refreshServer(ctx context.Context, name string) {
 		return
 	}
 	if rec, err := h.opts.Registry.MCPServer(ctx, name); err == nil {
-		e.sync(ctx, []store.MCPServer{rec})
+		e.sync(ctx, []storage.MCPServer{rec})
 	}
 }
 
@@ -259,7 +259,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, http.StatusServiceUnavailable, "closed", "the server is shutting down")
 			return
 		}
-		e.sync(ctx, []store.MCPServer{rec})
+		e.sync(ctx, []storage.MCPServer{rec})
 	}
 	// The SDK hands tool handlers the request headers, not its context: carry the correlation
 	// id there.

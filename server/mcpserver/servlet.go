@@ -13,7 +13,7 @@ import (
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
-	"github.com/plugboard/plugboard/registry/store"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // A hosted MCP server is a plugin of manifest kind "mcp" that follows the Extism servlet
@@ -39,7 +39,7 @@ type servletParams struct {
 // servletTools runs the describe export of a hosted server's version (without capabilities,
 // like plugboard_describe) and returns its tools. Tools whose input schema is not an object
 // schema are left out, since MCP requires one.
-func (h *Handler) servletTools(ctx context.Context, rec store.MCPServer, v *registry.Version) ([]toolDef, error) {
+func (h *Handler) servletTools(ctx context.Context, rec storage.MCPServer, v *registry.Version) ([]toolDef, error) {
 	out, err := v.ServletTools(ctx)
 	if err != nil {
 		return nil, err
@@ -68,7 +68,7 @@ func (h *Handler) servletTools(ctx context.Context, rec store.MCPServer, v *regi
 }
 
 // servletHandler relays a tools/call to a hosted server's call export.
-func (h *Handler) servletHandler(rec store.MCPServer, tool string) mcp.ToolHandler {
+func (h *Handler) servletHandler(rec storage.MCPServer, tool string) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		start := time.Now()
 		cid := requestCorrelationID(req)
@@ -98,7 +98,7 @@ func (h *Handler) servletHandler(rec store.MCPServer, tool string) mcp.ToolHandl
 
 // callServlet runs a tool of a hosted MCP server through the one guest-call path
 // ([registry.Registry.Prepare]): the server's connection is bound and checked as for an action.
-func (h *Handler) callServlet(ctx context.Context, rec store.MCPServer, tool string, args json.RawMessage, cid string) (*mcp.CallToolResult, error) {
+func (h *Handler) callServlet(ctx context.Context, rec storage.MCPServer, tool string, args json.RawMessage, cid string) (*mcp.CallToolResult, error) {
 	call, err := h.opts.Registry.Prepare(ctx, registry.CallSpec{Connector: rec.Connector, Connection: rec.Connection, CorrelationID: cid})
 	if err != nil {
 		return nil, h.toolError(err, cid)

@@ -1,0 +1,212 @@
+// Package storage is the contract between Plugboard and the backends that keep its durable
+// state (DESIGN.md "Storage and scale"): the records, the errors and one small interface per
+// kind of state. Two backends implement it: [boltstore] (one bbolt file, the embedded default)
+// and [natsstore] (NATS JetStream, for several nodes). The conformance suite in [storagetest]
+// states every promise of this package as a test and runs against both.
+//
+// Every method is safe for concurrent use. A write is durable when it returns nil: committed to
+// disk (bbolt fsync) or acknowledged by the JetStream quorum. Every value returned is a copy the
+// caller owns. Errors for the conditions below wrap the matching sentinel ([ErrNotFound] and
+// the rest) so callers test them with [errors.Is], whatever backend runs.
+//
+// [boltstore]: https://pkg.go.dev/github.com/plugboard/plugboard/registry/storage/boltstore
+// [natsstore]: https://pkg.go.dev/github.com/plugboard/plugboard/registry/storage/natsstore
+// [storagetest]: https://pkg.go.dev/github.com/plugboard/plugboard/registry/storage/storagetest
+package storage
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Blobs are plugin binaries, stored once by content address ([Digest]).
+type Blobs interface {
+	// PutBlob stores data under its digest and returns the digest; the same bytes again write
+	// nothing.
+	PutBlob(ctx context.Context, data []byte) (string, error)
+	// Blob returns the bytes stored under digest, or [ErrNotFound].
+	Blob(ctx context.Context, digest string) ([]byte, error)
+}
+
+// Versions are the uploaded versions of every connector and the active pointer of each.
+type Versions interface {
+	// PutVersion stores v; created is false when the same version with the same digest was
+	// already stored (nothing written). The same version with another digest is
+	// [ErrVersionExists].
+	PutVersion(ctx context.Context, v Version) (created bool, err error)
+	// Version returns one version, or [ErrNotFound].
+	Version(ctx context.Context, name, version string) (Version, error)
+	// Versions returns the versions of one connector in SemVer order, oldest first.
+	Versions(ctx context.Context, name string) ([]Version, error)
+	// Connectors returns the names of every connector with a stored version, sorted.
+	Connectors(ctx context.Context) ([]string, error)
+	// DeleteVersion removes a version ([ErrActive] for the active one) and its blob once no
+	// version references it.
+	DeleteVersion(ctx context.Context, name, version string) error
+	// SetActive points the connector at a stored version.
+	SetActive(ctx context.Context, name, version string) error
+	// Active returns the connector's active version, or [ErrNotFound].
+	Active(ctx context.Context, name string) (string, error)
+	// ActiveAll returns every connector's active version.
+	ActiveAll(ctx context.Context) (map[string]string, error)
+}
+
+// Connections hold credentials, sealed at rest, and the short-lived state of OAuth flows.
+type Connections interface {
+	CreateConnection(ctx context.Context, c Connection) error
+	Connection(ctx context.Context, id string) (Connection, error)
+	Connections(ctx context.Context) ([]Connection, error)
+	// UpdateConnection applies fn to the stored connection and stores the result atomically:
+	// two concurrent updates never lose one another (fn may run again on a conflict). Unbinding
+	// a connector deletes that connector's timers on the connection.
+	UpdateConnection(ctx context.Context, id string, fn func(*Connection) error) (Connection, error)
+	DeleteConnection(ctx context.Context, id string) error
+	// PutOAuthState stores the state of one authorization-code flow under key.
+	PutOAuthState(ctx context.Context, key string, st OAuthState) error
+	// TakeOAuthState returns and deletes the state under key, once: a second take is
+	// [ErrNotFound], as is an expired state.
+	TakeOAuthState(ctx context.Context, key string) (OAuthState, error)
+	// MasterKeyID is the id of the master key new secrets are sealed with.
+	MasterKeyID() string
+	// RotateMasterKey re-seals every secret under a new master key (crash-safe) and returns
+	// how many it re-sealed.
+	RotateMasterKey(ctx context.Context) (rotated int, err error)
+}
+
+// Keys are the API keys.
+type Keys interface {
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	APIKey(ctx context.Context, id string) (APIKey, error)
+	APIKeys(ctx context.Context) ([]APIKey, error)
+	DeleteAPIKey(ctx context.Context, id string) error
+}
+
+// MCPServers are the configured MCP servers.
+type MCPServers interface {
+	CreateMCPServer(ctx context.Context, m MCPServer) error
+	MCPServer(ctx context.Context, name string) (MCPServer, error)
+	MCPServers(ctx context.Context) ([]MCPServer, error)
+	// UpdateMCPServer is an atomic read-modify-write, like [Connections.UpdateConnection].
+	UpdateMCPServer(ctx context.Context, name string, fn func(*MCPServer) error) (MCPServer, error)
+	DeleteMCPServer(ctx context.Context, name string) error
+}
+
+// Sources are trigger sources (pollers and webhook registrations), their subscriptions,
+// cursors and sealed signing secrets.
+type Sources interface {
+	TriggerSecret(ctx context.Context, kind, id string) ([]byte, error)
+	FindSource(ctx context.Context, key string) (Source, bool, error)
+	GetSource(ctx context.Context, id string) (Source, error)
+	Sources(ctx context.Context) ([]Source, error)
+	// CreateSource stores a new source and, when sub is not nil, its first subscription, in one
+	// commit.
+	CreateSource(ctx context.Context, src Source, secret []byte, sub *Subscription, subSecret []byte) error
+	// AddSubscription stores sub on its existing source and applies update to the source in
+	// the same commit.
+	AddSubscription(ctx context.Context, sub Subscription, secret []byte, update func(*Source)) error
+	UpdateSource(ctx context.Context, id string, fn func(*Source)) (Source, error)
+	DeleteSource(ctx context.Context, id string) error
+	SourceByHookToken(ctx context.Context, token string) (Source, error)
+	// GetSubscription returns a subscription and the receive time of its oldest pending event.
+	GetSubscription(ctx context.Context, id string) (Subscription, time.Time, error)
+	// Subscriptions lists the subscriptions of one source, or of every source when source is "".
+	Subscriptions(ctx context.Context, source string) ([]SubscriptionView, error)
+	// DeleteSubscription removes a subscription and its queue; it returns the subscription and
+	// how many subscriptions its source has left.
+	DeleteSubscription(ctx context.Context, id string) (Subscription, int, error)
+	UpdateSubscription(ctx context.Context, id string, fn func(*Subscription)) (Subscription, error)
+}
+
+// Events are the event log of every source and the delivery queue of every subscription.
+type Events interface {
+	// CommitEvents appends the events a poll or webhook produced to the source's log, skipping
+	// those whose ids it already holds, enqueues them on every subscription of the source and
+	// applies update (the new cursor) to the source: all of it in one atomic commit, so a crash
+	// keeps either all or none.
+	CommitEvents(ctx context.Context, sourceID string, events []NewEvent, origin Origin, lim TriggerLimits, update func(*Source)) (CommitResult, error)
+	// QueueHead returns the subscription and up to max of its first pending entries that are
+	// due, in sequence order.
+	QueueHead(ctx context.Context, subID string, max int) (Subscription, []Pending, error)
+	// RecordPush records push attempts: delivered, retried later, or failed for good.
+	RecordPush(ctx context.Context, subID string, outcomes ...PushOutcome) error
+	// LeaseEvents leases up to max pending events that are not leased, in sequence order, for
+	// leaseFor; an unacknowledged lease expires and its events are leased again.
+	LeaseEvents(ctx context.Context, subID string, max int, leaseFor time.Duration) ([]Pending, time.Time, error)
+	// Ack removes the entries with those sequence numbers and returns how many it removed.
+	Ack(ctx context.Context, subID string, seqs []uint64) (int, error)
+	// Replay enqueues again the source's events received since since, up to maxQueue.
+	Replay(ctx context.Context, subID string, since time.Time, maxQueue int) (int, error)
+}
+
+// Timers are the durable timers of the plugboard_timer import.
+type Timers interface {
+	SetTimer(ctx context.Context, t Timer) (string, error)
+	CancelTimer(ctx context.Context, connector, connection, id string) error
+	// DueTimers returns up to max timers due at now, earliest first.
+	DueTimers(ctx context.Context, now time.Time, max int) ([]Timer, error)
+	// DeleteTimer removes a timer; it is [ErrNotFound] when it is gone already, which is how
+	// one of several nodes firing the same timer learns another took it.
+	DeleteTimer(ctx context.Context, id string) error
+}
+
+// KV is the small per-(connector, connection) state of the plugboard_kv import.
+type KV interface {
+	KVGet(ctx context.Context, connector, connection, key string) (value []byte, found bool, err error)
+	KVSet(ctx context.Context, connector, connection, key string, value []byte, ttl time.Duration) error
+	KVDelete(ctx context.Context, connector, connection, key string) error
+}
+
+// Audit is the audit log.
+type Audit interface {
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// Audit returns the entries q selects, newest first, and the cursor of the next page.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, uint64, error)
+	PruneAudit(ctx context.Context, maxAge time.Duration, maxEntries int) (int, error)
+}
+
+// Invocations are the invocation logs, by correlation id.
+type Invocations interface {
+	PutInvocations(ctx context.Context, recs []Invocation) error
+	Invocations(ctx context.Context, correlationID string) ([]Invocation, error)
+	PruneInvocations(ctx context.Context, before time.Time, keep int) (int, error)
+}
+
+// Meta is a handful of named values the server keeps about itself.
+type Meta interface {
+	Meta(ctx context.Context, key string) ([]byte, error)
+	SetMeta(ctx context.Context, key string, v []byte) error
+}
+
+// Store is every kind of state, as one backend provides it.
+type Store interface {
+	Blobs
+	Versions
+	Connections
+	Keys
+	MCPServers
+	Sources
+	Events
+	Timers
+	KV
+	Audit
+	Invocations
+	Meta
+	// Health reports whether the backend can serve reads and writes now: nil, or an error
+	// that says what is unreachable or damaged.
+	Health(ctx context.Context) error
+	// Corruptions counts the operations that found stored data damaged since the backend
+	// opened; the server stays unready once it is above zero.
+	Corruptions() int64
+	// Close releases the backend. Methods called afterwards fail with [ErrClosed].
+	Close() error
+}
+
+// Backuper is implemented by backends that can write a consistent copy of everything they
+// hold as one file (bbolt). It is optional: a JetStream namespace is backed up with NATS's own
+// tools.
+type Backuper interface {
+	// Backup writes the copy to w, calling size with its length before the first byte, and
+	// returns how many bytes it wrote.
+	Backup(ctx context.Context, w io.Writer, size func(int64)) (int64, error)
+}
