@@ -50,6 +50,12 @@ type Versions interface {
 	Active(ctx context.Context, name string) (string, error)
 	// ActiveAll returns every connector's active version.
 	ActiveAll(ctx context.Context) (map[string]string, error)
+	// SetCanary stores the connector's canary, or removes it when c is nil, so that every node
+	// splits the connector's calls the same way. A canary is cleared by SetActive to another
+	// version only when the caller says so: the two are written by one rollout, active first.
+	SetCanary(ctx context.Context, name string, c *Canary) error
+	// Canary returns the connector's canary, or nil (and no error) when it has none.
+	Canary(ctx context.Context, name string) (*Canary, error)
 }
 
 // Connections hold credentials, sealed at rest, and the short-lived state of OAuth flows.
@@ -178,6 +184,70 @@ type Meta interface {
 	SetMeta(ctx context.Context, key string, v []byte) error
 }
 
+// Cluster is how the nodes that share one backend divide work and see each other (API.md
+// "Cluster"). bbolt implements it for the one process that can open its file: leases and
+// heartbeats live in memory there, and Watch reports the changes made through that store.
+type Cluster interface {
+	// TryLease takes the lease name for holder until now+ttl, or renews it when holder holds
+	// it already. It returns false (and no error) while another holder's lease has not expired.
+	// Leases are how exactly one node polls a source, pushes a subscription, fires timers or
+	// refreshes an OAuth token; their expiry is how another node takes over when one dies.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease ends holder's lease on name at once (nothing when holder does not hold it).
+	ReleaseLease(ctx context.Context, name, holder string) error
+	// Heartbeat records n as alive until now+ttl. Nodes calls it again at least every ttl/3.
+	Heartbeat(ctx context.Context, n Node, ttl time.Duration) error
+	// Nodes returns the nodes whose last heartbeat has not expired, sorted by name.
+	Nodes(ctx context.Context) ([]Node, error)
+	// Leave removes the node's heartbeat (a clean shutdown), so it leaves Nodes at once.
+	Leave(ctx context.Context, name string) error
+	// Watch calls fn, in commit order and from one goroutine, for every change to the state in
+	// [Change] that any node makes from now on (this one included), until ctx ends. It returns
+	// once the watch is established, so a change committed after it returns is reported. A
+	// node that falls behind catches up; fn must be quick and may see a change twice.
+	Watch(ctx context.Context, fn func(Change)) error
+}
+
+// Change kinds reported by [Cluster.Watch].
+const (
+	ChangeActive     = "active"     // Key: connector name; its active pointer changed
+	ChangeCanary     = "canary"     // Key: connector name; its canary changed
+	ChangeVersion    = "version"    // Key: "name@version"; stored or deleted
+	ChangeAPIKey     = "apikey"     // Key: key id; created or deleted
+	ChangeMCPServer  = "mcp"        // Key: server name; created, updated or deleted
+	ChangeConnection = "connection" // Key: connection id; created, updated or deleted
+)
+
+// Change names one changed record; the watcher reads the record again to learn its state.
+type Change struct {
+	Kind string
+	Key  string
+}
+
+// Canary is a connector's stored canary: the version that takes Percent of the calls that
+// name no version, and when to abort it.
+type Canary struct {
+	Version      string  `json:"version"`
+	Percent      int     `json:"percent"`
+	MaxErrorRate float64 `json:"max_error_rate,omitempty"`
+	MinCalls     int     `json:"min_calls,omitempty"`
+}
+
+// Node is one Plugboard process of a namespace, as its heartbeat describes it.
+type Node struct {
+	Name       string    `json:"name"`
+	Address    string    `json:"address"`
+	StartedAt  time.Time `json:"started_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	// Version is the Plugboard build the node runs.
+	Version string `json:"version"`
+	// Sources is how many trigger sources the node polls now.
+	Sources int `json:"sources"`
+	// Routes is what the node serves: connector name to its route as the registry writes it
+	// (the active version, and the canary when there is one).
+	Routes map[string]string `json:"routes,omitempty"`
+}
+
 // Store is every kind of state, as one backend provides it.
 type Store interface {
 	Blobs
@@ -192,6 +262,7 @@ type Store interface {
 	Audit
 	Invocations
 	Meta
+	Cluster
 	// Health reports whether the backend can serve reads and writes now: nil, or an error
 	// that says what is unreachable or damaged.
 	Health(ctx context.Context) error

@@ -96,7 +96,6 @@ func (s *Store) Invocations(ctx context.Context, correlationID string) ([]Invoca
 	return out, err
 }
 
-
 // PruneInvocations deletes the records older than before, then the oldest ones beyond keep
 // (keep <= 0 keeps no bound on the count), at most MaxPruneBatch in one transaction, and
 // returns how many it deleted.

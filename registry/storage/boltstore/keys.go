@@ -18,6 +18,7 @@ var (
 	bucketBlobRefs    = []byte("blob_refs")
 	bucketVersions    = []byte("versions")
 	bucketActive      = []byte("active")
+	bucketCanaries    = []byte("canaries") // connector name -> storage.Canary
 	bucketConnections = []byte("connections")
 	bucketKV          = []byte("kv")
 	bucketTimers      = []byte("timers")
@@ -25,7 +26,7 @@ var (
 	bucketTimersScope = []byte("timers_scope")
 
 	allBuckets = [][]byte{bucketStore, bucketMeta, bucketBlobs, bucketBlobRefs, bucketVersions,
-		bucketActive, bucketConnections, bucketKV, bucketTimers, bucketTimersDue, bucketTimersScope,
+		bucketActive, bucketCanaries, bucketConnections, bucketKV, bucketTimers, bucketTimersDue, bucketTimersScope,
 		bucketSources, bucketSourceKeys, bucketHookTokens, bucketSubs, bucketSourceSubs, bucketEvents,
 		bucketEventIDs, bucketQueue, bucketTrigSecrets}
 )

@@ -55,6 +55,7 @@ type Store struct {
 	closed   atomic.Bool
 	corrupt  atomic.Int64 // transactions that found the file damaged (bbolt panicked)
 	rotateMu sync.Mutex   // one key rotation at a time
+	cl       cluster      // leases, heartbeats and watchers of this one process (cluster.go)
 }
 
 // Open opens (creating if needed, mode 0600) the data file at path, creates the buckets, and

@@ -196,7 +196,7 @@ func (s *Store) DeleteVersion(ctx context.Context, name, version string) error {
 // SetActive makes version the connector's active version; [ErrNotFound] when that version is
 // not stored.
 func (s *Store) SetActive(ctx context.Context, name, version string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.notifyAfter(ChangeActive, name, s.update(ctx, func(tx *bolt.Tx) error {
 		vb := tx.Bucket(bucketVersions).Bucket([]byte(name))
 		if name == "" || version == "" || vb == nil || vb.Get([]byte(version)) == nil {
 			return fmt.Errorf("store: version %s@%s: %w", name, version, ErrNotFound)
@@ -206,7 +206,7 @@ func (s *Store) SetActive(ctx context.Context, name, version string) error {
 			return errUnchanged
 		}
 		return b.Put([]byte(name), []byte(version))
-	})
+	}))
 }
 
 // Active returns the connector's active version; [ErrNotFound] when it has none.

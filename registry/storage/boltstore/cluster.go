@@ -1,0 +1,234 @@
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/plugboard/plugboard/registry/storage"
+)
+
+// Change kinds, under this package's names.
+const (
+	ChangeActive     = storage.ChangeActive
+	ChangeCanary     = storage.ChangeCanary
+	ChangeVersion    = storage.ChangeVersion
+	ChangeAPIKey     = storage.ChangeAPIKey
+	ChangeMCPServer  = storage.ChangeMCPServer
+	ChangeConnection = storage.ChangeConnection
+)
+
+// cluster is the one-process implementation of [storage.Cluster]: a bbolt file has one
+// process, so leases and heartbeats live in memory and vanish with it, and Watch reports what
+// this Store commits.
+type cluster struct {
+	mu       sync.Mutex
+	leases   map[string]lease
+	nodes    map[string]nodeBeat
+	watchers map[int]chan storage.Change
+	nextW    int
+}
+
+type lease struct {
+	holder string
+	until  time.Time
+}
+
+type nodeBeat struct {
+	n     storage.Node
+	until time.Time
+}
+
+func (c *cluster) init() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leases == nil {
+		c.leases, c.nodes, c.watchers = map[string]lease{}, map[string]nodeBeat{}, map[int]chan storage.Change{}
+	}
+}
+
+// TryLease implements [storage.Cluster].
+func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if name == "" || holder == "" || ttl <= 0 {
+		return false, fmt.Errorf("store: lease %q for %q over %v: %w", name, holder, ttl, ErrInvalid)
+	}
+	if s.closed.Load() {
+		return false, fmt.Errorf("store: %w", ErrClosed)
+	}
+	s.cl.init()
+	now := s.now()
+	s.cl.mu.Lock()
+	defer s.cl.mu.Unlock()
+	if l, ok := s.cl.leases[name]; ok && l.holder != holder && now.Before(l.until) {
+		return false, nil
+	}
+	s.cl.leases[name] = lease{holder: holder, until: now.Add(ttl)}
+	return true, nil
+}
+
+// ReleaseLease implements [storage.Cluster].
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	s.cl.init()
+	s.cl.mu.Lock()
+	defer s.cl.mu.Unlock()
+	if l, ok := s.cl.leases[name]; ok && l.holder == holder {
+		delete(s.cl.leases, name)
+	}
+	return nil
+}
+
+// Heartbeat implements [storage.Cluster].
+func (s *Store) Heartbeat(ctx context.Context, n storage.Node, ttl time.Duration) error {
+	if n.Name == "" || ttl <= 0 {
+		return fmt.Errorf("store: heartbeat of node %q over %v: %w", n.Name, ttl, ErrInvalid)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("store: %w", ErrClosed)
+	}
+	s.cl.init()
+	now := s.now()
+	n.LastSeenAt = now.UTC()
+	n.Routes = cloneMap(n.Routes)
+	s.cl.mu.Lock()
+	s.cl.nodes[n.Name] = nodeBeat{n: n, until: now.Add(ttl)}
+	s.cl.mu.Unlock()
+	return nil
+}
+
+// Nodes implements [storage.Cluster].
+func (s *Store) Nodes(ctx context.Context) ([]storage.Node, error) {
+	s.cl.init()
+	now := s.now()
+	s.cl.mu.Lock()
+	defer s.cl.mu.Unlock()
+	var out []storage.Node
+	for name, b := range s.cl.nodes {
+		if !now.Before(b.until) {
+			delete(s.cl.nodes, name)
+			continue
+		}
+		n := b.n
+		n.Routes = cloneMap(n.Routes)
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b storage.Node) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Leave implements [storage.Cluster].
+func (s *Store) Leave(ctx context.Context, name string) error {
+	s.cl.init()
+	s.cl.mu.Lock()
+	delete(s.cl.nodes, name)
+	s.cl.mu.Unlock()
+	return nil
+}
+
+// Watch implements [storage.Cluster]: fn sees every change this Store commits from now on.
+func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store: %w", ErrClosed)
+	}
+	s.cl.init()
+	ch := make(chan storage.Change, 1024)
+	s.cl.mu.Lock()
+	id := s.cl.nextW
+	s.cl.nextW++
+	s.cl.watchers[id] = ch
+	s.cl.mu.Unlock()
+	go func() {
+		defer func() {
+			s.cl.mu.Lock()
+			delete(s.cl.watchers, id)
+			s.cl.mu.Unlock()
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case c := <-ch:
+				fn(c)
+			}
+		}
+	}()
+	return nil
+}
+
+// notifyAfter reports the change to the watchers when err is nil, and returns err. A watcher
+// that does not keep up loses changes past its buffer rather than stall a commit; every change
+// names a record to read again, and one process is its own only reader.
+func (s *Store) notifyAfter(kind, key string, err error) error {
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return err
+	}
+	s.cl.init()
+	s.cl.mu.Lock()
+	defer s.cl.mu.Unlock()
+	for _, ch := range s.cl.watchers {
+		select {
+		case ch <- storage.Change{Kind: kind, Key: key}:
+		default:
+		}
+	}
+	return err
+}
+
+// SetCanary implements [storage.Versions].
+func (s *Store) SetCanary(ctx context.Context, name string, c *storage.Canary) error {
+	if err := checkID("connector name", name); err != nil {
+		return err
+	}
+	return s.notifyAfter(ChangeCanary, name, s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCanaries)
+		if c == nil {
+			if b.Get([]byte(name)) == nil {
+				return errUnchanged
+			}
+			return b.Delete([]byte(name))
+		}
+		vb := tx.Bucket(bucketVersions).Bucket([]byte(name))
+		if vb == nil || vb.Get([]byte(c.Version)) == nil {
+			return fmt.Errorf("store: canary version %s@%s: %w", name, c.Version, ErrNotFound)
+		}
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(name), v)
+	}))
+}
+
+// Canary implements [storage.Versions].
+func (s *Store) Canary(ctx context.Context, name string) (*storage.Canary, error) {
+	var out *storage.Canary
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v, ok := get(tx.Bucket(bucketCanaries), []byte(name))
+		if !ok {
+			return nil
+		}
+		out = new(storage.Canary)
+		if err := json.Unmarshal(v, out); err != nil {
+			return fmt.Errorf("store: canary of %s: %w", name, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
