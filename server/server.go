@@ -94,6 +94,10 @@ type Options struct {
 	// Store selects the backend: bbolt in DataDir (the zero value) or NATS JetStream (API.md
 	// "Cluster"); then DataDir holds only the compilation cache and the admin token.
 	Store StoreOptions
+	// Storage, when not nil, is an open store to use instead of opening one from Store and
+	// DataDir (embedding, and tests that run several servers over one store). The caller
+	// owns it: Close does not close it.
+	Storage storage.Store
 	// NodeName names this node in a cluster (GET /v1/cluster); "" means the host name and the
 	// listen port.
 	NodeName string
@@ -174,10 +178,11 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	if s.adminToken, s.generated, err = loadAdminToken(o.DataDir, o.AdminToken); err != nil {
 		return nil, err
 	}
-	s.st, err = registry.OpenStore(ctx, registry.StoreConfig{URL: o.Store.URL, DataDir: o.DataDir, MasterKeyFile: o.MasterKeyFile,
+	if o.Storage != nil {
+		s.st = o.Storage
+	} else if s.st, err = registry.OpenStore(ctx, registry.StoreConfig{URL: o.Store.URL, DataDir: o.DataDir, MasterKeyFile: o.MasterKeyFile,
 		SkipCheck: o.SkipStoreCheck, Prefix: o.Store.Prefix, Replicas: o.Store.Replicas, NATSCreds: o.Store.NATSCreds,
-		NATSTLSCA: o.Store.NATSTLSCA, NodeName: o.NodeName, Logger: o.Logger})
-	if err != nil {
+		NATSTLSCA: o.Store.NATSTLSCA, NodeName: o.NodeName, Logger: o.Logger}); err != nil {
 		return nil, err
 	}
 	hc := o.Host
@@ -197,7 +202,7 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 		hc.Egress.AllowNetworks = append(hc.Egress.AllowNetworks, o.EgressAllow...)
 	}
 	if s.host, err = host.New(hc); err != nil {
-		s.st.Close()
+		s.closeStore()
 		return nil, err
 	}
 	s.reg = registry.New(s.st, s.host, &registry.Options{Logger: o.Logger, Retention: o.Retention})
@@ -263,7 +268,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.reg.Close(ctx)
 	s.invlog.close() // after the calls drained: their records are written before the store closes
 	herr := s.host.Close(ctx)
-	return errors.Join(herr, s.st.Close())
+	return errors.Join(herr, s.closeStore())
 }
 
 // loadAdminToken returns the configured token, the stored one, or a new one stored 0600.
@@ -491,4 +496,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "err", err, "correlation_id", correlationID(r.Context()), "path", r.URL.Path)
 	}
 	writeProblem(w, r, p)
+}
+
+// closeStore closes the store unless the caller passed it in (Options.Storage).
+func (s *Server) closeStore() error {
+	if s.opts.Storage != nil {
+		return nil
+	}
+	return s.st.Close()
 }
