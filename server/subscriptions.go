@@ -27,35 +27,35 @@ const (
 )
 
 type subscriptionRequest struct {
-	Connector  string          `json:"connector"`
-	Trigger    string          `json:"trigger"`
-	Connection string          `json:"connection,omitempty"`
-	Params     json.RawMessage `json:"params,omitempty"`
-	IntervalS  int             `json:"interval_s,omitempty"`
+	Connector  string            `json:"connector"`
+	Trigger    string            `json:"trigger"`
+	Connection string            `json:"connection,omitempty"`
+	Params     json.RawMessage   `json:"params,omitempty"`
+	IntervalS  int               `json:"interval_s,omitempty"`
 	Delivery   *storage.Delivery `json:"delivery"`
 }
 
 // subscriptionDoc is a subscription as API.md shows it.
 type subscriptionDoc struct {
-	ID            string              `json:"id"`
-	Connector     string              `json:"connector"`
-	Trigger       string              `json:"trigger"`
-	Connection    string              `json:"connection,omitempty"`
-	Params        json.RawMessage     `json:"params"`
-	IntervalS     int                 `json:"interval_s,omitempty"`
+	ID            string                `json:"id"`
+	Connector     string                `json:"connector"`
+	Trigger       string                `json:"trigger"`
+	Connection    string                `json:"connection,omitempty"`
+	Params        json.RawMessage       `json:"params"`
+	IntervalS     int                   `json:"interval_s,omitempty"`
 	Delivery      storage.Delivery      `json:"delivery"`
-	Status        string              `json:"status"`
-	StatusReason  string              `json:"status_reason,omitempty"`
-	Owner         string              `json:"owner,omitempty"`
-	CreatedAt     time.Time           `json:"created_at"`
-	SigningSecret string              `json:"signing_secret,omitempty"`
-	LastPolledAt  *time.Time          `json:"last_polled_at"`
-	LastEventAt   *time.Time          `json:"last_event_at"`
+	Status        string                `json:"status"`
+	StatusReason  string                `json:"status_reason,omitempty"`
+	Owner         string                `json:"owner,omitempty"`
+	CreatedAt     time.Time             `json:"created_at"`
+	SigningSecret string                `json:"signing_secret,omitempty"`
+	LastPolledAt  *time.Time            `json:"last_polled_at"`
+	LastEventAt   *time.Time            `json:"last_event_at"`
 	LastError     *storage.TriggerError `json:"last_error"`
-	LagS          float64             `json:"lag_s"`
-	Counts        subscriptionCounts  `json:"counts"`
+	LagS          float64               `json:"lag_s"`
+	Counts        subscriptionCounts    `json:"counts"`
 	Push          *storage.PushState    `json:"push,omitempty"`
-	Source        sourceDoc           `json:"source"`
+	Source        sourceDoc             `json:"source"`
 }
 
 type subscriptionCounts struct {
