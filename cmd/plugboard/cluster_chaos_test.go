@@ -3,7 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -281,4 +284,57 @@ func TestClusterChaos(t *testing.T) {
 	})
 	t.Logf("%d kills; %d items produced; %d writes acknowledged, all readable on every node; %d calls, %d answered other than 200 (a node dying under a call)",
 		kills, final, writes.Load(), calls.Load(), callFailures.Load())
+}
+
+// TestClusterTimers: timers set on any node fire once, on one node, also when the node that
+// set them dies before they are due.
+func TestClusterTimers(t *testing.T) {
+	c := startCluster(t, 3)
+	wasm, err := os.ReadFile(wasmPlugin(t, c.root, "plugins/testdata/spy", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	fired := map[string]int{}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/timer-fired" {
+			mu.Lock()
+			fired[r.URL.Query().Get("name")]++
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	}))
+	t.Cleanup(upstream.Close)
+	c.nodes[0].api.must(201, "POST", "/v1/connectors?activate=true", wasm)
+	c.nodes[1].api.must(201, "POST", "/v1/connections", map[string]any{"id": "s", "connectors": []string{"spy"},
+		"auth": map[string]any{"type": "api_key", "api_key": "k-123"}, "params": map[string]any{"base_url": upstream.URL}})
+	const perNode = 10
+	var names []string
+	for i, nd := range c.nodes {
+		for j := range perNode {
+			name := fmt.Sprintf("t-%s-%d", nd.name, j)
+			names = append(names, name)
+			out := nd.api.mustJSON(200, "POST", "/v1/connectors/spy/actions/timer", map[string]any{"connection": "s",
+				"input": map[string]any{"op": "set", "name": name, "delay_ms": 2500 + 100*(i*perNode+j)%1000, "payload": map[string]any{"ping": true}}})
+			if o, _ := out["output"].(map[string]any); o == nil || o["error"] != nil {
+				t.Fatalf("setting %s on %s: %v", name, nd.name, out)
+			}
+		}
+	}
+	// The node that set the first ten dies before any is due.
+	c.kill(c.nodes[0])
+	waitFor(t, 20*time.Second, "every timer fired", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fired) == len(names)
+	})
+	time.Sleep(3 * time.Second) // a second firing would come within the timer loop's period
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range names {
+		if fired[n] != 1 {
+			t.Errorf("timer %s fired %d times, want once", n, fired[n])
+		}
+	}
 }
