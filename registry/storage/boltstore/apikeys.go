@@ -19,7 +19,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.nowUTC()
 	}
-	return s.createRecord(ctx, bucketAPIKeys, "API key", k.ID, k)
+	return s.notifyAfter(ChangeAPIKey, k.ID, s.createRecord(ctx, bucketAPIKeys, "API key", k.ID, k))
 }
 
 // APIKey returns one API key; [ErrNotFound] when there is none with that id.
@@ -38,5 +38,5 @@ func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
 
 // DeleteAPIKey removes (revokes) an API key; [ErrNotFound] when there is none with that id.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
-	return s.deleteRecord(ctx, bucketAPIKeys, "API key", id)
+	return s.notifyAfter(ChangeAPIKey, id, s.deleteRecord(ctx, bucketAPIKeys, "API key", id))
 }

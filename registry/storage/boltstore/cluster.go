@@ -32,8 +32,44 @@ type cluster struct {
 	mu       sync.Mutex
 	leases   map[string]lease
 	nodes    map[string]nodeBeat
-	watchers map[int]chan storage.Change
+	watchers map[int]*watcher
 	nextW    int
+}
+
+// watcher is one Watch's backlog: the changes committed and not yet passed to its fn, in
+// commit order. A commit never waits for a watcher. Up to coalesceAt changes the backlog keeps
+// every one; past that (a watcher stuck in a slow fn) a change to a record already waiting in
+// the backlog is merged into it, so the backlog is bounded by the number of distinct records
+// and the watcher still catches up: every change names a record to read again.
+type watcher struct {
+	mu      sync.Mutex
+	pending []storage.Change
+	wake    chan struct{} // capacity 1: a backlog is waiting
+}
+
+// coalesceAt is the backlog length past which a watcher's repeated changes are merged.
+const coalesceAt = 1024
+
+func (w *watcher) add(c storage.Change) {
+	w.mu.Lock()
+	merged := len(w.pending) >= coalesceAt && slices.Contains(w.pending, c)
+	if !merged {
+		w.pending = append(w.pending, c)
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the backlog and empties it.
+func (w *watcher) take() []storage.Change {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.pending
+	w.pending = nil
+	return out
 }
 
 type lease struct {
@@ -50,7 +86,7 @@ func (c *cluster) init() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.leases == nil {
-		c.leases, c.nodes, c.watchers = map[string]lease{}, map[string]nodeBeat{}, map[int]chan storage.Change{}
+		c.leases, c.nodes, c.watchers = map[string]lease{}, map[string]nodeBeat{}, map[int]*watcher{}
 	}
 }
 
@@ -75,6 +111,9 @@ func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Dura
 
 // ReleaseLease implements [storage.Cluster].
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store: %w", ErrClosed)
+	}
 	s.cl.init()
 	s.cl.mu.Lock()
 	defer s.cl.mu.Unlock()
@@ -104,6 +143,9 @@ func (s *Store) Heartbeat(ctx context.Context, n storage.Node, ttl time.Duration
 
 // Nodes implements [storage.Cluster].
 func (s *Store) Nodes(ctx context.Context) ([]storage.Node, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: %w", ErrClosed)
+	}
 	s.cl.init()
 	now := s.now()
 	s.cl.mu.Lock()
@@ -124,6 +166,9 @@ func (s *Store) Nodes(ctx context.Context) ([]storage.Node, error) {
 
 // Leave implements [storage.Cluster].
 func (s *Store) Leave(ctx context.Context, name string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store: %w", ErrClosed)
+	}
 	s.cl.init()
 	s.cl.mu.Lock()
 	delete(s.cl.nodes, name)
@@ -131,17 +176,19 @@ func (s *Store) Leave(ctx context.Context, name string) error {
 	return nil
 }
 
-// Watch implements [storage.Cluster]: fn sees every change this Store commits from now on.
+// Watch implements [storage.Cluster]: fn sees every change this Store commits from now on, in
+// commit order, from one goroutine, until ctx ends. A slow fn holds no commit back: changes
+// wait in the watcher's backlog (see [watcher]).
 func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 	if s.closed.Load() {
 		return fmt.Errorf("store: %w", ErrClosed)
 	}
 	s.cl.init()
-	ch := make(chan storage.Change, 1024)
+	w := &watcher{wake: make(chan struct{}, 1)}
 	s.cl.mu.Lock()
 	id := s.cl.nextW
 	s.cl.nextW++
-	s.cl.watchers[id] = ch
+	s.cl.watchers[id] = w
 	s.cl.mu.Unlock()
 	go func() {
 		defer func() {
@@ -153,7 +200,12 @@ func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 			select {
 			case <-ctx.Done():
 				return
-			case c := <-ch:
+			case <-w.wake:
+			}
+			for _, c := range w.take() {
+				if ctx.Err() != nil {
+					return
+				}
 				fn(c)
 			}
 		}
@@ -161,9 +213,7 @@ func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 	return nil
 }
 
-// notifyAfter reports the change to the watchers when err is nil, and returns err. A watcher
-// that does not keep up loses changes past its buffer rather than stall a commit; every change
-// names a record to read again, and one process is its own only reader.
+// notifyAfter reports the change to the watchers when err is nil, and returns err.
 func (s *Store) notifyAfter(kind, key string, err error) error {
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return err
@@ -171,11 +221,8 @@ func (s *Store) notifyAfter(kind, key string, err error) error {
 	s.cl.init()
 	s.cl.mu.Lock()
 	defer s.cl.mu.Unlock()
-	for _, ch := range s.cl.watchers {
-		select {
-		case ch <- storage.Change{Kind: kind, Key: key}:
-		default:
-		}
+	for _, w := range s.cl.watchers {
+		w.add(storage.Change{Kind: kind, Key: key})
 	}
 	return err
 }

@@ -84,7 +84,7 @@ func (s *Store) CreateConnection(ctx context.Context, c Connection) error {
 	if c.UpdatedAt.IsZero() {
 		c.UpdatedAt = now
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.notifyAfter(ChangeConnection, c.ID, s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConnections)
 		if b.Get([]byte(c.ID)) != nil {
 			return fmt.Errorf("store: connection %q: %w", c.ID, ErrExists)
@@ -94,7 +94,7 @@ func (s *Store) CreateConnection(ctx context.Context, c Connection) error {
 			return err
 		}
 		return b.Put([]byte(c.ID), data)
-	})
+	}))
 }
 
 // Connection returns a connection with its secret opened; [ErrNotFound] when there is none, and
@@ -222,7 +222,7 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(*Connec
 		out = c
 		return nil
 	})
-	if err != nil {
+	if err := s.notifyAfter(ChangeConnection, id, err); err != nil {
 		return Connection{}, err
 	}
 	return out, nil
@@ -231,7 +231,7 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(*Connec
 // DeleteConnection deletes a connection together with its kv entries and pending timers (of
 // every connector), in one transaction; [ErrNotFound] when there is none.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.notifyAfter(ChangeConnection, id, s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConnections)
 		if id == "" || b.Get([]byte(id)) == nil {
 			return fmt.Errorf("store: connection %q: %w", id, ErrNotFound)
@@ -252,7 +252,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 			}
 		}
 		return deleteScopeTimers(tx, prefix)
-	})
+	}))
 }
 
 // deleteScopeTimers deletes the pending timers of every scope whose key starts with prefix:

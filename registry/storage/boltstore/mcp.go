@@ -22,7 +22,7 @@ func (s *Store) CreateMCPServer(ctx context.Context, m MCPServer) error {
 		m.CreatedAt = now
 	}
 	m.UpdatedAt = now
-	return s.createRecord(ctx, bucketMCPServers, "MCP server", m.Name, m)
+	return s.notifyAfter(ChangeMCPServer, m.Name, s.createRecord(ctx, bucketMCPServers, "MCP server", m.Name, m))
 }
 
 // MCPServer returns one MCP server; [ErrNotFound] when there is none of that name.
@@ -59,10 +59,13 @@ func (s *Store) UpdateMCPServer(ctx context.Context, name string, fn func(*MCPSe
 		}
 		return tx.Bucket(bucketMCPServers).Put([]byte(name), nv)
 	})
-	return m, err
+	if err := s.notifyAfter(ChangeMCPServer, name, err); err != nil {
+		return MCPServer{}, err
+	}
+	return m, nil
 }
 
 // DeleteMCPServer removes an MCP server; [ErrNotFound] when there is none of that name.
 func (s *Store) DeleteMCPServer(ctx context.Context, name string) error {
-	return s.deleteRecord(ctx, bucketMCPServers, "MCP server", name)
+	return s.notifyAfter(ChangeMCPServer, name, s.deleteRecord(ctx, bucketMCPServers, "MCP server", name))
 }

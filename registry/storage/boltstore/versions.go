@@ -80,6 +80,9 @@ func (s *Store) PutVersion(ctx context.Context, v Version) (created bool, err er
 	if err != nil {
 		return false, err
 	}
+	if created {
+		s.notifyAfter(ChangeVersion, v.Name+"@"+v.Version, nil)
+	}
 	return created, nil
 }
 
@@ -153,7 +156,7 @@ func (s *Store) Connectors(ctx context.Context) ([]string, error) {
 // connector's active one and with [ErrNotFound] when it is not stored. The version's blob is
 // deleted in the same transaction when no other version references it.
 func (s *Store) DeleteVersion(ctx context.Context, name, version string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.notifyAfter(ChangeVersion, name+"@"+version, s.update(ctx, func(tx *bolt.Tx) error {
 		if name == "" || version == "" {
 			return fmt.Errorf("store: version %s@%s: %w", name, version, ErrNotFound)
 		}
@@ -190,7 +193,7 @@ func (s *Store) DeleteVersion(ctx context.Context, name, version string) error {
 			return nil // another version still uses the blob
 		}
 		return tx.Bucket(bucketBlobs).Delete([]byte(v.Digest))
-	})
+	}))
 }
 
 // SetActive makes version the connector's active version; [ErrNotFound] when that version is
