@@ -224,7 +224,9 @@ func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 		kind   string
 		key    func(k string) string
 	}
-	strip := func(p string) func(string) string { return func(k string) string { return dec(strings.TrimPrefix(k, p)) } }
+	strip := func(p string) func(string) string {
+		return func(k string) string { return dec(strings.TrimPrefix(k, p)) }
+	}
 	srcs := []src{
 		{s.versions, "active.>", storage.ChangeActive, strip("active.")},
 		{s.versions, "canary.>", storage.ChangeCanary, strip("canary.")},

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 const canary = "ghp_CANARY_9f3c1e0b7a_SECRET"
@@ -236,4 +235,3 @@ func TestSealedSecretBoundToItsConnection(t *testing.T) {
 		}
 	})
 }
-

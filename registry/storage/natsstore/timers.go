@@ -395,4 +395,3 @@ func (s *Store) KVDelete(ctx context.Context, connector, connection, key string)
 	})
 	return err
 }
-

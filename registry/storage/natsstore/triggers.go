@@ -41,11 +41,11 @@ type srcRecord struct {
 	First uint64 `json:"first,omitempty"`
 }
 
-func srcKey(id string) string          { return "src." + enc(id) }
-func subKey(id string) string          { return "sub." + enc(id) }
+func srcKey(id string) string             { return "src." + enc(id) }
+func subKey(id string) string             { return "sub." + enc(id) }
 func evKey(src string, seq uint64) string { return "ev." + enc(src) + "." + seqTok(seq) }
 func qKey(sub string, seq uint64) string  { return "q." + enc(sub) + "." + seqTok(seq) }
-func secKey(kind, id string) string    { return "sec." + enc(kind) + "." + enc(id) }
+func secKey(kind, id string) string       { return "sec." + enc(kind) + "." + enc(id) }
 
 func srcKeyIndex(key string) string {
 	h := sha256.Sum256([]byte(key))

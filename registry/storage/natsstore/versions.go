@@ -57,7 +57,7 @@ type blobRef struct {
 }
 
 func vKey(name, version string) string { return enc(name) + "." + enc(version) }
-func refKey(digest string) string     { return "ref." + strings.TrimPrefix(digest, "sha256:") }
+func refKey(digest string) string      { return "ref." + strings.TrimPrefix(digest, "sha256:") }
 
 // guard rewrites the connector's guard key, so the transaction conflicts with every other
 // write of the connector.
