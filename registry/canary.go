@@ -210,6 +210,13 @@ func (r *Registry) autoAbort(rt *route, reason string) {
 		return // an operator changed the route meanwhile
 	}
 	next := &route{active: rt.active, since: r.now(), stats: [2]*sideStats{rt.stats[sideActive], {}}}
+	// Every node drops the canary: the stored route is the cluster's (API.md "Cluster").
+	ctx := context.Background()
+	if sc, err := r.st.Canary(ctx, name); err == nil && sc != nil && sc.Version == rt.canary.Info.Version {
+		if err := r.st.SetCanary(ctx, name, nil); err != nil {
+			r.log.Error("storing the end of an aborted canary", "connector", name, "err", err)
+		}
+	}
 	if err := r.publish(c, next); err != nil {
 		r.log.Error("aborting a canary", "connector", name, "canary", rt.canary.Info.Version, "err", err)
 		return
@@ -218,6 +225,7 @@ func (r *Registry) autoAbort(rt *route, reason string) {
 	o.Outcome, o.Reason = "auto_aborted", reason
 	c.last.Store(o)
 	r.unloadUnused(rt.canary)
+	r.beatSoon()
 	r.log.Warn("canary aborted automatically", "connector", name, "canary", rt.canary.Info.Version, "active", rt.active.Info.Version, "reason", reason)
 }
 

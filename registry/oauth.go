@@ -180,7 +180,10 @@ func (r *Registry) oauthContext(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, c)
 }
 
-// lockConnection takes the refresh lock of a connection, giving up when ctx ends.
+// lockConnection takes the refresh lock of a connection, giving up when ctx ends: first this
+// process's lock, then the cluster-wide lease "oauth:<id>", so one refresh runs at a time
+// whatever the number of nodes (API.md "Cluster"). The lease is renewed while it is held and
+// expires on its own when its node dies.
 func (r *Registry) lockConnection(ctx context.Context, id string) (unlock func(), err error) {
 	r.oauth.mu.Lock()
 	if r.oauth.locks == nil {
@@ -194,10 +197,65 @@ func (r *Registry) lockConnection(ctx context.Context, id string) (unlock func()
 	r.oauth.mu.Unlock()
 	select {
 	case l <- struct{}{}:
-		return func() { <-l }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	release, err := r.lease(ctx, "oauth:"+id)
+	if err != nil {
+		<-l
+		return nil, err
+	}
+	return func() { release(); <-l }, nil
+}
+
+// leaseTTL is how long a lease the registry holds outlives its node; it is renewed every
+// third of it while held.
+const leaseTTL = 15 * time.Second
+
+// lease waits for the cluster-wide lease name and holds it (renewed) until release is called.
+func (r *Registry) lease(ctx context.Context, name string) (release func(), err error) {
+	holder := r.NodeName()
+	if holder == "" {
+		holder = "local"
+	}
+	for {
+		ok, err := r.st.TryLease(ctx, name, holder, leaseTTL)
+		if err != nil {
+			return nil, fmt.Errorf("taking the lease %s: %w", name, err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if _, err := r.st.TryLease(context.Background(), name, holder, leaseTTL); err != nil {
+					r.log.Warn("renewing a lease", "lease", name, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if err := r.st.ReleaseLease(context.Background(), name, holder); err != nil {
+			r.log.Warn("releasing a lease; it expires on its own", "lease", name, "err", err)
+		}
+	}, nil
 }
 
 // forgetConnection drops the refresh lock of a deleted connection.
@@ -444,7 +502,8 @@ func (r *Registry) oauthToken(ctx context.Context, id, held string, force bool) 
 		return "", err
 	}
 	defer unlock()
-	sc, err := r.st.Connection(ctx, id)
+	// Another node may have refreshed while this one waited for the lease: read its write.
+	sc, err := r.st.Connection(storage.WithFresh(ctx), id)
 	if err != nil {
 		return "", mapConnErr(err, id)
 	}
@@ -509,7 +568,7 @@ func (r *Registry) oauthToken(ctx context.Context, id, held string, force bool) 
 	})
 	if errors.Is(err, errRaced) {
 		// Rotated meanwhile: the stored credentials win.
-		sc, err := r.st.Connection(ctx, id)
+		sc, err := r.st.Connection(storage.WithFresh(ctx), id)
 		if err != nil {
 			return "", mapConnErr(err, id)
 		}

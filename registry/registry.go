@@ -87,6 +87,8 @@ type Registry struct {
 	janitorDone chan struct{}
 
 	oauth oauthRuntime // OAuth2 options and per-connection refresh locks (oauth.go)
+
+	node atomic.Pointer[node] // cluster membership after Join (cluster.go)
 }
 
 // New returns a Registry over st, running plugins on h. Call [Registry.LoadActive] to bring the
@@ -108,9 +110,10 @@ func New(st storage.Store, h *host.Host, opts *Options) *Registry {
 	return r
 }
 
-// LoadActive loads every stored active version; compiled code comes from the compilation cache
-// when it is warm. A version that fails to load is logged and skipped so the others serve.
-// Canaries are not stored: after a restart the active version takes every call.
+// LoadActive loads every stored active version and canary; compiled code comes from the
+// compilation cache when it is warm. A version that fails to load is logged and skipped so the
+// others serve; a canary that fails to load is dropped (logged) and the active version takes
+// every call. A canary's statistics start again from zero.
 func (r *Registry) LoadActive(ctx context.Context) error {
 	act, err := r.st.ActiveAll(ctx)
 	if err != nil {
@@ -121,8 +124,12 @@ func (r *Registry) LoadActive(ctx context.Context) error {
 		c := r.connector(name, true)
 		c.swap.Lock()
 		v, err := r.getOrLoad(ctx, name, ver)
+		rt := &route{active: v, since: r.now(), stats: [2]*sideStats{{}, {}}}
 		if err == nil {
-			err = r.publish(c, &route{active: v, since: r.now(), stats: [2]*sideStats{{}, {}}})
+			err = r.withStoredCanary(ctx, rt)
+		}
+		if err == nil {
+			err = r.publish(c, rt)
 		}
 		c.swap.Unlock()
 		if err != nil {
@@ -142,6 +149,9 @@ func (r *Registry) Close(ctx context.Context) {
 	}
 	r.closed = true
 	close(r.stop)
+	r.mu.Unlock()
+	r.leave(ctx)
+	r.mu.Lock()
 	r.conns.Range(func(_, c any) bool {
 		c.(*connector).route.Store(nil)
 		return true
@@ -381,4 +391,21 @@ func (r *Registry) Resolve(ctx context.Context, name, version string) (*Version,
 	}
 	v.pinnedAt.Store(r.now().UnixNano())
 	return v, nil
+}
+
+// withStoredCanary adds the connector's stored canary to rt, loading its version.
+func (r *Registry) withStoredCanary(ctx context.Context, rt *route) error {
+	name := rt.active.Info.Name
+	sc, err := r.st.Canary(ctx, name)
+	if err != nil || sc == nil || sc.Version == rt.active.Info.Version {
+		return err
+	}
+	cv, err := r.getOrLoad(ctx, name, sc.Version)
+	if err != nil {
+		r.log.Error("loading the stored canary; the active version takes every call", "connector", name, "canary", sc.Version, "err", err)
+		return nil
+	}
+	rt.canary = cv
+	rt.spec = CanarySpec{Version: sc.Version, Percent: sc.Percent, MaxErrorRate: sc.MaxErrorRate, MinCalls: sc.MinCalls}
+	return nil
 }

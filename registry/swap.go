@@ -465,57 +465,106 @@ func (r *Registry) SetActive(ctx context.Context, name string, ro Rollout) (Roll
 		return RolloutResult{}, err
 	}
 
-	// Provision. A version unloaded by the janitor between its load and the swap is loaded
-	// again; that needs a retention shorter than a provisioning, so twice is plenty.
-	var nrt *route
+	nrt, err := r.provision(ctx, c, cur, ro.Version, ro.Canary, true)
+	if err != nil {
+		return RolloutResult{}, err
+	}
+	r.drain(c, cur, nrt)
+	r.log.Info("connector route changed", "connector", name, "active", ro.Version, "canary", nrt.canaryVersion(), "percent", nrt.spec.Percent)
+	res := RolloutResult{Active: nrt.active.Info, Canary: nrt.status(), Approved: approved}
+	// The answer waits for every live node to serve the new route (API.md "Cluster").
+	c.swap.Unlock()
+	err = r.waitServing(ctx, name, nrt.String())
+	c.swap.Lock()
+	return res, err
+}
+
+// provision loads the versions of the route (active, canary) and publishes it. With commit,
+// the route is stored first (active pointer, then canary), so a crash after it restarts on
+// the new route and every other node follows it; any failure restores the stored route and
+// leaves the previous one serving.
+func (r *Registry) provision(ctx context.Context, c *connector, cur *route, active string, canary *CanarySpec, commit bool) (*route, error) {
+	name := c.name
+	// A version unloaded by the janitor between its load and the swap is loaded again; that
+	// needs a retention shorter than a provisioning, so twice is plenty.
 	for attempt := 0; ; attempt++ {
-		av, err := r.getOrLoad(ctx, name, ro.Version)
+		av, err := r.getOrLoad(ctx, name, active)
 		if err != nil {
-			return RolloutResult{}, &ActivationError{Connector: name, Version: ro.Version, Err: err}
+			return nil, &ActivationError{Connector: name, Version: active, Err: err}
 		}
 		var cv *Version
-		if ro.Canary != nil {
-			if cv, err = r.getOrLoad(ctx, name, ro.Canary.Version); err != nil {
+		if canary != nil {
+			if cv, err = r.getOrLoad(ctx, name, canary.Version); err != nil {
 				r.unloadUnused(av)
-				return RolloutResult{}, &ActivationError{Connector: name, Version: ro.Canary.Version, Err: err}
+				return nil, &ActivationError{Connector: name, Version: canary.Version, Err: err}
 			}
 		}
-		nrt = &route{active: av, canary: cv, since: r.now(), stats: [2]*sideStats{{}, {}}}
-		if ro.Canary != nil {
-			nrt.spec = *ro.Canary
+		nrt := &route{active: av, canary: cv, since: r.now(), stats: [2]*sideStats{{}, {}}}
+		if canary != nil {
+			nrt.spec = *canary
 			if cur != nil && cur.active == av && cur.canary == cv {
 				nrt.stats, nrt.since = cur.stats, cur.since // a new percentage keeps the counts
 			}
 		}
-		// Commit the active pointer first: a crash after it restarts on the new version.
-		if cur == nil || cur.active.Info.Version != ro.Version {
-			if err := r.st.SetActive(ctx, name, ro.Version); err != nil {
+		if commit {
+			if err := r.commitRoute(ctx, name, cur, active, canary); err != nil {
 				r.unloadUnused(av, cv)
-				return RolloutResult{}, fmt.Errorf("storing the active version: %w", err)
+				return nil, err
 			}
 		}
 		err = r.publish(c, nrt)
 		if err == nil {
-			break
+			return nrt, nil
 		}
 		if !errors.Is(err, errRetired) || attempt == 2 {
-			if cur != nil && cur.active.Info.Version != ro.Version {
-				_ = r.st.SetActive(context.WithoutCancel(ctx), name, cur.active.Info.Version)
+			if commit && cur != nil {
+				r.restoreRoute(ctx, name, cur)
 			}
 			r.unloadUnused(av, cv)
-			return RolloutResult{}, &ActivationError{Connector: name, Version: ro.Version, Err: err}
+			return nil, &ActivationError{Connector: name, Version: active, Err: err}
 		}
 	}
+}
 
-	// Drain.
-	if cur != nil {
-		if cur.canary != nil && cur.canary != nrt.canary {
-			c.last.Store(cur.outcome(nrt, r.now()))
+// commitRoute stores the active pointer, then the canary, where they differ from cur.
+func (r *Registry) commitRoute(ctx context.Context, name string, cur *route, active string, canary *CanarySpec) error {
+	if cur == nil || cur.active.Info.Version != active {
+		if err := r.st.SetActive(ctx, name, active); err != nil {
+			return fmt.Errorf("storing the active version: %w", err)
 		}
-		r.unloadUnused(cur.active, cur.canary)
 	}
-	r.log.Info("connector route changed", "connector", name, "active", ro.Version, "canary", nrt.canaryVersion(), "percent", nrt.spec.Percent)
-	return RolloutResult{Active: nrt.active.Info, Canary: nrt.status(), Approved: approved}, nil
+	if cur == nil || !sameCanary(cur, canary) {
+		if err := r.st.SetCanary(ctx, name, storedCanary(canary)); err != nil {
+			if cur != nil {
+				r.restoreRoute(ctx, name, cur)
+			}
+			return fmt.Errorf("storing the canary: %w", err)
+		}
+	}
+	return nil
+}
+
+// restoreRoute stores cur again after a rollout failed half-way.
+func (r *Registry) restoreRoute(ctx context.Context, name string, cur *route) {
+	ctx = context.WithoutCancel(ctx)
+	_ = r.st.SetActive(ctx, name, cur.active.Info.Version)
+	var spec *CanarySpec
+	if cur.canary != nil {
+		spec = &cur.spec
+	}
+	_ = r.st.SetCanary(ctx, name, storedCanary(spec))
+}
+
+// drain retires what cur routed and nrt does not, and records how cur's canary ended.
+func (r *Registry) drain(c *connector, cur, nrt *route) {
+	if cur == nil {
+		return
+	}
+	if cur.canary != nil && cur.canary != nrt.canary {
+		c.last.Store(cur.outcome(nrt, r.now()))
+	}
+	r.unloadUnused(cur.active, cur.canary)
+	r.beatSoon()
 }
 
 func (ro Rollout) validate() error {

@@ -69,6 +69,9 @@ const (
 
 	// Store backup (issue 11 item 13): GET /v1/store/backup. In no role's table: admin only.
 	permStoreBackup permission = "store.backup"
+
+	// GET /v1/cluster (issue 12). In no role's table: admin only.
+	permClusterRead permission = "cluster.read"
 )
 
 // rolePermissions is the permission table: what each role may do. Admin may do everything.
@@ -98,7 +101,8 @@ var rolePermissions = func() map[string]map[permission]bool {
 var allPermissions = []permission{permConnectorsRead, permConnectorsManage, permActionsInvoke,
 	permConnectionsRead, permConnectionsManage, permMCPServersRead, permMCPServersManage,
 	permKeysManage, permAuditRead, permMasterKeyAdmin,
-	permSubscriptionsRead, permSubscriptionsManage, permEventsConsume, permInvocationsRead, permStoreBackup}
+	permSubscriptionsRead, permSubscriptionsManage, permEventsConsume, permInvocationsRead, permStoreBackup,
+	permClusterRead}
 
 // roles lists the roles in the order the API documents them.
 var roles = []string{roleAdmin, roleAuthor, roleConnections, roleInvoker, roleReader}

@@ -18,6 +18,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not_ready", "the server is starting or stopping"))
 		return
 	}
+	if err := s.st.Health(r.Context()); err != nil && s.st.Corruptions() == 0 {
+		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeStoreUnavailable, "the store is unreachable from this node: "+err.Error()))
+		return
+	}
 	if s.st.Corruptions() > 0 {
 		// Once a transaction found the file damaged, the server stays unready until an
 		// operator has checked and restored the store and restarted it.
@@ -42,6 +46,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	gauges = append(gauges, s.resilienceGauges()...)
 	gauges = append(gauges, s.canaryGauges(r.Context())...)
 	gauges = append(gauges, s.triggerGauges(r.Context())...)
+	gauges = append(gauges, s.clusterGauges(r)...)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	var b strings.Builder
 	s.metrics.write(&b, gauges)

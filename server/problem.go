@@ -32,6 +32,8 @@ type Problem struct {
 	Details json.RawMessage `json:"details,omitempty"`
 	// Retryable is set for plugin errors the plugin marked retryable.
 	Retryable bool `json:"retryable,omitempty"`
+	// Nodes names the cluster nodes a swap_timeout waited for.
+	Nodes []string `json:"nodes,omitempty"`
 
 	retryAfter int // seconds, for a Retry-After header
 }
@@ -40,6 +42,8 @@ type Problem struct {
 const (
 	codeUnauthenticated      = "unauthenticated"
 	codeNotFound             = "not_found"
+	codeSwapTimeout          = "swap_timeout"
+	codeStoreUnavailable     = "store_unavailable"
 	codeMethodNotAllowed     = "method_not_allowed"
 	codeInvalidRequest       = "invalid_request"
 	codeInvalidInput         = "invalid_input"
@@ -180,8 +184,17 @@ func toProblem(err error) *Problem {
 		p.Errors = se.Errors
 		return p
 	}
+	if st, ok := errors.AsType[*registry.SwapTimeoutError](err); ok {
+		p := newProblem(http.StatusGatewayTimeout, codeSwapTimeout, st.Error())
+		p.Nodes = st.Nodes
+		return p
+	}
 	msg := err.Error()
 	switch {
+	case errors.Is(err, storage.ErrUnavailable):
+		p := newProblem(http.StatusServiceUnavailable, codeStoreUnavailable, "the store is unreachable from this node; nothing was written. Retry in a moment (GET /readyz says when the node is back)")
+		p.retryAfter = 1
+		return p
 	case errors.Is(err, storage.ErrCorrupt):
 		return newProblem(http.StatusInternalServerError, codeStoreCorrupt, detailStoreCorrupt)
 	case errors.Is(err, storage.ErrNoSpace), errors.Is(err, host.ErrNoSpace):

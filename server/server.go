@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -135,6 +137,7 @@ type Server struct {
 	trig       *triggers          // trigger engine (triggers.go)
 	tracer     trace.Tracer       // telemetry.go
 	invlog     *invocationLog     // invocations.go; nil when the log is off
+	backend    string             // "bbolt" or "nats"
 }
 
 // New opens the data directory, loads the active versions (from the compilation cache when
@@ -169,6 +172,9 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	if o.TracerProvider == nil {
 		o.TracerProvider = otel.GetTracerProvider()
 	}
+	if o.NodeName == "" {
+		o.NodeName = defaultNodeName()
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -183,6 +189,11 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 	} else if s.st, err = registry.OpenStore(ctx, registry.StoreConfig{URL: o.Store.URL, DataDir: o.DataDir, MasterKeyFile: o.MasterKeyFile,
 		SkipCheck: o.SkipStoreCheck, Prefix: o.Store.Prefix, Replicas: o.Store.Replicas, NATSCreds: o.Store.NATSCreds,
 		NATSTLSCA: o.Store.NATSTLSCA, NodeName: o.NodeName, Logger: o.Logger}); err != nil {
+		return nil, err
+	}
+	s.backend = registry.StoreConfig{URL: o.Store.URL}.Backend()
+	if err := s.checkClusterToken(ctx); err != nil {
+		s.closeStore()
 		return nil, err
 	}
 	hc := o.Host
@@ -221,6 +232,11 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("starting the trigger engine: %w", err)
 	}
 	s.invlog = newInvocationLog(s.st, o.Logger, s.metrics, o.InvocationRetention, o.MaxInvocations)
+	if err := s.reg.Join(ctx, registry.NodeInfo{Name: o.NodeName, Address: o.PublicURL, Version: buildVersion(),
+		Sources: s.sourcesLed}); err != nil {
+		s.Close(ctx)
+		return nil, err
+	}
 	s.handler = s.routes()
 	s.public = s.handler
 	if o.SeparateAdmin {
@@ -391,6 +407,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/master-key", permMasterKeyAdmin, s.getMasterKey)
 	handle(http.MethodPost, "/master-key/rotate", permMasterKeyAdmin, s.rotateMasterKey)
 	handle(http.MethodGet, "/store/backup", permStoreBackup, s.backupStore) // backup.go
+	handle(http.MethodGet, "/cluster", permClusterRead, s.getCluster)       // cluster.go
 
 	return s.withTrace(withCorrelation(s.withLogAndRecover(r)))
 }
@@ -504,4 +521,48 @@ func (s *Server) closeStore() error {
 		return nil
 	}
 	return s.st.Close()
+}
+
+// defaultNodeName is the host name, or "plugboard" when it cannot be read.
+func defaultNodeName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "plugboard"
+}
+
+// sourcesLed is how many trigger sources this node polls now (the node heartbeat).
+func (s *Server) sourcesLed() int {
+	if s.trig == nil {
+		return 0
+	}
+	return s.trig.sourcesLed()
+}
+
+// metaAdminToken is the store's record of the admin token's SHA-256, which every node of a
+// cluster compares with its own at start.
+const metaAdminToken = "admin_token_sha256"
+
+// checkClusterToken makes sure every node sharing the store has the same admin token: the
+// first node records the token's hash, the next ones compare theirs. A node with another token
+// would answer 401 to requests every other node accepts.
+func (s *Server) checkClusterToken(ctx context.Context) error {
+	if s.backend != "nats" {
+		return nil // one process: its token is the only one
+	}
+	sum := sha256.Sum256([]byte(s.adminToken))
+	want := hex.EncodeToString(sum[:])
+	got, err := s.st.Meta(ctx, metaAdminToken)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return s.st.SetMeta(ctx, metaAdminToken, []byte(want))
+	case err != nil:
+		return fmt.Errorf("reading the cluster's admin token: %w", err)
+	case subtle.ConstantTimeCompare(got, []byte(want)) != 1:
+		if s.generated {
+			return fmt.Errorf("this node generated a new admin token, but the store belongs to a cluster with another one: start every node with the same PLUGBOARD_ADMIN_TOKEN (or copy admin.token from a node's data directory)")
+		}
+		return fmt.Errorf("this node's admin token differs from the one the other nodes of this store use: start every node with the same PLUGBOARD_ADMIN_TOKEN")
+	}
+	return nil
 }

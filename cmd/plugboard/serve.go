@@ -30,7 +30,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
-	data := fs.String("data", "./var", "data directory (bbolt store, compilation cache, keys)")
+	data := fs.String("data", "./var", "data directory (bbolt store, compilation cache, keys); with --store nats://... only the compilation cache and keys")
+	storeURL := fs.String("store", "", "where the state is kept: empty for bbolt in --data, or nats://HOST:PORT[,nats://HOST:PORT...] for NATS JetStream shared by several nodes (API.md \"Cluster\")")
+	storePrefix := fs.String("store-prefix", "plugboard", "with --store nats://: prefix of every bucket and stream, so several namespaces can share one NATS")
+	storeReplicas := fs.Int("store-replicas", 1, "with --store nats://: JetStream replicas of every bucket and stream (3 on a three-server NATS cluster)")
+	nodeName := fs.String("node-name", "", "this node's name in GET /v1/cluster (default: the host name and the listen port)")
+	natsCreds := fs.String("nats-creds", "", "with --store nats://: NATS credentials file (JWT and NKey seed)")
+	natsTLSCA := fs.String("nats-tls-ca", "", "with --store nats://: PEM file of the CA that signs the NATS servers' certificates")
 	publicURL := fs.String("public-url", "", "externally reachable base URL for OAuth redirects and webhook URLs (default: the listen address)")
 	connectorsDir := fs.String("connectors-dir", "", "upload and activate every .wasm in this directory at start")
 	watch := fs.Bool("watch", false, "with --connectors-dir: upload and activate each .wasm there again whenever it changes (dev builds; capability changes approved)")
@@ -64,6 +70,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *maxOutput <= 0 {
 		return fmt.Errorf("--max-output-bytes must be a positive number of bytes, got %d", *maxOutput)
+	}
+	if *storeURL == "" {
+		for name, set := range map[string]bool{"--store-replicas": *storeReplicas != 1, "--nats-creds": *natsCreds != "", "--nats-tls-ca": *natsTLSCA != ""} {
+			if set {
+				return fmt.Errorf("%s needs --store nats://HOST:PORT: without --store the state is in bbolt in --data", name)
+			}
+		}
+	}
+	if *storeReplicas < 1 || *storeReplicas > 5 {
+		return fmt.Errorf("--store-replicas must be between 1 and 5 (JetStream's limit), got %d", *storeReplicas)
 	}
 	if *watch && *connectorsDir == "" {
 		return errors.New("--watch needs --connectors-dir DIR: the directory to watch")
@@ -134,6 +150,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		*publicURL = baseURL
 	}
 
+	if *nodeName == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		*nodeName = host + ":" + port
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
@@ -154,6 +176,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		SeparateAdmin:   adminLn != nil,
 		Host:            host.Config{MaxOutputBytes: *maxOutput},
 		SkipStoreCheck:  *skipCheck,
+		Store: server.StoreOptions{URL: *storeURL, Prefix: *storePrefix, Replicas: *storeReplicas,
+			NATSCreds: *natsCreds, NATSTLSCA: *natsTLSCA},
+		NodeName: *nodeName,
 	})
 	if err != nil {
 		ln.Close()

@@ -40,4 +40,7 @@ var (
 	// The transaction was rolled back: nothing of it was written, and what was acknowledged
 	// before is intact.
 	ErrNoSpace = errors.New("no space left on the server's disk")
+	// ErrUnavailable: the backend cannot be reached now (the NATS servers are down or
+	// partitioned from this node). Nothing was written; the call may be retried.
+	ErrUnavailable = errors.New("store unreachable")
 )

@@ -281,3 +281,14 @@ type Backuper interface {
 	// returns how many bytes it wrote.
 	Backup(ctx context.Context, w io.Writer, size func(int64)) (int64, error)
 }
+
+type freshKey struct{}
+
+// WithFresh marks reads made with ctx as needing the latest committed state: a backend that
+// serves some reads from a copy kept current by watches (JetStream) reads the source instead.
+// Use it where a read must see a write another node acknowledged a moment ago, such as the
+// re-read after taking a lease; the request path does without it.
+func WithFresh(ctx context.Context) context.Context { return context.WithValue(ctx, freshKey{}, true) }
+
+// IsFresh reports whether ctx was marked by [WithFresh].
+func IsFresh(ctx context.Context) bool { v, _ := ctx.Value(freshKey{}).(bool); return v }

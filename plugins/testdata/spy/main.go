@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 	"unicode/utf8"
 
@@ -48,6 +49,17 @@ func init() {
 	pdk.PollTrigger("me", pollMe, pdk.Description("GETs {base_url}/me at every poll and emits one event per successful poll: shows when polls run, and with which credentials."),
 		pdk.Interval(time.Second, time.Second))
 	pdk.OnTimer(func(ctx *pdk.Context, ev abi.TimerEvent) error {
+		// A payload {"ping": true} reports every firing upstream, GET {base_url}/timer-fired?name=
+		// NAME, so a test counts firings exactly, whichever node fires.
+		var p struct {
+			Ping bool `json:"ping"`
+		}
+		if json.Unmarshal(ev.Payload, &p) == nil && p.Ping {
+			var ack json.RawMessage
+			if _, err := ctx.HTTP().GetJSON(ctx.Param("base_url")+"/timer-fired?name="+url.QueryEscape(ev.Name), &ack); err != nil {
+				return err
+			}
+		}
 		// Record the event so a test can see the timer fired, with what.
 		return ctx.KV().Set("spy:last_timer", json.RawMessage(ctx.Request()), 0)
 	})

@@ -64,6 +64,7 @@ var (
 	ErrNotFound      = storage.ErrNotFound
 	ErrTooLarge      = storage.ErrTooLarge
 	ErrTooMany       = storage.ErrTooMany
+	ErrUnavailable   = storage.ErrUnavailable
 	ErrUnknownKey    = storage.ErrUnknownKey
 	ErrVersionExists = storage.ErrVersionExists
 	CheckDigest      = storage.CheckDigest
