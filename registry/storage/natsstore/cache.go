@@ -22,13 +22,50 @@ type cache struct {
 	b      *bucket
 	prefix string
 	decode func(val []byte) (any, error)
-	// negative makes a miss answered by JetStream authoritative until the watcher reports a
-	// change: for keys that are usually absent (canaries), so a call does not read JetStream
-	// for a key that has no value.
-	negative bool
+	// complete makes a miss an absence, without reading JetStream: for keys that are usually
+	// absent (canaries), so a call does not pay a round trip for a key that has no value. A
+	// value set on another node a moment ago is seen once its watcher update arrives, which is
+	// before any [Store.Watch] reports the change.
+	complete bool
 
-	mu sync.RWMutex
-	m  map[string]centry
+	mu        sync.RWMutex
+	m         map[string]centry
+	listeners map[*changeQueue]func(k string) storage.Change
+}
+
+// changeQueue is the unbounded queue of changes of one Watch, so a slow fn never holds a
+// cache watcher back and no change is dropped.
+type changeQueue struct {
+	mu     sync.Mutex
+	q      []storage.Change
+	signal chan struct{}
+}
+
+func (q *changeQueue) push(c storage.Change) {
+	q.mu.Lock()
+	q.q = append(q.q, c)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *changeQueue) take() []storage.Change {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.q
+	q.q = nil
+	return out
+}
+
+// notify reports a watcher update of k to every Watch of this cache.
+func (c *cache) notify(k string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for q, change := range c.listeners {
+		q.push(change(k))
+	}
 }
 
 type centry struct {
@@ -121,23 +158,12 @@ func (s *Store) cached(ctx context.Context, c *cache, k string) (any, bool, erro
 	if v, ok := c.lookup(k); ok {
 		return v, true, nil
 	}
-	if c.negative {
-		c.mu.RLock()
-		e, known := c.m[k]
-		c.mu.RUnlock()
-		if known && e.del {
-			return nil, false, nil
-		}
+	if c.complete {
+		return nil, false, nil
 	}
 	e, err := s.get(ctx, c.b, c.prefix+k)
-	if err != nil {
+	if err != nil || !e.exists {
 		return nil, false, err
-	}
-	if !e.exists {
-		if c.negative {
-			s.applyCache(c, k, nil, e.rev, true)
-		}
-		return nil, false, nil
 	}
 	v, err := c.decode(e.val)
 	if err != nil {
@@ -164,7 +190,7 @@ func (s *Store) startCaches() error {
 	s.cVersions = s.newCache(s.versions, "v.", decodeJSON[versionRecord])
 	s.cActive = s.newCache(s.versions, "active.", func(b []byte) (any, error) { return string(b), nil })
 	s.cCanary = s.newCache(s.versions, "canary.", decodeJSON[storage.Canary])
-	s.cCanary.negative = true
+	s.cCanary.complete = true
 	s.cKeys = s.newCache(s.keys, "", decodeJSON[storage.APIKey])
 	s.cMCP = s.newCache(s.mcp, "", decodeJSON[storage.MCPServer])
 	s.cConns = s.newCache(s.state, "conn.", decodeJSON[connectionRecord])
@@ -200,6 +226,9 @@ func (s *Store) startCaches() error {
 					}
 					k := strings.TrimPrefix(e.Key(), c.prefix)
 					s.applyCache(c, k, e.Value(), e.Revision(), e.Operation() != jetstream.KeyValuePut)
+					if !initial {
+						c.notify(k)
+					}
 				}
 			}
 		}()
@@ -211,81 +240,58 @@ func (s *Store) startCaches() error {
 	return nil
 }
 
-// Watch implements [storage.Cluster]: a KV watcher (updates only) over every key range a
-// [storage.Change] names, merged into one goroutine that calls fn until ctx ends. It returns
-// once the watchers are established.
+// Watch implements [storage.Cluster]. The changes come from the watchers that keep the
+// in-memory copies, after the copy holds the change: fn reading the record again sees it (or
+// a newer state). Changes are queued without bound for fn, called from one goroutine until
+// ctx ends. A change committed after Watch returns is reported: the watchers run from Open on.
 func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	type src struct {
-		b      *bucket
-		filter string
-		kind   string
-		key    func(k string) string
+	strip := func(kind string) func(string) storage.Change {
+		return func(k string) storage.Change { return storage.Change{Kind: kind, Key: dec(k)} }
 	}
-	strip := func(p string) func(string) string {
-		return func(k string) string { return dec(strings.TrimPrefix(k, p)) }
+	srcs := map[*cache]func(string) storage.Change{
+		s.cActive: strip(storage.ChangeActive),
+		s.cCanary: strip(storage.ChangeCanary),
+		s.cVersions: func(k string) storage.Change {
+			name, ver, _ := strings.Cut(k, ".")
+			return storage.Change{Kind: storage.ChangeVersion, Key: dec(name) + "@" + dec(ver)}
+		},
+		s.cKeys:  strip(storage.ChangeAPIKey),
+		s.cMCP:   strip(storage.ChangeMCPServer),
+		s.cConns: strip(storage.ChangeConnection),
 	}
-	srcs := []src{
-		{s.versions, "active.>", storage.ChangeActive, strip("active.")},
-		{s.versions, "canary.>", storage.ChangeCanary, strip("canary.")},
-		{s.versions, "v.>", storage.ChangeVersion, func(k string) string {
-			name, ver, _ := strings.Cut(strings.TrimPrefix(k, "v."), ".")
-			return dec(name) + "@" + dec(ver)
-		}},
-		{s.keys, ">", storage.ChangeAPIKey, strip("")},
-		{s.mcp, ">", storage.ChangeMCPServer, strip("")},
-		{s.state, "conn.>", storage.ChangeConnection, strip("conn.")},
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	merged := make(chan storage.Change, 256)
-	var wg sync.WaitGroup
-	for _, sc := range srcs {
-		w, err := sc.b.kv.Watch(wctx, sc.filter, jetstream.UpdatesOnly())
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return s.netErr("watching "+sc.b.name, err)
+	q := &changeQueue{signal: make(chan struct{}, 1)}
+	for c, change := range srcs {
+		c.mu.Lock()
+		if c.listeners == nil {
+			c.listeners = map[*changeQueue]func(string) storage.Change{}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.Stop()
-			for {
-				select {
-				case <-wctx.Done():
-					return
-				case e, ok := <-w.Updates():
-					if !ok {
-						return
-					}
-					if e == nil {
-						continue
-					}
-					select {
-					case merged <- storage.Change{Kind: sc.kind, Key: sc.key(e.Key())}:
-					case <-wctx.Done():
-						return
-					}
-				}
+		c.listeners[q] = change
+		c.mu.Unlock()
+	}
+	go func() {
+		defer func() {
+			for c := range srcs {
+				c.mu.Lock()
+				delete(c.listeners, q)
+				c.mu.Unlock()
 			}
 		}()
-	}
-	go func() {
 		for {
 			select {
-			case <-wctx.Done():
-				wg.Wait()
+			case <-ctx.Done():
 				return
-			case c := <-merged:
-				fn(c)
+			case <-q.signal:
+				for _, c := range q.take() {
+					if ctx.Err() != nil {
+						return
+					}
+					fn(c)
+				}
 			}
 		}
-	}()
-	go func() {
-		<-wctx.Done()
-		cancel()
 	}()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -16,11 +17,21 @@ import (
 
 var bg = context.Background()
 
+// servers maps the URL of each running test server to it.
+var servers sync.Map
+
+// restartOpts maps the URL of each test server to the options that start it again on the
+// same port and store directory.
+var restartOpts sync.Map
+
+func contextWithCancel() (context.Context, context.CancelFunc) { return context.WithCancel(bg) }
+
 // startServer runs an in-process nats-server with JetStream on a random loopback port and
 // stops it at the end of the test.
 func startServer(t testing.TB) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	dir := t.TempDir()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatalf("nats-server: %v", err)
 	}
@@ -31,7 +42,11 @@ func startServer(t testing.TB) *server.Server {
 	t.Cleanup(func() {
 		ns.Shutdown()
 		ns.WaitForShutdown()
+		servers.Delete(ns.ClientURL())
 	})
+	servers.Store(ns.ClientURL(), ns)
+	port := ns.Addr().(*net.TCPAddr).Port
+	restartOpts.Store(ns.ClientURL(), &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
 	return ns
 }
 

@@ -74,10 +74,11 @@ type Store struct {
 	// In-memory copies kept current by watchers (cache.go).
 	cVersions, cActive, cCanary, cKeys, cMCP, cConns, cTimers *cache
 
-	closed   atomic.Bool
-	corrupt  atomic.Int64
-	stop     context.CancelFunc
-	watchers sync.WaitGroup
+	closed     atomic.Bool
+	closedFlag *atomic.Bool // the connection handlers' copy of closed
+	corrupt    atomic.Int64
+	stop       context.CancelFunc
+	watchers   sync.WaitGroup
 
 	healthMu  sync.Mutex
 	healthAt  time.Time
@@ -121,11 +122,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	log := opts.Logger
 	urls := opts.URLs
+	var closed atomic.Bool // the store's closed flag, for the handlers
 	nopts := []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("natsstore: disconnected from NATS; reconnecting", "url", urls, "err", err)
+			if !closed.Load() {
+				log.Warn("natsstore: disconnected from NATS; reconnecting", "url", urls, "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Debug("natsstore: asynchronous NATS error", "url", urls, "subject", subj, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("natsstore: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
@@ -150,6 +161,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("natsstore: JetStream at %s: %w", opts.URLs, err)
 	}
 	s := &Store{nc: nc, js: js, urls: opts.URLs, prefix: opts.Prefix, now: opts.Now, log: log, opTO: opts.OpTimeout, keyFile: opts.MasterKeyFile}
+	s.closedFlag = &closed
 	if err := s.init(ctx, opts.Replicas); err != nil {
 		nc.Close()
 		return nil, err
@@ -247,6 +259,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.closedFlag.Store(true)
 	if s.stop != nil {
 		s.stop()
 	}
