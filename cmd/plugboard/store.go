@@ -28,7 +28,7 @@ func (c *cli) storeCommand() *command {
 			"plugboard store check ./plugboard-backup.db\n" +
 			"plugboard store restore ./plugboard-backup.db --data ./var-restored\n" +
 			"cp ./var/master.key ./var-restored/master.key",
-		sub: []*command{c.storeBackup(), c.storeCheck(), c.storeRestore()},
+		sub: []*command{c.storeBackup(), c.storeCheck(), c.storeRestore(), c.storeMigrate()},
 	}
 }
 
@@ -240,5 +240,72 @@ func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
+	}
+}
+
+func (c *cli) storeMigrate() *command {
+	var from, to, prefix, key, creds, ca string
+	var replicas int
+	return &command{
+		name:  "migrate",
+		short: "Copy a bbolt data directory's namespace into NATS JetStream",
+		long: "Copy everything the bbolt store of --from DIR holds into the JetStream namespace --to\n" +
+			"nats://... names (API.md \"Cluster\"): connector versions with their blobs, active versions\n" +
+			"and canaries, connections with their secrets, API keys, MCP servers, timers, kv, trigger\n" +
+			"sources with their cursors, event logs, subscriptions and queues, and the audit log.\n" +
+			"Invocation logs and pending OAuth consents are not copied. Stop the server on DIR and\n" +
+			"every node on the namespace first. Running it again copies nothing twice, so a migration\n" +
+			"that stopped half-way is finished by running it again. Every node then needs the key\n" +
+			"file --from used (DIR/master.key unless --master-key-file).",
+		example: "plugboard store migrate --from ./var --to nats://127.0.0.1:4222\n" +
+			"plugboard serve --store nats://127.0.0.1:4222 --master-key-file ./var/master.key --data ./node1",
+		flags: func(fs *flagSet) {
+			fs.StringVar(&from, "from", "", "data directory of the bbolt store to copy (required)")
+			fs.StringVar(&to, "to", "", "the JetStream namespace to copy into: nats://HOST:PORT[,...] (required)")
+			fs.StringVar(&prefix, "store-prefix", "plugboard", "prefix of the namespace's buckets and streams, as serve --store-prefix")
+			fs.IntVar(&replicas, "store-replicas", 1, "JetStream replicas of buckets and streams it creates, as serve --store-replicas")
+			fs.StringVar(&key, "master-key-file", "", "the master key file of --from (default DIR/master.key); the namespace is sealed with it too")
+			fs.StringVar(&creds, "nats-creds", "", "NATS credentials file")
+			fs.StringVar(&ca, "nats-tls-ca", "", "PEM file of the CA of the NATS servers")
+		},
+		nargs: exactArgs(),
+		run: func(ctx context.Context, args []string) error {
+			if from == "" || to == "" {
+				return usagef("--from DIR and --to nats://HOST:PORT are both required")
+			}
+			if key == "" {
+				key = filepath.Join(from, storage.DefaultMasterKeyFileName)
+			}
+			if _, err := os.Stat(filepath.Join(from, "plugboard.db")); err != nil {
+				return fmt.Errorf("--from %s has no store (plugboard.db): %w", from, err)
+			}
+			src, err := registry.OpenStore(ctx, registry.StoreConfig{DataDir: from, MasterKeyFile: key})
+			if errors.Is(err, storage.ErrLocked) {
+				return fmt.Errorf("a running Plugboard holds %s: stop it before migrating: %w", from, err)
+			}
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, err := registry.OpenStore(ctx, registry.StoreConfig{URL: to, MasterKeyFile: key, Prefix: prefix, Replicas: replicas,
+				NATSCreds: creds, NATSTLSCA: ca, NodeName: "plugboard-store-migrate"})
+			if err != nil {
+				return err
+			}
+			defer dst.Close()
+			start := time.Now()
+			fmt.Fprintf(c.stderr, "Migrating %s into %s (prefix %s)...\n", from, to, prefix)
+			rep, err := registry.Migrate(ctx, src, dst, func(kind string, copied, kept int) {
+				fmt.Fprintf(c.stderr, "  %-12s %d copied, %d there already\n", kind, copied, kept)
+			})
+			if err != nil {
+				return fmt.Errorf("%w (nothing copied so far is lost: run the same command again to finish)", err)
+			}
+			fmt.Fprintf(c.stdout, "Migrated %s into %s in %s: %d versions, %d connections, %d keys, %d MCP servers, %d trigger sources with %d events, %d audit entries copied.\n",
+				from, to, time.Since(start).Round(time.Millisecond), rep.Copied["versions"], rep.Copied["connections"], rep.Copied["api_keys"],
+				rep.Copied["mcp_servers"], rep.Copied["sources"], rep.Copied["events"], rep.Copied["audit"])
+			fmt.Fprintf(c.stdout, "Start every node with --store %s --master-key-file %s.\n", to, key)
+			return nil
+		},
 	}
 }

@@ -292,3 +292,47 @@ func WithFresh(ctx context.Context) context.Context { return context.WithValue(c
 
 // IsFresh reports whether ctx was marked by [WithFresh].
 func IsFresh(ctx context.Context) bool { v, _ := ctx.Value(freshKey{}).(bool); return v }
+
+// Exporter is implemented by backends whose whole state can be read out, for `plugboard
+// store migrate` (bbolt to JetStream): what the interfaces above cannot list. The rest of a
+// migration goes through them.
+type Exporter interface {
+	// ExportSources calls fn with every trigger source and all it holds, one source at a time
+	// from one consistent read.
+	ExportSources(ctx context.Context, fn func(SourceDump) error) error
+	// KVEntries calls fn with every kv entry that has not expired.
+	KVEntries(ctx context.Context, fn func(KVEntry) error) error
+}
+
+// Importer is implemented by backends a migration writes into.
+type Importer interface {
+	// ImportSource stores the source as dumped, replacing what the destination holds under its
+	// id, so importing the same dump twice leaves one copy: its cursor, event log (with its
+	// sequence numbers and so the delivered event ids), subscriptions with their counters,
+	// queues and secrets.
+	ImportSource(ctx context.Context, d SourceDump) error
+}
+
+// SourceDump is one trigger source with everything it holds.
+type SourceDump struct {
+	Source Source
+	// Secret is the source's signing secret in the clear (nil when it has none).
+	Secret        []byte
+	Events        []StoredEvent
+	Subscriptions []SubscriptionDump
+}
+
+// SubscriptionDump is one subscription with its secret and its queue.
+type SubscriptionDump struct {
+	Subscription Subscription
+	// Secret is the subscription's signing secret in the clear (nil when it has none).
+	Secret []byte
+	Queue  []QueueEntry
+}
+
+// KVEntry is one kv entry; ExpiresAt is zero when it does not expire.
+type KVEntry struct {
+	Connector, Connection, Key string
+	Value                      []byte
+	ExpiresAt                  time.Time
+}
