@@ -155,10 +155,11 @@ func (s *Store) cached(ctx context.Context, c *cache, k string) (any, bool, erro
 	if err := s.check(ctx); err != nil {
 		return nil, false, err
 	}
-	if v, ok := c.lookup(k); ok {
+	fresh := storage.IsFresh(ctx)
+	if v, ok := c.lookup(k); ok && !fresh {
 		return v, true, nil
 	}
-	if c.complete {
+	if c.complete && !fresh {
 		return nil, false, nil
 	}
 	e, err := s.get(ctx, c.b, c.prefix+k)
@@ -171,6 +172,61 @@ func (s *Store) cached(ctx context.Context, c *cache, k string) (any, bool, erro
 	}
 	s.applyCache(c, k, e.val, e.rev, false)
 	return v, true, nil
+}
+
+// values returns every value of the cache's range, in key order (by the encoded key): from
+// memory, or read from JetStream when ctx is marked [storage.WithFresh].
+func (s *Store) values(ctx context.Context, c *cache) ([]any, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if !storage.IsFresh(ctx) {
+		return c.all(), nil
+	}
+	m, err := s.freshEntries(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out, nil
+}
+
+// rangeEntries is entries, read from JetStream when ctx is marked [storage.WithFresh].
+func (s *Store) rangeEntries(ctx context.Context, c *cache) (map[string]any, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if !storage.IsFresh(ctx) {
+		return c.entries(), nil
+	}
+	return s.freshEntries(ctx, c)
+}
+
+// freshEntries scans the cache's range in JetStream, refreshing the cache on the way.
+func (s *Store) freshEntries(ctx context.Context, c *cache) (map[string]any, error) {
+	es, err := s.scan(ctx, c.b, c.prefix+">")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(es))
+	for _, e := range es {
+		k := strings.TrimPrefix(e.key, c.prefix)
+		v, err := c.decode(e.val)
+		if err != nil {
+			return nil, s.corruptErr(c.b.name+" "+e.key, err)
+		}
+		s.applyCache(c, k, e.val, e.rev, false)
+		out[k] = v
+	}
+	return out, nil
 }
 
 // applyOwn makes the caches reflect a committed transaction before the method returns.

@@ -128,7 +128,11 @@ func (s *Store) Connections(ctx context.Context) ([]storage.Connection, error) {
 		return nil, err
 	}
 	var out []storage.Connection
-	for _, v := range s.cConns.all() {
+	all, err := s.values(ctx, s.cConns)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
 		c, err := s.openConnection(ctx, v.(connectionRecord))
 		if err != nil {
 			return nil, err
@@ -442,7 +446,11 @@ func (s *Store) APIKeys(ctx context.Context) ([]storage.APIKey, error) {
 		return nil, err
 	}
 	var out []storage.APIKey
-	for _, v := range s.cKeys.all() {
+	all, err := s.values(ctx, s.cKeys)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
 		k := v.(storage.APIKey)
 		k.Connectors, k.Connections = slices.Clone(k.Connectors), slices.Clone(k.Connections)
 		out = append(out, k)
@@ -489,7 +497,11 @@ func (s *Store) MCPServers(ctx context.Context) ([]storage.MCPServer, error) {
 		return nil, err
 	}
 	var out []storage.MCPServer
-	for _, v := range s.cMCP.all() {
+	all, err := s.values(ctx, s.cMCP)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
 		m := v.(storage.MCPServer)
 		m.Tools = slices.Clone(m.Tools)
 		out = append(out, m)

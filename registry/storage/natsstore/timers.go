@@ -185,7 +185,11 @@ func (s *Store) DueTimers(ctx context.Context, now time.Time, max int) ([]storag
 		return nil, err
 	}
 	var out []storage.Timer
-	for _, v := range s.cTimers.all() {
+	all, err := s.values(ctx, s.cTimers)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
 		tm := v.(timerRecord)
 		if !tm.FireAt.After(now) {
 			out = append(out, storage.Timer(tm))

@@ -251,7 +251,11 @@ func (s *Store) Versions(ctx context.Context, name string) ([]storage.Version, e
 		return nil, nil
 	}
 	p := enc(name) + "."
-	for k, v := range s.cVersions.entries() {
+	all, err := s.rangeEntries(ctx, s.cVersions)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range all {
 		if strings.HasPrefix(k, p) {
 			out = append(out, copyVersion(v.(versionRecord)))
 		}
@@ -267,7 +271,11 @@ func (s *Store) Connectors(ctx context.Context) ([]string, error) {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, v := range s.cVersions.all() {
+	all, err := s.values(ctx, s.cVersions)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range all {
 		if n := v.(versionRecord).Name; !seen[n] {
 			seen[n] = true
 			out = append(out, n)
@@ -370,7 +378,11 @@ func (s *Store) ActiveAll(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	out := map[string]string{}
-	for k, v := range s.cActive.entries() {
+	all, err := s.rangeEntries(ctx, s.cActive)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range all {
 		out[dec(k)] = v.(string)
 	}
 	return out, nil
