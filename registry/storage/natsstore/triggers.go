@@ -595,25 +595,21 @@ func (s *Store) CommitEvents(ctx context.Context, sourceID string, events []stor
 	return res, err
 }
 
-// pruneEvents deletes the oldest events beyond max that no queue of subs still holds.
+// pruneEvents deletes the oldest events beyond max that no queue of subs still holds: from
+// the oldest up, it stops at the first event some queue holds (this commit's own entries
+// included), which is bbolt's "below the lowest pending seq" without listing the queues.
 func (s *Store) pruneEvents(ctx context.Context, t *txn, rec *srcRecord, subs []*storage.Subscription, max int) error {
-	minPending := uint64(1<<63 - 1)
-	for _, sub := range subs {
-		keys, err := s.listKeys(ctx, s.trig, "q."+enc(sub.ID)+".>")
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			minPending = min(minPending, seqOf(keys[0]))
-		}
-	}
-	for _, w := range t.writes { // this commit's own queue entries
-		if strings.HasPrefix(w.key, "q.") && !w.del {
-			minPending = min(minPending, seqOf(w.key))
-		}
-	}
 	src := &rec.Source
-	for rec.First < src.NextSeq && src.Events > max && rec.First < minPending {
+	for rec.First < src.NextSeq && src.Events > max {
+		for _, sub := range subs {
+			q, err := t.get(ctx, qKey(sub.ID, rec.First))
+			if err != nil {
+				return err
+			}
+			if q.exists {
+				return nil
+			}
+		}
 		var ev storage.StoredEvent
 		found, err := t.getJSON(ctx, evKey(src.ID, rec.First), &ev)
 		if err != nil {
