@@ -453,7 +453,7 @@ func natsServerOf(t *testing.T, ns testNS) *server.Server {
 // back, the store recovers by itself. After Close, every method fails with ErrClosed.
 func TestHealthUnreachableAndRecovery(t *testing.T) {
 	ns := newNS(t)
-	s := ns.open(t, &Options{OpTimeout: 500 * time.Millisecond})
+	s := ns.open(t, nil) // 5 s per request: a write must fail well before, not wait for NATS
 	if err := s.Health(bg); err != nil {
 		t.Fatalf("Health: %v", err)
 	}
@@ -466,9 +466,13 @@ func TestHealthUnreachableAndRecovery(t *testing.T) {
 		err := s.Health(bg)
 		return err != nil && strings.Contains(err.Error(), ns.url)
 	})
+	start := time.Now()
 	err := s.SetMeta(bg, "k", []byte("v"))
-	if err == nil || !strings.Contains(err.Error(), "unreachable") {
+	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("a write with NATS down: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a write with NATS down took %v to fail", d)
 	}
 	if errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("a write with NATS down says closed: %v", err)

@@ -26,7 +26,7 @@ const invTimeHeader = "Plugboard-Time"
 
 // AppendAudit implements [storage.Audit].
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return err
 	}
 	if e.Time.IsZero() {
@@ -47,7 +47,7 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
 
 // streamState returns the first and last sequence and the message count of a stream.
 func (s *Store) streamState(ctx context.Context, st jetstream.Stream) (first, last, msgs uint64, err error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return 0, 0, 0, err
 	}
 	ctx, cancel := s.opCtx(ctx)
@@ -228,7 +228,7 @@ func (s *Store) PutInvocations(ctx context.Context, recs []storage.Invocation) e
 // Invocations implements [storage.Invocations]: the newest MaxInvocationsPerID records of
 // the id, oldest first.
 func (s *Store) Invocations(ctx context.Context, correlationID string) ([]storage.Invocation, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return nil, err
 	}
 	if correlationID == "" {

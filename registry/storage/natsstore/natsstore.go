@@ -238,6 +238,18 @@ func (s *Store) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// reach is check, and fails fast while the NATS connection is down (a request would wait for
+// the reconnection until its timeout): [storage.ErrUnavailable].
+func (s *Store) reach(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("natsstore: the store is unreachable (NATS at %s, status %s; retry once it is back): %w", s.urls, s.nc.Status(), storage.ErrUnavailable)
+	}
+	return nil
+}
+
 // netErr turns an error of the NATS client into one that says what to do: ErrClosed after
 // Close, "unreachable" while the connection is down.
 func (s *Store) netErr(what string, err error) error {
@@ -248,7 +260,7 @@ func (s *Store) netErr(what string, err error) error {
 		return fmt.Errorf("natsstore: %s: %w", what, storage.ErrClosed)
 	}
 	if !s.nc.IsConnected() || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("natsstore: %s: the store is unreachable (NATS at %s, status %s; retry once it is back): %w", what, s.urls, s.nc.Status(), err)
+		return fmt.Errorf("natsstore: %s: the store is unreachable (NATS at %s, status %s; retry once it is back): %w: %w", what, s.urls, s.nc.Status(), storage.ErrUnavailable, err)
 	}
 	return fmt.Errorf("natsstore: %s: %w", what, err)
 }

@@ -335,7 +335,7 @@ func (s *Store) DeleteSource(ctx context.Context, id string) error {
 
 // listKeys lists the existing keys matching filter (headers only).
 func (s *Store) listKeys(ctx context.Context, b *bucket, filter string) ([]string, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.opCtx(ctx)

@@ -94,7 +94,7 @@ type entry struct {
 
 // get reads one key with a direct get.
 func (s *Store) get(ctx context.Context, b *bucket, key string) (entry, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return entry{}, err
 	}
 	ctx, cancel := s.opCtx(ctx)
@@ -119,7 +119,7 @@ func (s *Store) get(ctx context.Context, b *bucket, key string) (entry, error) {
 // scan reads every existing key matching filter (a KV key pattern such as "q.sub1.>"), in
 // stream order. Written after a guard key was read, it sees every batch that guard reflects.
 func (s *Store) scan(ctx context.Context, b *bucket, filter string) ([]entry, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.opCtx(ctx)
@@ -244,7 +244,7 @@ func (t *txn) add(w write) {
 // commit, the store's in-memory copies reflect the writes.
 func (s *Store) update(ctx context.Context, b *bucket, fn func(t *txn) error) (*txn, error) {
 	for attempt := 1; ; attempt++ {
-		if err := s.check(ctx); err != nil {
+		if err := s.reach(ctx); err != nil {
 			return nil, err
 		}
 		t := &txn{s: s, b: b, reads: map[string]entry{}, widx: map[string]int{}}
@@ -322,7 +322,7 @@ func (s *Store) publishBatch(ctx context.Context, what string, msgs []*nats.Msg)
 	if n > maxBatch {
 		return 0, fmt.Errorf("natsstore: one commit would write %d records to %s, over JetStream's atomic batch limit of %d: commit fewer at a time", n, what, maxBatch)
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return 0, err
 	}
 	ctx, cancel := s.opCtx(ctx)

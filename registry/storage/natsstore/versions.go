@@ -73,7 +73,7 @@ func guard(ctx context.Context, t *txn, key string) error {
 // its digest.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
 	digest := storage.Digest(data)
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return "", err
 	}
 	if err := s.finishBlobDelete(ctx, digest); err != nil {
@@ -134,7 +134,7 @@ func (s *Store) Blob(ctx context.Context, digest string) ([]byte, error) {
 	if err := storage.CheckDigest(digest); err != nil {
 		return nil, err
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.opCtx(ctx)
