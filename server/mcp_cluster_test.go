@@ -320,36 +320,45 @@ func TestMCPEventStreamAcrossNodes(t *testing.T) {
 		t.Fatalf("tools/list on B after the PATCH: %v %+v", err, list)
 	}
 
-	// A raw stream, to see it end.
+	// Raw streams, to see them end: a session's GET and a subscriptions/listen of the
+	// stateless revision, both on A.
 	sid := a.mcpSession("/mcp/github-tools", tok, "2025-11-25")
-	req, _ := http.NewRequest("GET", a.http.URL+"/mcp/github-tools", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET: %d %s", resp.StatusCode, b)
-	}
-	ended := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(io.Discard, bufio.NewReader(resp.Body))
-		ended <- err
-	}()
-	select {
-	case err := <-ended:
-		t.Fatalf("the stream ended before the rotation: %v", err)
-	default:
+	get, _ := http.NewRequest("GET", a.http.URL+"/mcp/github-tools", nil)
+	get.Header.Set("Accept", "text/event-stream")
+	get.Header.Set("Mcp-Session-Id", sid)
+	get.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}`
+	listen, _ := http.NewRequest("POST", a.http.URL+"/mcp/github-tools", strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{`+meta+`,"notifications":{"toolsListChanged":true}}}`))
+	listen.Header.Set("Content-Type", "application/json")
+	listen.Header.Set("Accept", "application/json, text/event-stream")
+	listen.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+	listen.Header.Set("Mcp-Method", "subscriptions/listen")
+	var ends []chan error
+	for _, req := range []*http.Request{get, listen} {
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s: %d %s", req.Method, resp.StatusCode, b)
+		}
+		ended := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, bufio.NewReader(resp.Body))
+			ended <- err
+		}()
+		ends = append(ends, ended)
 	}
 	b.must(200, b.do("POST", "/v1/mcp-servers/github-tools/rotate-token", nil))
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("A's event stream of the rotated token is still open 10 s after the rotation on B")
+	for i, ended := range ends {
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("A's stream %d of the rotated token is still open 10 s after the rotation on B", i)
+		}
 	}
 }

@@ -102,8 +102,6 @@ type Options struct {
 	// request with it is a 404, and the client starts a new session. No node keeps sessions,
 	// so a session cannot end earlier for being idle. 0 means [DefaultSessionLifetime].
 	SessionLifetime time.Duration
-	// Now is the clock session ids are issued and checked with; nil means time.Now.
-	Now func() time.Time
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxRequestBytes caps a POST body; a larger one is a 413 JSON-RPC error. 0 means
@@ -139,9 +137,6 @@ func New(opts Options) *Handler {
 	if opts.SessionLifetime <= 0 {
 		opts.SessionLifetime = DefaultSessionLifetime
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	key := opts.SessionKey
 	if len(key) == 0 {
 		key = make([]byte, 32)
@@ -151,7 +146,7 @@ func New(opts Options) *Handler {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	h := &Handler{opts: opts, log: opts.Logger, servers: map[string]*endpoint{}, origins: map[string]bool{},
-		sessions: &sessions{key: key, lifetime: opts.SessionLifetime, now: opts.Now},
+		sessions: &sessions{key: key, lifetime: opts.SessionLifetime, now: time.Now},
 		stop:     make(chan struct{}), done: make(chan struct{})}
 	if u, err := url.Parse(opts.PublicURL); err == nil && u.Host != "" {
 		h.public = u
