@@ -25,8 +25,14 @@ import (
 // returns the server's token.
 func mcpGitHub(t *testing.T) (*testServer, *githubfake.Fake, string) {
 	t.Helper()
+	return mcpGitHubWith(t, nil)
+}
+
+// mcpGitHubWith is [mcpGitHub] with the server's options changed by edit.
+func mcpGitHubWith(t *testing.T, edit func(*Options)) (*testServer, *githubfake.Fake, string) {
+	t.Helper()
 	fake := githubfake.New(t)
-	ts := startServer(t, nil)
+	ts := startServer(t, edit)
 	ts.must(201, ts.upload("github"))
 	ts.must(201, ts.do("POST", "/v1/connections", map[string]any{
 		"id": "gh-main", "connectors": []string{"github"}, "params": map[string]any{"base_url": fake.URL},

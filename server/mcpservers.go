@@ -31,6 +31,7 @@ func (s *Server) registerMCP(r *mux.Router, handle func(method, path string, per
 		ToolError:     mcpInvoker{s}.toolError,
 		Authorize:     s.mcpAuthorize,
 		PublicURL:     s.opts.PublicURL,
+		SessionKey:    mcpserver.SessionKeyFrom(s.adminToken), // every node has the admin token: sessions move between nodes
 		CorrelationID: correlationID,
 		WriteError: func(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
 			if status == http.StatusUnauthorized || status == http.StatusForbidden {

@@ -38,6 +38,36 @@
 // or later (server/discover, then requests carrying their version in _meta) is served without
 // a session, so server/discover lists the stateless revision and the requests after it work.
 //
+// Sessions on several nodes (API.md "Cluster": a session opened on one node keeps working when
+// its next request lands on another, with no sticky routing). No node keeps a session table:
+// the session id is a token signed with HMAC-SHA256 under [Options.SessionKey] (the server
+// derives it from the admin token, which every node has, with [SessionKeyFrom]) that carries
+// the MCP server's name, the negotiated protocol version, the client's name, version and
+// capabilities, the opening time and a keyed fingerprint of the bearer token (session.go).
+// Every POST is served by the SDK's stateless handler; a node that never saw the session
+// checks the id and takes the protocol version from it. The id is refused with 404 and
+// JSON-RPC error -32001, whose message names the reason, when it was altered or issued by
+// another cluster (another key), belongs to another endpoint, comes with another bearer
+// token, or is older than [Options.SessionLifetime] (24 hours by default: an id cannot be
+// renewed, and idleness cannot be tracked without shared state); an MCP client then starts a
+// new session. The bearer token and whether the server is enabled are still checked against
+// the store on every request, so a rotated token or a disabled server is refused on every
+// node from the next request on. DELETE is answered 405 (the transport allows a server to
+// refuse it): ending a session on every node would need a shared table of ended ids, read on
+// every request, and the id of a session bound to its token is of no use to anyone else.
+//
+// Server-to-client messages: a GET opens the session's event stream on the node it reaches,
+// with a session rebuilt from the id for as long as the request lasts (the stateless
+// revision's subscriptions/listen is the same, as a POST). notifications/tools/list_changed
+// goes to the streams open on each node, whichever node made the change, because each node's
+// watcher reads the server record and the active versions from the shared store. Streams are
+// not resumable: events carry no id, since no other node could replay them, so a client whose
+// node died opens a new stream on another one and should list tools again, as a missed
+// notification cannot be sent again. The watcher also ends the streams of a server that was
+// disabled or deleted, and those whose token no longer opens it, on every node. The server
+// sends no requests to the client (sampling, elicitation, roots), so nothing else needs the
+// stream.
+//
 // Malformed input (wire.go): before the SDK reads a POST, its Content-Type (415), Accept (406),
 // size ([Options.MaxRequestBytes], 413) and JSON-RPC envelope are checked, and a refusal is a
 // JSON-RPC error response (application/json; id null where the request's id is unknown):

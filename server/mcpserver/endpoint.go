@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -34,14 +35,50 @@ type endpoint struct {
 	h    *Handler
 	name string
 	srv  *mcp.Server
-	http *mcp.StreamableHTTPHandler // sessions: initialize and the revisions up to 2025-11-25
-	// stateless serves the stateless revision (2026-07-28 and later: server/discover and
-	// per-request _meta, no session), which the SDK serves only without sessions.
-	stateless *mcp.StreamableHTTPHandler
+	// http serves every POST: initialize (which gets a signed session id, session.go), the
+	// requests of a session, which any node serves from the id alone, and the stateless
+	// revision (2026-07-28 and later: server/discover and per-request _meta, no session). The
+	// SDK's stateless handler keeps nothing between requests.
+	http *mcp.StreamableHTTPHandler
 
 	mu    sync.Mutex        // one sync at a time
 	key   string            // what the installed tools were built from
 	tools map[string]string // installed tool name -> its fingerprint (tool JSON and target)
+
+	smu     sync.Mutex
+	streams map[*stream]bool // the event streams open on this node
+}
+
+// stream is an event stream open on this node: a GET of a session (a session rebuilt from its
+// id that lives as long as the request) or a subscriptions/listen POST of the stateless
+// revision. notifications/tools/list_changed reach the client through it.
+type stream struct {
+	r      *http.Request // the request, for re-checking its bearer token
+	token  string
+	cancel context.CancelFunc
+}
+
+// track registers a long-lived request as a stream until the returned function is called; the
+// request to serve is the returned one, which [endpoint.closeStreams] can end.
+func (e *endpoint) track(r *http.Request, token string, deadline time.Time) (*http.Request, func()) {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if deadline.IsZero() {
+		ctx, cancel = context.WithCancel(r.Context())
+	} else {
+		ctx, cancel = context.WithDeadline(r.Context(), deadline)
+	}
+	r = r.WithContext(ctx)
+	s := &stream{r: r, token: token, cancel: cancel}
+	e.smu.Lock()
+	e.streams[s] = true
+	e.smu.Unlock()
+	return r, func() {
+		e.smu.Lock()
+		delete(e.streams, s)
+		e.smu.Unlock()
+		cancel()
+	}
 }
 
 func (h *Handler) newEndpoint(name string) *endpoint {
@@ -53,59 +90,215 @@ func (h *Handler) newEndpoint(name string) *endpoint {
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
 		Logger:       h.log,
 	})
-	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{}}
-	get := func(*http.Request) *mcp.Server { return srv }
-	e.http = mcp.NewStreamableHTTPHandler(get,
-		&mcp.StreamableHTTPOptions{SessionTimeout: h.opts.SessionTimeout, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
-	e.stateless = mcp.NewStreamableHTTPHandler(get,
+	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{}, streams: map[*stream]bool{}}
+	e.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{Stateless: true, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
 	return e
 }
 
 // serve hands a request that passed authentication to the SDK: a POST's envelope is checked
-// first, and the SDK's plain-text refusals become JSON-RPC errors (see wire.go). A request of
-// the stateless revision (MCP-Protocol-Version 2026-07-28 or later, as its clients send from
-// server/discover on) goes to the stateless handler, every other one to the session handler:
-// a stateful handler would answer server/discover without listing the stateless revision
-// and refuse the requests that follow, so a client that reads only the first answer (as
-// mark3labs/mcp-go does) could not go on.
-func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
-	version := e.protocolVersion(r)
-	if r.Method == http.MethodPost {
-		if werr := e.h.checkPOST(r, version); werr != nil {
-			writeRPCError(w, werr)
+// first, and the SDK's plain-text refusals become JSON-RPC errors (see wire.go).
+//
+// Sessions (session.go): initialize answers a signed session id; a request that carries one
+// is checked against it (a forged, altered, expired or foreign id is a 404, so the client
+// starts a new session) and served without any state of this node, the id giving the
+// protocol version when the request has no MCP-Protocol-Version header. A GET opens an event
+// stream on this node for the session's notifications; a DELETE is refused with 405, since
+// a session id stays valid on every node until it expires. A request of the stateless
+// revision (MCP-Protocol-Version 2026-07-28 or later) needs no session.
+func (e *endpoint) serve(w http.ResponseWriter, r *http.Request, token string) {
+	header := r.Header.Get("Mcp-Protocol-Version")
+	if header >= versionStateless {
+		if r.Method == http.MethodPost {
+			if werr := e.h.checkPOST(r, header); werr != nil {
+				writeRPCError(w, werr)
+				return
+			}
+			if isListen(r) {
+				var done func()
+				r, done = e.track(r, token, time.Time{})
+				defer done()
+			}
+		}
+		e.serveSDK(w, r, "")
+		return
+	}
+	var claims *sessionClaims
+	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+		var err error
+		if claims, err = e.h.sessions.check(sid, e.name, token); err != nil {
+			writeRPCError(w, &wireError{status: http.StatusNotFound, code: CodeSessionNotFound,
+				message: err.Error() + ": start a new session with initialize"})
 			return
 		}
+		if header == "" {
+			// A 2025-03-26 client sends no version header: the id says what it negotiated.
+			r.Header.Set("Mcp-Protocol-Version", claims.Protocol)
+		}
 	}
-	g := &guardWriter{ResponseWriter: w}
-	if version >= versionStateless && r.Header.Get("Mcp-Protocol-Version") != "" {
-		e.stateless.ServeHTTP(g, r)
-	} else {
-		e.http.ServeHTTP(g, r)
+	switch r.Method {
+	case http.MethodPost:
+		e.servePOST(w, r, token, r.Header.Get("Mcp-Protocol-Version"), claims)
+	case http.MethodGet:
+		e.serveStream(w, r, token, claims)
+	case http.MethodDelete:
+		w.Header().Set("Allow", "GET, POST")
+		msg := "this server does not end sessions on DELETE: a session id is valid on every node until it expires (" +
+			e.h.opts.SessionLifetime.String() + " after initialize); stop sending it, or start a new session with initialize"
+		if claims == nil {
+			msg = "DELETE needs the Mcp-Session-Id of a session, and this server does not end sessions on DELETE: stop sending the id"
+		}
+		writeRPCError(w, &wireError{status: http.StatusMethodNotAllowed, code: CodeInvalidRequest, message: msg})
+	default:
+		e.serveSDK(w, r, "") // the SDK answers 405
 	}
+}
+
+// servePOST serves a POST of the session revisions: initialize opens a session, every other
+// message needs one (the lifecycle: nothing but ping, server/discover and per-request _meta
+// comes before initialize).
+func (e *endpoint) servePOST(w http.ResponseWriter, r *http.Request, token, version string, claims *sessionClaims) {
+	if werr := e.h.checkPOST(r, version); werr != nil {
+		writeRPCError(w, werr)
+		return
+	}
+	if claims != nil {
+		e.serveSDK(w, r, "")
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	init, sessionless := peekSessionless(body)
+	switch {
+	case init != nil:
+		sid, err := e.h.sessions.issue(e.name, token, negotiate(init.ProtocolVersion), init)
+		if err != nil {
+			e.h.log.Error("issuing an MCP session id", "err", err)
+			writeRPCError(w, &wireError{status: http.StatusInternalServerError, code: CodeInternalError,
+				message: "internal error: try again; the server log has the details"})
+			return
+		}
+		e.serveSDK(w, r, sid)
+	case sessionless:
+		e.serveSDK(w, r, "")
+	default:
+		writeRPCError(w, &wireError{status: http.StatusBadRequest, id: firstID(body), code: CodeInvalidRequest,
+			message: "this request has no Mcp-Session-Id: send initialize first and then the session id it answers in every request"})
+	}
+}
+
+// serveSDK hands a request to the SDK's handler; sid, when not "", is the new session's id,
+// sent with a successful answer to initialize.
+func (e *endpoint) serveSDK(w http.ResponseWriter, r *http.Request, sid string) {
+	g := &guardWriter{ResponseWriter: w, sessionID: sid}
+	e.http.ServeHTTP(g, r)
 	g.finish()
 }
 
-// protocolVersion is a request's protocol revision as far as it is known: the
-// MCP-Protocol-Version header, else the one its session negotiated, else "".
-func (e *endpoint) protocolVersion(r *http.Request) string {
-	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" {
-		return v
+// peekSessionless looks at a POST body without a session: the initialize request's params
+// when it is one, or whether it needs no session (ping, server/discover, or a request with
+// per-request _meta of the stateless revision, which the SDK answers).
+func peekSessionless(body []byte) (*mcp.InitializeParams, bool) {
+	var msgs []json.RawMessage
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+		_ = json.Unmarshal(t, &msgs)
+	} else {
+		msgs = []json.RawMessage{t}
 	}
-	sid := r.Header.Get("Mcp-Session-Id")
-	if sid == "" {
-		return ""
+	for _, raw := range msgs {
+		var m struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		if json.Unmarshal(raw, &m) != nil {
+			return nil, false
+		}
+		switch m.Method {
+		case "initialize":
+			if len(msgs) != 1 {
+				return nil, false // initialize is never part of a batch
+			}
+			var p mcp.InitializeParams
+			if json.Unmarshal(m.Params, &p) != nil {
+				return nil, true // the SDK answers the bad params
+			}
+			return &p, false
+		case "ping", "server/discover":
+			continue
+		}
+		var meta struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		}
+		if json.Unmarshal(m.Params, &meta) != nil || meta.Meta[mcp.MetaKeyProtocolVersion] == nil {
+			return nil, false
+		}
 	}
-	for s := range e.srv.Sessions() {
-		if s.ID() == sid {
-			if p := s.InitializeParams(); p != nil {
-				return p.ProtocolVersion
+	return nil, true
+}
+
+// firstID is the id of a single JSON-RPC request, or nil.
+func firstID(body []byte) json.RawMessage {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &m) != nil || !validID(m.ID) {
+		return nil
+	}
+	return m.ID
+}
+
+// serveStream serves a GET: the session's event stream on this node, for as long as the client
+// holds it or the session lasts. It carries notifications/tools/list_changed after a hot swap
+// or an allowlist change. Events carry no id and cannot be resumed (no node keeps them): a
+// client whose stream broke opens a new one, on any node, and re-lists tools if it may have
+// missed a change.
+func (e *endpoint) serveStream(w http.ResponseWriter, r *http.Request, token string, claims *sessionClaims) {
+	if claims == nil {
+		writeRPCError(w, &wireError{status: http.StatusBadRequest, code: CodeInvalidRequest,
+			message: "GET opens a session's event stream: send the Mcp-Session-Id that initialize answered"})
+		return
+	}
+	if !acceptsStream(r.Header.Values("Accept")) {
+		writeRPCError(w, &wireError{status: http.StatusNotAcceptable, code: CodeInvalidRequest,
+			message: "send Accept: text/event-stream to open the session's event stream"})
+		return
+	}
+	if r.Header.Get("Last-Event-ID") != "" {
+		// Nothing was sent with an id, so there is nothing to resume: open a fresh stream.
+		r.Header.Del("Last-Event-ID")
+	}
+	r, done := e.track(r, token, e.h.sessions.expires(claims))
+	defer done()
+	t := &mcp.StreamableServerTransport{SessionID: r.Header.Get("Mcp-Session-Id")}
+	ss, err := e.srv.Connect(r.Context(), t, &mcp.ServerSessionOptions{State: claims.state()})
+	if err != nil {
+		e.h.log.Error("opening an MCP event stream", "server", e.name, "err", err)
+		writeRPCError(w, &wireError{status: http.StatusInternalServerError, code: CodeInternalError,
+			message: "internal error: try again; the server log has the details"})
+		return
+	}
+	defer ss.Close()
+	g := &guardWriter{ResponseWriter: w}
+	t.ServeHTTP(g, r)
+	g.finish()
+}
+
+// acceptsStream reports whether an Accept header allows an event stream.
+func acceptsStream(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			base, _, _ := strings.Cut(part, ";")
+			switch strings.ToLower(strings.TrimSpace(base)) {
+			case "text/event-stream", "text/*", "*/*":
+				return true
 			}
 		}
 	}
-	return ""
+	return false
 }
 
+// hasSessions reports whether a session is connected on this node: an event stream, or a
+// request being served.
 func (e *endpoint) hasSessions() bool {
 	for range e.srv.Sessions() {
 		return true
@@ -113,9 +306,38 @@ func (e *endpoint) hasSessions() bool {
 	return false
 }
 
+// isListen reports whether a POST (its body checked and put back) is a subscriptions/listen
+// request, which holds its response open as an event stream.
+func isListen(r *http.Request) bool {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var m struct {
+		Method string `json:"method"`
+	}
+	return json.Unmarshal(body, &m) == nil && m.Method == "subscriptions/listen"
+}
+
 func (e *endpoint) closeSessions() {
 	for s := range e.srv.Sessions() {
 		_ = s.Close()
+	}
+}
+
+// closeStreams ends the event streams whose bearer token no longer opens the endpoint (a
+// rotated token, a revoked key), or all of them when keep is nil (the server was deleted or
+// disabled on some node). Requests are checked on their own; this ends the streams that make
+// none.
+func (e *endpoint) closeStreams(keep func(s *stream) bool) {
+	e.smu.Lock()
+	var end []*stream
+	for s := range e.streams {
+		end = append(end, s)
+	}
+	e.smu.Unlock()
+	for _, s := range end {
+		if keep == nil || !keep(s) {
+			s.cancel()
+		}
 	}
 }
 

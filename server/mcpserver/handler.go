@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -92,8 +93,15 @@ type Options struct {
 	// 0 means 250 ms. Requests check too, so this only bounds how late an idle session learns
 	// of a hot swap.
 	WatchInterval time.Duration
-	// SessionTimeout closes sessions idle that long; 0 means 30 minutes.
-	SessionTimeout time.Duration
+	// SessionKey signs the Streamable HTTP session ids (Mcp-Session-Id). Every node of a
+	// cluster must have the same key, so a session opened on one node goes on on any other:
+	// derive it from a secret they share with [SessionKeyFrom]. nil means a random key drawn
+	// by [New]: sessions then work only on this process and end with it.
+	SessionKey []byte
+	// SessionLifetime is how long a session id is accepted after its initialize; a later
+	// request with it is a 404, and the client starts a new session. No node keeps sessions,
+	// so a session cannot end earlier for being idle. 0 means [DefaultSessionLifetime].
+	SessionLifetime time.Duration
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxRequestBytes caps a POST body; a larger one is a 413 JSON-RPC error. 0 means
@@ -103,10 +111,11 @@ type Options struct {
 
 // Handler serves /mcp and /mcp/{name}. Create it with [New]; it is safe for concurrent use.
 type Handler struct {
-	opts    Options
-	public  *url.URL
-	origins map[string]bool
-	log     *slog.Logger
+	opts     Options
+	sessions *sessions
+	public   *url.URL
+	origins  map[string]bool
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	servers map[string]*endpoint
@@ -125,14 +134,20 @@ func New(opts Options) *Handler {
 	if opts.WatchInterval <= 0 {
 		opts.WatchInterval = 250 * time.Millisecond
 	}
-	if opts.SessionTimeout <= 0 {
-		opts.SessionTimeout = 30 * time.Minute
+	if opts.SessionLifetime <= 0 {
+		opts.SessionLifetime = DefaultSessionLifetime
+	}
+	key := opts.SessionKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key) // crypto/rand.Read does not fail
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	h := &Handler{opts: opts, log: opts.Logger, servers: map[string]*endpoint{}, origins: map[string]bool{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		sessions: &sessions{key: key, lifetime: opts.SessionLifetime, now: time.Now},
+		stop:     make(chan struct{}), done: make(chan struct{})}
 	if u, err := url.Parse(opts.PublicURL); err == nil && u.Host != "" {
 		h.public = u
 		h.origins[strings.ToLower(u.Scheme+"://"+u.Host)] = true
@@ -203,9 +218,22 @@ func (h *Handler) refreshServer(ctx context.Context, name string) {
 	if e == nil {
 		return
 	}
-	if rec, err := h.opts.Registry.MCPServer(ctx, name); err == nil {
-		e.sync(ctx, []storage.MCPServer{rec})
+	rec, err := h.opts.Registry.MCPServer(ctx, name)
+	switch {
+	case errors.Is(err, registry.ErrMCPServerNotFound):
+		e.closeStreams(nil) // deleted, maybe on another node
+		return
+	case err != nil:
+		return
+	case !rec.Enabled:
+		e.closeStreams(nil)
+		return
 	}
+	e.sync(ctx, []storage.MCPServer{rec})
+	// A stream whose token was rotated out (maybe on another node) ends.
+	e.closeStreams(func(s *stream) bool {
+		return registry.MCPTokenMatches(rec, s.token) || (h.opts.Authorize != nil && h.opts.Authorize(s.r, s.token, &rec))
+	})
 }
 
 // ServeHTTP serves /mcp (the namespace endpoint) and /mcp/{name}.
@@ -268,7 +296,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Set("X-Correlation-ID", id)
 		}
 	}
-	e.serve(w, r)
+	e.serve(w, r, token)
 }
 
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request, detail string) {
@@ -389,6 +417,7 @@ func (h *Handler) watch() {
 		}
 		if ns != nil && ns.hasSessions() {
 			h.syncNamespace(ctx, ns)
+			ns.closeStreams(func(s *stream) bool { return h.opts.Authorize != nil && h.opts.Authorize(s.r, s.token, nil) })
 		}
 	}
 }

@@ -384,9 +384,10 @@ func jsonType(t reflect.Type) string {
 // keeps Go internals out of their messages. Everything else passes through.
 type guardWriter struct {
 	http.ResponseWriter
-	status  int  // the intercepted status; 0 while passing through
-	passing bool // headers went out unchanged
-	buf     bytes.Buffer
+	sessionID string // sent as Mcp-Session-Id with a successful answer (to initialize)
+	status    int    // the intercepted status; 0 while passing through
+	passing   bool   // headers went out unchanged
+	buf       bytes.Buffer
 }
 
 func (g *guardWriter) WriteHeader(status int) {
@@ -398,6 +399,9 @@ func (g *guardWriter) WriteHeader(status int) {
 		return
 	}
 	g.passing = true
+	if g.sessionID != "" && status < 300 {
+		g.Header().Set("Mcp-Session-Id", g.sessionID)
+	}
 	g.ResponseWriter.WriteHeader(status)
 }
 
@@ -439,7 +443,7 @@ func (g *guardWriter) finish() {
 	case g.status == http.StatusNotFound:
 		e.code, e.message = CodeSessionNotFound, "session not found: it ended or expired; start a new one with initialize"
 	case g.status == http.StatusMethodNotAllowed:
-		e.message = "HTTP method not allowed: POST JSON-RPC messages (GET opens the event stream, DELETE ends a session)"
+		e.message = "HTTP method not allowed: POST JSON-RPC messages (GET opens a session's event stream; the stateless revision has none)"
 	case g.status >= 500:
 		e.code, e.message = CodeInternalError, "internal error: try again; the server log has the details"
 	case !clean(msg):
