@@ -82,6 +82,15 @@ loadtest: bin/plugboard bin/testplugins/anymanifest.wasm ## hot swap under load:
 	$(GO) run ./cmd/plugboard/internal/loadtest -bin bin/plugboard -plugin bin/testplugins/anymanifest.wasm \
 		-vegeta $(VEGETA) -rate $(LOADTEST_RATE) -duration $(LOADTEST_DURATION) -swaps 20
 
+# The cluster figures (BENCHMARKS.md "Cluster (issue 12)"): an in-process nats-server with
+# JetStream, real nodes on loopback and vegeta; about 4 minutes. Fails on any failed call,
+# refused swap, stale call after a swap's answer or lost feed item.
+.PHONY: bench-cluster
+bench-cluster: bin/plugboard bin/testplugins/anymanifest.wasm bin/testplugins/trig.wasm ## cluster figures: bbolt vs JetStream warm call, 1-3 node throughput, swap propagation, poller failover
+	@test -x $(VEGETA) || GOFLAGS= $(GO) install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+	$(GO) run ./cmd/plugboard/internal/clusterbench -bin bin/plugboard -plugin bin/testplugins/anymanifest.wasm \
+		-trig bin/testplugins/trig.wasm -vegeta $(VEGETA)
+
 clean:
 	rm -rf bin
 
