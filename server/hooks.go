@@ -52,35 +52,10 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 		}
 		req.Headers[k] = strings.Join(vs, sep)
 	}
-	corr := correlationID(ctx)
-	ref, err := s.trig.resolve(ctx, src.Connector, src.Trigger, abi.TriggerWebhook, src.Connection, corr, true) // receive needs no credential
+	res, err := s.trig.Receive(ctx, src, req, correlationID(ctx))
 	if err != nil {
 		return err
 	}
-	defer ref.Release()
-	secret, err := s.st.TriggerSecret(ctx, "src", src.ID)
-	if err != nil {
-		return err
-	}
-	res, err := s.trig.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookReceive, Trigger: src.Trigger, Params: src.Params,
-		Secret: string(secret), State: src.State, Request: req})
-	if err != nil {
-		s.metrics.add("plugboard_trigger_receives_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", toProblem(err).Code), 1)
-		return err
-	}
-	evs, err := s.trig.convertEvents(res.Events, "plugboard_webhook receive")
-	if err != nil {
-		return err
-	}
-	if len(evs) > 0 {
-		cr, err := s.st.CommitEvents(ctx, src.ID, evs, storage.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}, s.trig.limits(), nil)
-		if err != nil {
-			return err
-		}
-		s.trig.counted(src, "ok", cr)
-		s.trig.notify(cr.Notify...)
-	}
-	s.metrics.add("plugboard_trigger_receives_total", labels("connector", src.Connector, "trigger", src.Trigger, "outcome", "ok"), 1)
 	status, body2 := http.StatusOK, ""
 	if res.Response != nil {
 		if res.Response.Status >= 200 && res.Response.Status <= 599 {

@@ -55,6 +55,8 @@ func newMetrics() *metrics {
 		"plugboard_trigger_receives_total":        "Inbound webhook requests by connector, trigger and outcome code.",
 		"plugboard_trigger_renewals_total":        "Webhook renewals by connector, trigger and outcome code.",
 		"plugboard_timers_fired_total":            "Plugin timers fired by connector and outcome code.",
+		"plugboard_trigger_sources_led":           "Trigger sources this node leads now (polls, or renews and unsubscribes).",
+		"plugboard_trigger_lease_losses_total":    "Trigger leases this node lost to another node (renewed too late), by lease kind (source, push, timers).",
 		"plugboard_deliveries_total":              "Push delivery attempts by connector, trigger and outcome (HTTP status or error).",
 		"plugboard_delivery_duration_seconds":     "Push delivery attempt latency by connector and trigger.",
 		"plugboard_subscriptions":                 "Subscriptions by connector, trigger, delivery type and status.",

@@ -27,6 +27,7 @@ import (
 	"github.com/plugboard/plugboard/registry"
 	"github.com/plugboard/plugboard/registry/storage"
 	"github.com/plugboard/plugboard/server/mcpserver"
+	"github.com/plugboard/plugboard/server/trigger"
 )
 
 // Options configure a [Server]. Only DataDir is required; every zero value means the documented
@@ -134,7 +135,7 @@ type Server struct {
 	limits     *keyLimits
 	stopPrune  chan struct{}
 	mcp        *mcpserver.Handler // MCP endpoints (mcpservers.go)
-	trig       *triggers          // trigger engine (triggers.go)
+	trig       *trigger.Engine    // trigger engine (triggers.go)
 	tracer     trace.Tracer       // telemetry.go
 	invlog     *invocationLog     // invocations.go; nil when the log is off
 	backend    string             // "bbolt" or "nats"
@@ -226,8 +227,8 @@ func New(ctx context.Context, opts *Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.trig = newTriggers(s, o.Triggers)
-	if err := s.trig.start(ctx); err != nil {
+	s.trig = newTriggerEngine(s)
+	if err := s.trig.Start(ctx); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("starting the trigger engine: %w", err)
 	}
@@ -279,7 +280,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.closeMCP()
 	if s.trig != nil {
-		s.trig.close()
+		s.stopTriggers(ctx)
 	}
 	s.reg.Close(ctx)
 	s.invlog.close() // after the calls drained: their records are written before the store closes

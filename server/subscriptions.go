@@ -18,6 +18,7 @@ import (
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
 	"github.com/plugboard/plugboard/registry/storage"
+	"github.com/plugboard/plugboard/server/trigger"
 )
 
 // Problem codes of the subscription endpoints.
@@ -101,7 +102,7 @@ func (s *Server) subscriptionDoc(v storage.SubscriptionView, src storage.Source,
 		if p.LastError != "" && (d.LastError == nil || p.LastAttemptAt.After(d.LastError.At)) {
 			code := p.LastErrorCode
 			if code == "" { // recorded before push errors had codes
-				code = codeDeliveryFailed
+				code = trigger.CodeDeliveryFailed
 			}
 			d.LastError = &storage.TriggerError{Code: code, Message: p.LastError, At: p.LastAttemptAt}
 		}
@@ -246,7 +247,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 		}
 	}
 	corr := correlationID(ctx)
-	ref, err := s.trig.resolve(ctx, req.Connector, req.Trigger, "", req.Connection, corr, false)
+	ref, err := s.trig.Prepare(ctx, req.Connector, req.Trigger, "", req.Connection, corr, false)
 	if err != nil {
 		return err
 	}
@@ -263,41 +264,18 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	sub := storage.Subscription{ID: "sub_" + randomToken(16),
+	sub := storage.Subscription{ID: trigger.NewSubscriptionID(),
 		TriggerRef: storage.TriggerRef{Connector: req.Connector, Trigger: req.Trigger, Connection: req.Connection, Params: params},
 		IntervalS:  req.IntervalS, Delivery: *req.Delivery, Owner: p.KeyID, Status: storage.SubActive}
 	var secret []byte
 	if sub.Delivery.Type == deliveryWebhook {
-		secret = []byte(newSigningSecret())
+		secret = []byte(trigger.NewSigningSecret())
 	}
-	key := sourceKey(req.Connector, req.Trigger, req.Connection, params)
-	lock := s.trig.keyLock(key)
-	lock.Lock()
-	defer lock.Unlock()
-	src, found, err := s.st.FindSource(ctx, key)
-	if err != nil {
+	if err := s.trig.Subscribe(ctx, ref, &sub, secret, s.publicBase(r)); err != nil {
+		if be, ok := errors.AsType[*trigger.BaselineError](err); ok {
+			return baselineProblem(be.Err)
+		}
 		return err
-	}
-	switch {
-	case found && src.Status == storage.SourceActive:
-		sub.SourceID = src.ID
-		err = s.st.AddSubscription(ctx, sub, secret, nil)
-	case found && src.Status == storage.SourceStopping:
-		// Its upstream unsubscribe failed, so the registration is still there: revive it.
-		sub.SourceID = src.ID
-		err = s.st.AddSubscription(ctx, sub, secret, func(s *storage.Source) {
-			s.Status, s.Failures, s.LastError, s.NextPollAt = storage.SourceActive, 0, nil, time.Time{}
-		})
-	case tr.Kind == abi.TriggerPoll:
-		err = s.trig.startPollSource(ctx, ref, key, params, &sub, secret)
-	default:
-		err = s.trig.startWebhookSource(ctx, r, ref, key, params, &sub, secret)
-	}
-	if err != nil {
-		return err
-	}
-	if sub.Delivery.Type == deliveryWebhook {
-		s.trig.startPusher(sub.ID)
 	}
 	s.log.Info("subscription created", "subscription", sub.ID, "connector", sub.Connector, "trigger", sub.Trigger, "source", sub.SourceID, "delivery", sub.Delivery.Type, "correlation_id", corr)
 	doc, err := s.loadSubscriptionDoc(ctx, sub.ID)
@@ -307,88 +285,6 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	doc.SigningSecret = string(secret)
 	writeJSON(w, http.StatusCreated, doc)
 	return nil
-}
-
-// startPollSource runs the baseline poll of a new poll source and stores the source with its
-// first subscription. A failing baseline creates nothing.
-func (t *triggers) startPollSource(ctx context.Context, ref *registry.Prepared, key string, params json.RawMessage, sub *storage.Subscription, secret []byte) error {
-	res, evs, err := t.pollOnce(ctx, ref, params, nil)
-	if err != nil {
-		return baselineProblem(err)
-	}
-	now := time.Now().UTC()
-	def, lo := ref.Trigger().Interval()
-	iv := sub.IntervalS
-	if iv == 0 {
-		iv = def
-	}
-	cursor := res.Cursor
-	src := storage.Source{ID: "src_" + randomToken(16), Key: key, Kind: storage.SourcePoll, Status: storage.SourceActive,
-		TriggerRef: sub.TriggerRef, Cursor: &cursor,
-		LastPolledAt: now, NextPollAt: now.Add(jitter(time.Duration(max(iv, lo)) * time.Second))}
-	if res.More {
-		src.NextPollAt = now
-	}
-	sub.SourceID = src.ID
-	if err := t.s.st.CreateSource(ctx, src, nil, sub, secret); err != nil {
-		return err
-	}
-	if len(evs) > 0 { // a baseline that asked for history (params): deliver it
-		cr, err := t.s.st.CommitEvents(ctx, src.ID, evs, storage.Origin{CorrelationID: ref.CorrelationID(), Traceparent: traceparentOf(ctx)}, t.limits(), nil)
-		if err != nil {
-			return err
-		}
-		t.notify(cr.Notify...)
-	}
-	return nil
-}
-
-// startWebhookSource registers a new webhook source upstream and stores it with its first
-// subscription. The hook URL answers before subscribe is called, because some services
-// (Microsoft Graph) call it during the registration.
-func (t *triggers) startWebhookSource(ctx context.Context, r *http.Request, ref *registry.Prepared, key string, params json.RawMessage, sub *storage.Subscription, subSecret []byte) error {
-	token := randomToken(20)
-	secret := randomToken(20)
-	src := storage.Source{ID: "src_" + randomToken(16), Key: key, Kind: storage.SourceWebhook, Status: storage.SourceStarting,
-		TriggerRef: sub.TriggerRef, HookToken: token,
-		CallbackURL: t.s.publicBase(r) + "/hooks/" + token}
-	if found, err := t.replaceStale(ctx, key); err != nil || found {
-		return err
-	}
-	if err := t.s.st.CreateSource(ctx, src, []byte(secret), nil, nil); err != nil {
-		return err
-	}
-	res, err := t.webhookCall(ctx, ref, abi.WebhookRequest{Op: abi.WebhookSubscribe, Trigger: sub.Trigger, Params: params, CallbackURL: src.CallbackURL, Secret: secret})
-	var renewAt time.Time
-	if err == nil {
-		renewAt, err = parseRenewAt(res.RenewAt)
-	}
-	if err != nil {
-		_ = t.s.st.DeleteSource(context.WithoutCancel(ctx), src.ID)
-		return baselineProblem(err)
-	}
-	sub.SourceID = src.ID
-	err = t.s.st.AddSubscription(ctx, *sub, subSecret, func(s *storage.Source) {
-		s.Status, s.State, s.RenewAt = storage.SourceActive, res.State, renewAt
-	})
-	if err != nil {
-		src.Status, src.State = storage.SourceActive, res.State
-		t.stopSource(context.WithoutCancel(ctx), src)
-		return err
-	}
-	return nil
-}
-
-// replaceStale deletes a source of key left in the starting state (a crash during subscribe).
-func (t *triggers) replaceStale(ctx context.Context, key string) (bool, error) {
-	src, found, err := t.s.st.FindSource(ctx, key)
-	if err != nil || !found {
-		return false, err
-	}
-	if src.Status == storage.SourceStarting {
-		return false, t.s.st.DeleteSource(ctx, src.ID)
-	}
-	return true, nil
 }
 
 // baselineProblem turns the failure of a new source's first plugin call into API.md's 502:
@@ -510,26 +406,9 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	key := ""
-	if src, err := s.st.GetSource(ctx, sub.SourceID); err == nil {
-		key = src.Key
-	}
-	lock := s.trig.keyLock(key)
-	lock.Lock()
-	defer lock.Unlock()
-	_, remaining, err := s.st.DeleteSubscription(ctx, id)
-	if err != nil {
+	if err := s.trig.DeleteSubscription(ctx, sub.ID); err != nil {
 		return subscriptionErr(err, id)
 	}
-	// Stop its push worker before anything slow (an upstream unsubscribe), so nothing is pushed
-	// for a subscription the store no longer has.
-	s.trig.stopPusher(id)
-	if remaining == 0 {
-		if src, err := s.st.GetSource(ctx, sub.SourceID); err == nil {
-			s.trig.stopSource(context.WithoutCancel(ctx), src)
-		}
-	}
-	s.trig.notify(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -554,35 +433,16 @@ func (s *Server) pullEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(time.Duration(wait) * time.Second)
-	for {
-		wake := s.trig.wakeChan(id)
-		got, next, err := s.st.LeaseEvents(ctx, id, maxN, s.trig.o.LeaseFor)
-		if err != nil {
-			return subscriptionErr(err, id)
-		}
-		if len(got) > 0 || !time.Now().Before(deadline) {
-			out := make([]deliveredEvent, len(got))
-			for i, p := range got {
-				out[i] = deliver(sub, p.Event)
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"events": out})
-			return nil
-		}
-		until := deadline
-		if !next.IsZero() && next.Before(until) {
-			until = next
-		}
-		tm := time.NewTimer(time.Until(until))
-		select {
-		case <-wake:
-		case <-tm.C:
-		case <-ctx.Done():
-			tm.Stop()
-			return ctx.Err()
-		}
-		tm.Stop()
+	got, err := s.trig.Pull(ctx, id, maxN, time.Duration(wait)*time.Second)
+	if err != nil {
+		return subscriptionErr(err, id)
 	}
+	out := make([]trigger.Event, len(got))
+	for i, p := range got {
+		out[i] = trigger.Deliver(sub, p.Event)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+	return nil
 }
 
 func queryInt(q url.Values, name string, def, lo, hi int) (int, error) {
@@ -615,7 +475,7 @@ func (s *Server) ackEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	seqs := make([]uint64, 0, len(req.IDs))
 	for _, eid := range req.IDs {
-		if seq, ok := parseDeliveredID(id, eid); ok {
+		if seq, ok := trigger.ParseDeliveredID(id, eid); ok {
 			seqs = append(seqs, seq)
 		}
 	}
@@ -645,13 +505,9 @@ func (s *Server) replayEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return problemf(http.StatusBadRequest, codeInvalidRequest, `"since" must be an RFC 3339 time such as 2026-11-28T09:00:00Z, not %q`, req.Since)
 	}
-	n, err := s.st.Replay(ctx, id, since, s.trig.o.MaxQueue)
+	n, err := s.trig.Replay(ctx, sub, since)
 	if err != nil {
 		return subscriptionErr(err, id)
-	}
-	s.trig.notify(id)
-	if sub.Delivery.Type == deliveryWebhook && sub.Status != storage.SubDisabled {
-		s.trig.startPusher(id)
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
 	return nil
@@ -693,5 +549,6 @@ func (s *Server) triggerGauges(ctx context.Context) []gauge {
 	for l, n := range byStatus {
 		out = append(out, gauge{"plugboard_subscriptions", l, float64(n)})
 	}
+	out = append(out, gauge{"plugboard_trigger_sources_led", "", float64(s.trig.Sources())})
 	return out
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plugboard/plugboard/server/trigger"
 )
 
 // feed is the fake upstream of the trig test plugin (plugins/testdata/trig): a paged feed of
@@ -248,7 +250,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, ts := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp")
-	want, _ := signWebhook(rc.secret, id, mustAtoi(ts), body)
+	want, _ := trigger.SignWebhook(rc.secret, id, mustAtoi(ts), body)
 	if rc.secret == "" || !strings.Contains(" "+r.Header.Get("webhook-signature")+" ", " "+want+" ") {
 		rc.bad++
 		w.WriteHeader(http.StatusUnauthorized)
