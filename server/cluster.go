@@ -48,6 +48,3 @@ func (s *Server) clusterGauges(r *http.Request) []gauge {
 	out = append(out, gauge{"plugboard_cluster_watch_lag_seconds", "", s.reg.WatchLag().Seconds()})
 	return out
 }
-
-// sourcesLed is a stand-in until the trigger engine leases sources per node (issue 12).
-func (t *triggers) sourcesLed() int { return 0 }

@@ -537,7 +537,7 @@ func (s *Server) sourcesLed() int {
 	if s.trig == nil {
 		return 0
 	}
-	return s.trig.sourcesLed()
+	return s.trig.Sources()
 }
 
 // metaAdminToken is the store's record of the admin token's SHA-256, which every node of a
