@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 type ctxKey int
@@ -139,4 +140,17 @@ func decodeStrictProblem(b []byte, v any) error {
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, strings.TrimPrefix(err.Error(), "decoding JSON: "))
 	}
 	return nil
+}
+
+// freshReads marks the reads of GET /v1/... with storage.WithFresh: a management read sees a
+// write another node acknowledged a moment ago (API.md "Cluster", reads after writes), at the
+// cost of a store round trip. Action calls, MCP and event pulls keep the watched in-memory
+// copies, so the request path does not wait on the network.
+func freshReads(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/") {
+			r = r.WithContext(storage.WithFresh(r.Context()))
+		}
+		next.ServeHTTP(w, r)
+	})
 }

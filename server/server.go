@@ -410,7 +410,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/store/backup", permStoreBackup, s.backupStore) // backup.go
 	handle(http.MethodGet, "/cluster", permClusterRead, s.getCluster)       // cluster.go
 
-	return s.withTrace(withCorrelation(s.withLogAndRecover(r)))
+	return s.withTrace(withCorrelation(s.withLogAndRecover(freshReads(r))))
 }
 
 // mustPermission panics, so the server does not start, when a route is registered without a

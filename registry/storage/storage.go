@@ -131,8 +131,9 @@ type Events interface {
 	// applies update (the new cursor) to the source: all of it in one atomic commit, so a crash
 	// keeps either all or none.
 	CommitEvents(ctx context.Context, sourceID string, events []NewEvent, origin Origin, lim TriggerLimits, update func(*Source)) (CommitResult, error)
-	// QueueHead returns the subscription and up to max of its first pending entries that are
-	// due, in sequence order.
+	// QueueHead returns the subscription and up to max of its first pending entries, due or
+	// not (the pusher waits for the first one's NextAt), in sequence order. For a deleted
+	// subscription it returns a zero Subscription and no error, which tells a pusher to stop.
 	QueueHead(ctx context.Context, subID string, max int) (Subscription, []Pending, error)
 	// RecordPush records push attempts: delivered, retried later, or failed for good.
 	RecordPush(ctx context.Context, subID string, outcomes ...PushOutcome) error
