@@ -251,8 +251,9 @@ type clusterDoc struct {
 	Store string `json:"store"`
 	Node  string `json:"node"`
 	Nodes []struct {
-		Name    string `json:"name"`
-		Sources int    `json:"sources"`
+		Name    string            `json:"name"`
+		Sources int               `json:"sources"`
+		Routes  map[string]string `json:"routes"`
 	} `json:"nodes"`
 }
 

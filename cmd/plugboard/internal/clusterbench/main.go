@@ -29,6 +29,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,7 +58,13 @@ type config struct {
 	duration, warmup          time.Duration
 	workers                   int
 	swaps, failovers          int
-	bboltOnly                 bool
+	bboltOnly, keep           bool
+	parts                     string
+}
+
+// part says whether part k is to run.
+func (c config) part(k int) bool {
+	return slices.Contains(strings.Split(c.parts, ","), strconv.Itoa(k))
 }
 
 func main() {
@@ -73,6 +80,8 @@ func main() {
 	flag.IntVar(&c.swaps, "swaps", 20, "swaps of the propagation run")
 	flag.IntVar(&c.failovers, "failovers", 3, "kills of the polling node")
 	flag.BoolVar(&c.bboltOnly, "bbolt-only", false, "measure the bbolt node of part 1 only, without nats-server")
+	flag.StringVar(&c.parts, "parts", "1,2,3,4", "the parts to run, comma-separated")
+	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (node logs, vegeta results) and print its path")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -95,7 +104,11 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	if c.keep {
+		fmt.Println("temporary directory (kept):", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 	began := time.Now()
 	b := &bench{config: c, tmp: tmp}
 	defer b.stopAll()
@@ -107,18 +120,15 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Printf("%s, %d cores; nodes: %s\n", began.UTC().Format("2006-01-02 15:04 UTC"), numCPU(), b.describe())
 
-	if err := b.warmCalls(ctx); err != nil {
-		return err
-	}
+	parts := []func(context.Context) error{b.warmCalls}
 	if !c.bboltOnly {
-		if err := b.throughput(ctx); err != nil {
-			return err
-		}
-		if err := b.swapPropagation(ctx); err != nil {
-			return err
-		}
-		if err := b.failover(ctx); err != nil {
-			return err
+		parts = append(parts, b.throughput, b.swapPropagation, b.failover)
+	}
+	for k, p := range parts {
+		if c.part(k + 1) {
+			if err := p(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Printf("\nwhole run: %s\n", time.Since(began).Round(time.Second))
@@ -457,7 +467,13 @@ func (b *bench) swapPropagation(ctx context.Context) error {
 		answeredAt.Store(time.Now().UnixNano())
 		if err != nil || code != 200 {
 			cancel()
-			return fmt.Errorf("swap %d to %s via %s: %d %s %v", i+1, target, via.name, code, out, err)
+			routes := ""
+			if doc, err := clusterView(ctx, via); err == nil {
+				for _, e := range doc.Nodes {
+					routes += fmt.Sprintf(" %s=%q", e.Name, e.Routes["anymanifest"])
+				}
+			}
+			return fmt.Errorf("swap %d to %s via %s: %d %s %v (routes in GET /v1/cluster now:%s)", i+1, target, via.name, code, bytes.TrimSpace(out), err, routes)
 		}
 		var last time.Duration
 		for range b.nodes {
