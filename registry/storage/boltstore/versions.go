@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/plugboard/plugboard/registry/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -31,7 +32,7 @@ func (s *Store) PutVersion(ctx context.Context, v Version) (created bool, err er
 	if err := checkID("connector name", v.Name); err != nil {
 		return false, err
 	}
-	if _, ok := parseSemVer(v.Version); !ok || len(v.Version) > maxIDBytes {
+	if !storage.ValidSemVer(v.Version) || len(v.Version) > maxIDBytes {
 		return false, fmt.Errorf("store: version %q is not a SemVer 2.0 version: %w", v.Version, ErrInvalid)
 	}
 	if err := CheckDigest(v.Digest); err != nil {
@@ -136,7 +137,7 @@ func (s *Store) Versions(ctx context.Context, name string) ([]Version, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b Version) int { return compareSemVer(a.Version, b.Version) })
+	slices.SortFunc(out, func(a, b Version) int { return storage.CompareSemVer(a.Version, b.Version) })
 	return out, nil
 }
 

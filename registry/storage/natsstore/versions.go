@@ -154,7 +154,7 @@ func (s *Store) PutVersion(ctx context.Context, v storage.Version) (bool, error)
 	if err := checkID("connector name", v.Name); err != nil {
 		return false, err
 	}
-	if _, ok := parseSemVer(v.Version); !ok || len(v.Version) > maxIDBytes {
+	if !storage.ValidSemVer(v.Version) || len(v.Version) > maxIDBytes {
 		return false, fmt.Errorf("natsstore: version %q is not a SemVer 2.0 version: %w", v.Version, storage.ErrInvalid)
 	}
 	if err := storage.CheckDigest(v.Digest); err != nil {
@@ -260,7 +260,7 @@ func (s *Store) Versions(ctx context.Context, name string) ([]storage.Version, e
 			out = append(out, copyVersion(v.(versionRecord)))
 		}
 	}
-	slices.SortFunc(out, func(a, b storage.Version) int { return compareSemVer(a.Version, b.Version) })
+	slices.SortFunc(out, func(a, b storage.Version) int { return storage.CompareSemVer(a.Version, b.Version) })
 	return out, nil
 }
 

@@ -1,4 +1,4 @@
-package boltstore
+package storage
 
 import (
 	"cmp"
@@ -131,3 +131,11 @@ func compareSemVer(a, b string) int {
 	}
 	return strings.Compare(a, b)
 }
+
+// ValidSemVer reports whether v is a SemVer 2.0 version, as every backend requires of a
+// stored connector version.
+func ValidSemVer(v string) bool { _, ok := parseSemVer(v); return ok }
+
+// CompareSemVer orders two SemVer 2.0 versions by precedence (-1, 0 or 1), the order
+// [Versions.Versions] lists them in.
+func CompareSemVer(a, b string) int { return compareSemVer(a, b) }

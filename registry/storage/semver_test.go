@@ -1,4 +1,4 @@
-package boltstore
+package storage
 
 import (
 	"math/rand/v2"
