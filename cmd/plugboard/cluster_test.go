@@ -221,6 +221,30 @@ func TestCluster(t *testing.T) {
 		if st != 200 || !bytes.Contains(body, []byte(`2.0.0`)) {
 			t.Fatalf("tools/call on n3 in n1's session: %d: %s", st, body)
 		}
+
+		// A token rotated on n2 is refused on every node; the new one opens sessions anywhere.
+		// As for keys, "the next request" is the next one after the node's watch has the change.
+		const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"cluster-test","version":"1"}}}`
+		old := token
+		token = n2.api.mustJSON(200, "POST", "/v1/mcp-servers/tools/rotate-token", nil)["token"].(string)
+		for _, nd := range c.nodes {
+			tok := token
+			token = old
+			d := waitFor(t, time.Second, nd.name+" refusing the rotated MCP token", func() bool { st, _, _ := rpc(nd, "", initialize); return st == 401 })
+			token = tok
+			if st, _, body := rpc(nd, "", initialize); st != 200 {
+				t.Errorf("the new token on %s: %d %s", nd.name, st, body)
+			}
+			t.Logf("%s refused the old MCP token %v after the rotation answered", nd.name, d)
+		}
+		// A server disabled on n3 answers 404 mcp_server_disabled on every node.
+		n3.api.must(200, "PATCH", "/v1/mcp-servers/tools", map[string]any{"enabled": false})
+		for _, nd := range c.nodes {
+			waitFor(t, time.Second, nd.name+" refusing the disabled MCP server", func() bool {
+				st, _, body := rpc(nd, "", initialize)
+				return st == 404 && bytes.Contains(body, []byte(`"mcp_server_disabled"`))
+			})
+		}
 	})
 
 	t.Run("reads after writes on another node", func(t *testing.T) {
