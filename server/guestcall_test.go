@@ -80,14 +80,14 @@ func TestServletCallsRefuseAConnectionThatNeedsConsent(t *testing.T) {
 		t.Fatalf("with a fresh token: %+v", res)
 	}
 
-	e.oa.revoke()
+	e.oa.Revoke()
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	callMe() // the token expired and its refresh is refused: the connection needs consent
 	if st := e.must(200, e.do("GET", "/v1/connections/oa", nil)).json(t)["status"]; st != "needs_reauth" {
 		t.Fatalf("connection status %v, want needs_reauth", st)
 	}
-	seen, refreshes := len(e.api.seen()), e.oa.stats().RefreshToken
+	seen, refreshes := len(e.api.seen()), e.oa.Stats().RefreshToken
 	res := callMe()
 	text := ""
 	if len(res.Content) > 0 {
@@ -99,7 +99,7 @@ func TestServletCallsRefuseAConnectionThatNeedsConsent(t *testing.T) {
 	if n := len(e.api.seen()) - seen; n != 0 {
 		t.Errorf("%d servlet requests reached the upstream while the connection needs consent", n)
 	}
-	if e.oa.stats().RefreshToken != refreshes {
+	if e.oa.Stats().RefreshToken != refreshes {
 		t.Error("the servlet call asked for a token while the connection needs consent")
 	}
 }

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -12,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,128 +18,20 @@ import (
 
 	"github.com/plugboard/plugboard/host"
 	"github.com/plugboard/plugboard/registry"
+	"github.com/plugboard/plugboard/server/oauthtest"
 )
 
-// oauthServer is a real OAuth2 authorization server (oauth2-mock-server, made strict by
-// testdata/oauth/server.mjs) run with node on loopback ports.
-type oauthServer struct {
-	t       testing.TB
-	issuer  string // http://127.0.0.1:P: /authorize and /token
-	control string // the test control API
-}
+// oauthServer is the real OAuth2 authorization server of the tests ([oauthtest.Server]).
+type oauthServer = oauthtest.Server
 
 const (
 	oauthClientID     = "plugboard-test-client"
 	oauthClientSecret = "cs-0123456789-client-secret"
 )
 
-// startOAuthServer starts testdata/oauth/server.mjs. It fails (never skips) when node or the
-// npm packages are missing: `make test` installs them (npm ci in server/testdata/oauth).
+// startOAuthServer starts it for the test client.
 func startOAuthServer(t testing.TB) *oauthServer {
-	t.Helper()
-	dir := filepath.Join(repoRoot(t), "server", "testdata", "oauth")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("the OAuth tests need Node.js 20.19 or later (node is not on PATH): %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oauth2-mock-server", "package.json")); err != nil {
-		t.Fatalf("the OAuth tests need the npm package oauth2-mock-server, which is not installed in %s: run `make test` "+
-			"(it installs it) or `npm ci --prefix server/testdata/oauth` (%v)", dir, err)
-	}
-	cmd := exec.Command(node, "server.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CLIENT_ID="+oauthClientID, "CLIENT_SECRET="+oauthClientSecret)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting node: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		stdin.Close() // the server exits when its stdin closes
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- l
-		io.Copy(io.Discard, stdout)
-	}()
-	var addr struct{ Issuer, Control string }
-	select {
-	case l := <-line:
-		if err := json.Unmarshal([]byte(l), &addr); err != nil || addr.Issuer == "" {
-			<-done
-			t.Fatalf("the OAuth server did not start: %q %v\n%s", l, err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the OAuth server did not start within 30 s\n%s", stderr.String())
-	}
-	return &oauthServer{t: t, issuer: addr.Issuer, control: addr.Control}
-}
-
-// oauthStats is GET /stats of the control API.
-type oauthStats struct {
-	Authorize         int      `json:"authorize"`
-	AuthorizationCode int      `json:"authorization_code"`
-	RefreshToken      int      `json:"refresh_token"`
-	ClientCredentials int      `json:"client_credentials"`
-	Refused           int      `json:"refused"`
-	RefreshPresented  []string `json:"refresh_presented"`
-	RefreshIssued     []string `json:"refresh_issued"`
-}
-
-func (o *oauthServer) call(method, path string, body any, out any) {
-	o.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, o.control+path, rd)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		o.t.Fatalf("OAuth control %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			o.t.Fatalf("OAuth control %s: %v", path, err)
-		}
-	}
-}
-
-func (o *oauthServer) stats() oauthStats {
-	var s oauthStats
-	o.call("GET", "/stats", nil, &s)
-	return s
-}
-
-// expire makes every access token issued so far invalid at the upstream.
-func (o *oauthServer) expire() { o.call("POST", "/expire", nil, nil) }
-
-// revoke revokes every refresh token issued so far.
-func (o *oauthServer) revoke() { o.call("POST", "/revoke", nil, nil) }
-
-// valid asks the authorization server whether it issued token and the token has not expired.
-func (o *oauthServer) valid(token string) bool {
-	var v struct{ Valid bool }
-	o.call("GET", "/check?token="+token, nil, &v)
-	return v.Valid
+	return oauthtest.Start(t, oauthClientID, oauthClientSecret)
 }
 
 // bearerAPI is an upstream API that accepts only access tokens the authorization server issued
@@ -158,7 +47,7 @@ func newBearerAPI(t testing.TB, oa *oauthServer) *bearerAPI {
 	api := &bearerAPI{}
 	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		valid := tok != "" && oa.valid(tok)
+		valid := tok != "" && oa.Valid(tok)
 		api.mu.Lock()
 		api.tokens = append(api.tokens, tok)
 		if valid {
@@ -286,7 +175,7 @@ func (e *oauthEnv) createOAuth(id string, extra map[string]any) map[string]any {
 	body := map[string]any{
 		"id": id, "connectors": []string{"spy"}, "params": map[string]any{"base_url": e.api.URL},
 		"auth": map[string]any{"type": "oauth2", "client_id": oauthClientID, "client_secret": oauthClientSecret,
-			"authorization_url": e.oa.issuer + "/authorize", "token_url": e.oa.issuer + "/token"},
+			"authorization_url": e.oa.Issuer + "/authorize", "token_url": e.oa.Issuer + "/token"},
 	}
 	for k, v := range extra {
 		body[k] = v
@@ -351,7 +240,7 @@ func (e *oauthEnv) fetchMe(id string) int {
 func (e *oauthEnv) checkNoSecrets(extra ...string) {
 	e.t.Helper()
 	secrets := append([]string{oauthClientSecret}, extra...)
-	secrets = append(secrets, e.oa.stats().RefreshIssued...)
+	secrets = append(secrets, e.oa.Stats().RefreshIssued...)
 	for _, tok := range e.api.seen() {
 		if tok != "" {
 			secrets = append(secrets, tok)

@@ -20,7 +20,7 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 	}
 	consentURL, _ := doc["consent_url"].(string)
 	u, err := url.Parse(consentURL)
-	if err != nil || !strings.HasPrefix(consentURL, e.oa.issuer+"/authorize?") {
+	if err != nil || !strings.HasPrefix(consentURL, e.oa.Issuer+"/authorize?") {
 		t.Fatalf("consent_url %q is not the authorization endpoint", consentURL)
 	}
 	q := u.Query()
@@ -30,7 +30,7 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 		t.Errorf("consent URL parameters: %v", q)
 	}
 	auth := doc["auth"].(map[string]any)
-	if auth["grant"] != "authorization_code" || auth["client_id"] != oauthClientID || auth["token_url"] != e.oa.issuer+"/token" || auth["pkce"] != true {
+	if auth["grant"] != "authorization_code" || auth["client_id"] != oauthClientID || auth["token_url"] != e.oa.Issuer+"/token" || auth["pkce"] != true {
 		t.Errorf("auth = %v", auth)
 	}
 	// GET shows the pending consent URL too (the CLI waits on it).
@@ -53,7 +53,7 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 	if got["status"] != "ready" || got["consent_url"] != nil || got["auth"].(map[string]any)["token_expires_at"] == nil {
 		t.Errorf("after consent: %v", got)
 	}
-	st := e.oa.stats()
+	st := e.oa.Stats()
 	if st.AuthorizationCode != 1 || st.Refused != 0 || len(st.RefreshIssued) != 1 {
 		t.Fatalf("authorization server stats after consent: %+v", st)
 	}
@@ -69,7 +69,7 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.Status, r.Body)
 		}
 	}
-	if st := e.oa.stats(); st.AuthorizationCode != 1 {
+	if st := e.oa.Stats(); st.AuthorizationCode != 1 {
 		t.Errorf("a refused callback reached the token endpoint: %+v", st)
 	}
 
@@ -82,11 +82,11 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 	// The token expires: the next call refreshes it first (no 401), with the refresh token of
 	// the code exchange.
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	if s := e.fetchMe("oa"); s != 200 {
 		t.Fatalf("fetch after expiry: %d", s)
 	}
-	st = e.oa.stats()
+	st = e.oa.Stats()
 	if st.RefreshToken != 1 || st.RefreshPresented[0] != st.RefreshIssued[0] {
 		t.Fatalf("refresh after expiry: %+v", st)
 	}
@@ -97,23 +97,23 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 	// The time after, the rotated refresh token is the one used (the first is spent: the
 	// server refuses a refresh token used twice).
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	if s := e.fetchMe("oa"); s != 200 {
 		t.Fatalf("fetch after the second expiry: %d", s)
 	}
-	st = e.oa.stats()
+	st = e.oa.Stats()
 	if st.RefreshToken != 2 || st.Refused != 0 || st.RefreshPresented[1] != st.RefreshIssued[1] {
 		t.Fatalf("second refresh did not use the rotated refresh token: %+v", st)
 	}
 
 	// Expiry the clock does not know about: the upstream answers 401, the host refreshes once
 	// and sends the request again.
-	e.oa.expire()
+	e.oa.Expire()
 	before := len(e.api.seen())
 	if s := e.fetchMe("oa"); s != 200 {
 		t.Fatalf("fetch after a 401: %d", s)
 	}
-	if st := e.oa.stats(); st.RefreshToken != 3 || len(e.api.seen()) != before+2 {
+	if st := e.oa.Stats(); st.RefreshToken != 3 || len(e.api.seen()) != before+2 {
 		t.Errorf("401 path: %d refreshes, %d upstream requests", st.RefreshToken, len(e.api.seen())-before)
 	}
 	if got := e.must(200, e.do("GET", "/v1/connections/oa", nil)).json(t)["auth"].(map[string]any); got["refreshes"] != 3.0 {
@@ -136,9 +136,9 @@ func TestOAuthConcurrentRefresh(t *testing.T) {
 		{name: "token refused by the upstream (401)", advance: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.oa.stats().RefreshToken
+			before := e.oa.Stats().RefreshToken
 			e.clock.Advance(tc.advance)
-			e.oa.expire()
+			e.oa.Expire()
 			var wg sync.WaitGroup
 			statuses := make([]int, 50)
 			start := make(chan struct{})
@@ -163,7 +163,7 @@ func TestOAuthConcurrentRefresh(t *testing.T) {
 					t.Errorf("call %d: %d", i, s)
 				}
 			}
-			if n := e.oa.stats().RefreshToken - before; n != 1 {
+			if n := e.oa.Stats().RefreshToken - before; n != 1 {
 				t.Errorf("50 concurrent calls made %d refresh requests, want 1", n)
 			}
 		})
@@ -175,9 +175,9 @@ func TestOAuthConcurrentRefresh(t *testing.T) {
 func TestOAuthRevokedRefreshToken(t *testing.T) {
 	e := newOAuthEnv(t, nil)
 	e.readyOAuth("oa")
-	e.oa.revoke()
+	e.oa.Revoke()
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	r := e.invoke("spy", "fetch", map[string]any{"connection": "oa", "input": map[string]any{"url": e.api.URL + "/me"}})
 	if r.Status != 409 || r.code(t) != "needs_reauth" {
 		t.Fatalf("invoke with a revoked refresh token: %d %s", r.Status, r.Body)
@@ -187,16 +187,16 @@ func TestOAuthRevokedRefreshToken(t *testing.T) {
 		t.Errorf("connection after the refused refresh: %v", doc)
 	}
 	// It stays so: no more refresh attempts until consent is given again.
-	refreshes := e.oa.stats().RefreshToken
+	refreshes := e.oa.Stats().RefreshToken
 	if r := e.invoke("spy", "fetch", map[string]any{"connection": "oa", "input": map[string]any{"url": e.api.URL + "/me"}}); r.Status != 409 {
 		t.Errorf("second invoke: %d", r.Status)
 	}
-	if e.oa.stats().RefreshToken != refreshes {
+	if e.oa.Stats().RefreshToken != refreshes {
 		t.Errorf("a needs_reauth connection still asked for tokens")
 	}
 
 	re := e.must(200, e.do("POST", "/v1/connections/oa/reauthorize", nil)).json(t)
-	if re["status"] != "needs_reauth" || !strings.HasPrefix(re["consent_url"].(string), e.oa.issuer+"/authorize?") {
+	if re["status"] != "needs_reauth" || !strings.HasPrefix(re["consent_url"].(string), e.oa.Issuer+"/authorize?") {
 		t.Fatalf("reauthorize = %v", re)
 	}
 	// A second reauthorize supersedes the first consent URL.
@@ -227,7 +227,7 @@ func TestOAuthClientCredentials(t *testing.T) {
 		return map[string]any{
 			"id": id, "connectors": []string{"spy"}, "params": map[string]any{"base_url": e.api.URL},
 			"auth": map[string]any{"type": "oauth2", "grant": "client_credentials", "client_id": oauthClientID,
-				"client_secret": secret, "token_url": e.oa.issuer + "/token", "scopes": []string{"spy.read"}},
+				"client_secret": secret, "token_url": e.oa.Issuer + "/token", "scopes": []string{"spy.read"}},
 		}
 	}
 	doc := e.must(201, e.do("POST", "/v1/connections", body("cc", oauthClientSecret))).json(t)
@@ -238,11 +238,11 @@ func TestOAuthClientCredentials(t *testing.T) {
 		t.Fatalf("fetch: %d", s)
 	}
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	if s := e.fetchMe("cc"); s != 200 {
 		t.Fatalf("fetch after expiry: %d", s)
 	}
-	if st := e.oa.stats(); st.ClientCredentials != 2 || st.RefreshToken != 0 {
+	if st := e.oa.Stats(); st.ClientCredentials != 2 || st.RefreshToken != 0 {
 		t.Errorf("stats: %+v", st)
 	}
 	r := e.do("POST", "/v1/connections", body("cc-bad", "wrong-secret-value"))
@@ -271,7 +271,7 @@ func TestOAuthRotationKeepsTokens(t *testing.T) {
 	e := newOAuthEnv(t, nil)
 	e.readyOAuth("oa")
 	auth := map[string]any{"type": "oauth2", "client_id": oauthClientID, "client_secret": oauthClientSecret,
-		"authorization_url": e.oa.issuer + "/authorize", "token_url": e.oa.issuer + "/token"}
+		"authorization_url": e.oa.Issuer + "/authorize", "token_url": e.oa.Issuer + "/token"}
 	if doc := e.must(200, e.do("PUT", "/v1/connections/oa/credentials", auth)).json(t); doc["status"] != "ready" {
 		t.Errorf("same client: %v", doc)
 	}

@@ -38,19 +38,19 @@ func TestSecretsStayInTheHost(t *testing.T) {
 	doc := keep(e.must(201, e.do("POST", "/v1/connections", map[string]any{
 		"id": "oa", "connectors": []string{"spy"}, "params": map[string]any{"base_url": e.api.URL},
 		"auth": map[string]any{"type": "oauth2", "client_id": oauthClientID, "client_secret": oauthClientSecret,
-			"authorization_url": e.oa.issuer + "/authorize", "token_url": e.oa.issuer + "/token"},
+			"authorization_url": e.oa.Issuer + "/authorize", "token_url": e.oa.Issuer + "/token"},
 	}))).json(t)
 	_, page := e.consent(doc["consent_url"].(string))
 	keep(page)
 	e.fetchMe("oa")
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	e.fetchMe("oa") // refreshed
 	// Errors that involve secrets: a refused client secret, a refused refresh.
 	keep(e.do("POST", "/v1/connections", map[string]any{
 		"id": "cc", "connectors": []string{"spy"}, "params": map[string]any{"base_url": e.api.URL},
 		"auth": map[string]any{"type": "oauth2", "grant": "client_credentials", "client_id": oauthClientID,
-			"client_secret": wrongCS, "token_url": e.oa.issuer + "/token"},
+			"client_secret": wrongCS, "token_url": e.oa.Issuer + "/token"},
 	}))
 	keep(e.invoke("spy", "fetch", map[string]any{"connection": "key", "input": map[string]any{"url": e.api.URL + "/me"}}))
 	keep(e.invoke("spy", "hmac", map[string]any{"connection": "key", "input": map[string]any{"field": "signing", "data": "x"}}))
@@ -59,9 +59,9 @@ func TestSecretsStayInTheHost(t *testing.T) {
 	keep(e.must(200, e.do("PUT", "/v1/connections/key/credentials", map[string]any{"auth": map[string]any{"type": "api_key", "api_key": apiKey2}, "secrets": map[string]any{"signing": signing}})))
 	keep(e.must(200, e.do("PATCH", "/v1/connections/key", map[string]any{"rate_limit": map[string]any{"per_second": 5}})))
 	keep(e.must(200, e.do("POST", "/v1/master-key/rotate", nil)))
-	e.oa.revoke()
+	e.oa.Revoke()
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	keep(e.invoke("spy", "fetch", map[string]any{"connection": "oa", "input": map[string]any{"url": e.api.URL + "/me"}}))
 	keep(e.must(200, e.do("POST", "/v1/connections/oa/reauthorize", nil)))
 	keep(e.do("GET", "/v1/connections/oa", nil))

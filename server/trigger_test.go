@@ -423,19 +423,19 @@ func TestTriggerPollsPauseWhileNeedsReauth(t *testing.T) {
 		"interval_s": 1, "delivery": map[string]any{"type": "queue"}})).json(t)["id"].(string)
 	e.drain(sub, 2, 20*time.Second) // polling with the access token
 
-	e.oa.revoke()
+	e.oa.Revoke()
 	e.clock.Advance(time.Hour)
-	e.oa.expire()
+	e.oa.Expire()
 	eventually(t, 10*time.Second, "the subscription to pause", func() bool {
 		doc := e.must(200, e.do("GET", "/v1/subscriptions/"+sub, nil)).json(t)
 		return doc["status"] == "paused" && strings.Contains(doc["status_reason"].(string), "reauthorize")
 	})
-	seen, refreshes := len(e.api.seen()), e.oa.stats().RefreshToken
+	seen, refreshes := len(e.api.seen()), e.oa.Stats().RefreshToken
 	time.Sleep(2500 * time.Millisecond) // two intervals
 	if n := len(e.api.seen()) - seen; n != 0 {
 		t.Fatalf("%d polls reached the upstream while the connection needs consent", n)
 	}
-	if e.oa.stats().RefreshToken != refreshes {
+	if e.oa.Stats().RefreshToken != refreshes {
 		t.Fatal("paused polls still asked for tokens")
 	}
 }

@@ -454,7 +454,10 @@ type crashAPI struct {
 	base atomic.Value // string
 }
 
-var crashClient = &http.Client{Timeout: 15 * time.Second}
+// crashClient bounds every request of the crash and cluster tests. An upload with
+// ?activate=true may take its compilation plus the 10 s a cluster swap may wait, on a loaded
+// machine; a request to a killed node fails at once whatever the bound.
+var crashClient = &http.Client{Timeout: 60 * time.Second}
 
 func (a *crashAPI) do(method, path string, body any) (int, []byte, error) {
 	base, _ := a.base.Load().(string)
