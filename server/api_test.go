@@ -34,6 +34,26 @@ func TestAuthRequired(t *testing.T) {
 	}
 }
 
+// TestMetricsHaveHelp: every metric family says what it counts.
+func TestMetricsHaveHelp(t *testing.T) {
+	ts := startServer(t, nil)
+	body := string(ts.must(200, ts.do("GET", "/metrics", nil, "Authorization", "")).Body)
+	families := 0
+	for _, line := range strings.Split(body, "\n") {
+		name, help, ok := strings.Cut(strings.TrimPrefix(line, "# HELP "), " ")
+		if !strings.HasPrefix(line, "# HELP ") {
+			continue
+		}
+		families++
+		if !ok || strings.TrimSpace(help) == "" {
+			t.Errorf("metric %s has no help text: add it to the help map in metrics.go", name)
+		}
+	}
+	if families < 5 {
+		t.Fatalf("only %d metric families in /metrics:\n%s", families, body)
+	}
+}
+
 func TestCorrelationID(t *testing.T) {
 	ts := startServer(t, nil)
 	r := ts.do("GET", "/v1/connectors/nope", nil, "X-Correlation-ID", "req-42")
