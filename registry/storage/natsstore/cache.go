@@ -30,7 +30,14 @@ type cache struct {
 
 	mu        sync.RWMutex
 	m         map[string]centry
-	listeners map[*changeQueue]func(k string) storage.Change
+	listeners map[*changeQueue]listener
+}
+
+// listener is one Watch of a cache: change names the Change of a key, and updates at or
+// below after (the bucket's last revision when the Watch began) were committed before it.
+type listener struct {
+	change func(k string) storage.Change
+	after  uint64
 }
 
 // changeQueue is the unbounded queue of changes of one Watch, so a slow fn never holds a
@@ -59,12 +66,15 @@ func (q *changeQueue) take() []storage.Change {
 	return out
 }
 
-// notify reports a watcher update of k to every Watch of this cache.
-func (c *cache) notify(k string) {
+// notify reports a watcher update of k at revision rev to every Watch of this cache that
+// began before it was committed.
+func (c *cache) notify(k string, rev uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for q, change := range c.listeners {
-		q.push(change(k))
+	for q, l := range c.listeners {
+		if rev > l.after {
+			q.push(l.change(k))
+		}
 	}
 }
 
@@ -281,10 +291,12 @@ func (s *Store) startCaches() error {
 						continue
 					}
 					k := strings.TrimPrefix(e.Key(), c.prefix)
+					s.holdWatchers.RLock()
 					s.applyCache(c, k, e.Value(), e.Revision(), e.Operation() != jetstream.KeyValuePut)
 					if !initial {
-						c.notify(k)
+						c.notify(k, e.Revision())
 					}
+					s.holdWatchers.RUnlock()
 				}
 			}
 		}()
@@ -318,13 +330,26 @@ func (s *Store) Watch(ctx context.Context, fn func(storage.Change)) error {
 		s.cMCP:   strip(storage.ChangeMCPServer),
 		s.cConns: strip(storage.ChangeConnection),
 	}
+	// A change another node committed before now may still be on its way to this node's
+	// watchers; the buckets' last revisions tell it from the changes to report.
+	last := map[*bucket]uint64{}
+	for c := range srcs {
+		if _, ok := last[c.b]; ok {
+			continue
+		}
+		st, err := s.js.Stream(ctx, c.b.stream)
+		if err != nil {
+			return s.netErr("reading the last revision of "+c.b.name, err)
+		}
+		last[c.b] = st.CachedInfo().State.LastSeq
+	}
 	q := &changeQueue{signal: make(chan struct{}, 1)}
 	for c, change := range srcs {
 		c.mu.Lock()
 		if c.listeners == nil {
-			c.listeners = map[*changeQueue]func(string) storage.Change{}
+			c.listeners = map[*changeQueue]listener{}
 		}
-		c.listeners[q] = change
+		c.listeners[q] = listener{change: change, after: last[c.b]}
 		c.mu.Unlock()
 	}
 	go func() {

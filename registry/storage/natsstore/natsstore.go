@@ -79,6 +79,9 @@ type Store struct {
 	corrupt    atomic.Int64
 	stop       context.CancelFunc
 	watchers   sync.WaitGroup
+	// holdWatchers is read-locked by a watcher for each update it applies; a test write-locks
+	// it to play a node whose watchers lag behind the other nodes' commits.
+	holdWatchers sync.RWMutex
 
 	healthMu  sync.Mutex
 	healthAt  time.Time
