@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/plugboard/plugboard/registry/storage"
 )
 
 // Transactions (see doc.go "Consistency").
@@ -52,6 +54,9 @@ type bucket struct {
 	pre    string // "$KV.<name>."
 	kv     jetstream.KeyValue
 	caches []*cache // in-memory copies of key ranges (cache.go)
+	// replicated: the stream has more than one replica, whose followers may answer direct
+	// gets with a value older than the leader's (get, leaderGet).
+	replicated bool
 }
 
 // openBucket creates the KV bucket when it is missing (history 1, atomic batches and
@@ -74,6 +79,7 @@ func (s *Store) openBucket(ctx context.Context, name string, replicas int, atomi
 		return nil, fmt.Errorf("natsstore: stream %s on %s: %w", b.stream, s.urls, err)
 	}
 	cfg := st.CachedInfo().Config
+	b.replicated = cfg.Replicas > 1
 	if (atomicBatch && !cfg.AllowAtomicPublish) || !cfg.AllowMsgTTL {
 		cfg.AllowAtomicPublish = cfg.AllowAtomicPublish || atomicBatch
 		cfg.AllowMsgTTL = true
@@ -92,8 +98,13 @@ type entry struct {
 	exists bool
 }
 
-// get reads one key with a direct get.
+// get reads one key with a direct get, which any replica of a replicated bucket may answer,
+// so it may miss a write another node had acknowledged a moment ago. A fresh read
+// ([storage.WithFresh]) of a replicated bucket asks the stream leader instead (leaderGet).
 func (s *Store) get(ctx context.Context, b *bucket, key string) (entry, error) {
+	if b.replicated && storage.IsFresh(ctx) {
+		return s.leaderGet(ctx, b, key)
+	}
 	if err := s.reach(ctx); err != nil {
 		return entry{}, err
 	}
@@ -114,6 +125,57 @@ func (s *Store) get(ctx context.Context, b *bucket, key string) (entry, error) {
 		return entry{key: key, rev: rev}, nil
 	}
 	return entry{key: key, val: msg.Data, rev: rev, exists: true}, nil
+}
+
+// leaderGet reads one key through the stream leader's message get API, which sees every
+// write the leader acknowledged. Followers of a replicated bucket answer direct gets and may
+// lag behind it (nats-server issue 6557; the leader's API is the documented way to read
+// one's writes), so fresh reads and transactions on replicated buckets read here.
+func (s *Store) leaderGet(ctx context.Context, b *bucket, key string) (entry, error) {
+	if err := s.reach(ctx); err != nil {
+		return entry{}, err
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	req, _ := json.Marshal(map[string]string{"last_by_subj": b.pre + key})
+	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+b.stream, req)
+	if err != nil {
+		return entry{}, s.netErr("reading "+b.name+" "+key, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return entry{}, fmt.Errorf("natsstore: reading %s %s: the stream leader's answer is not JSON: %w", b.name, key, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return entry{key: key}, nil
+	case resp.Error != nil:
+		return entry{}, fmt.Errorf("natsstore: reading %s %s: %s (JetStream error %d)", b.name, key, resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return entry{}, fmt.Errorf("natsstore: reading %s %s: the stream leader answered no message", b.name, key)
+	}
+	m := resp.Message
+	if len(m.Hdrs) > 0 {
+		h, err := nats.DecodeHeadersMsg(m.Hdrs)
+		if err != nil {
+			return entry{}, fmt.Errorf("natsstore: reading %s %s: headers: %w", b.name, key, err)
+		}
+		if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+			return entry{key: key, rev: m.Seq}, nil
+		}
+	}
+	return entry{key: key, val: m.Data, rev: m.Seq, exists: true}, nil
 }
 
 // scan reads every existing key matching filter (a KV key pattern such as "q.sub1.>"), in
@@ -175,7 +237,9 @@ func (t *txn) get(ctx context.Context, key string) (entry, error) {
 	if e, ok := t.reads[key]; ok {
 		return e, nil
 	}
-	e, err := t.s.get(ctx, t.b, key)
+	// A transaction reads what it will check at commit: a stale replica's answer would only
+	// make the commit conflict, again and again while that replica lags.
+	e, err := t.s.get(storage.WithFresh(ctx), t.b, key)
 	if err != nil {
 		return entry{}, err
 	}
