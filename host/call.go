@@ -166,6 +166,7 @@ type callState struct {
 	grant    *egress.Grant
 	budget   *egress.Budget
 
+	k         *kernel      // the Extism kernel of the instance serving the call
 	hostNanos atomic.Int64 // time inside Plugboard's host imports (Report.HostTime)
 
 	outputCap int64 // largest document the guest may write to the host, in bytes

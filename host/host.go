@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -40,7 +39,9 @@ type Config struct {
 	MaxOutputBytes int
 	// MaxLogBytes caps the log captured per call; 0 means 64 KiB.
 	MaxLogBytes int
-	// MaxIdlePerPool is how many idle instances a (version, connection) pool keeps; 0 means 4.
+	// MaxIdlePerPool is how many idle instances a (version, connection) pool keeps; 0 means
+	// MaxInstancesPerPool, so a pool stays as warm as the concurrency it has seen and no steady
+	// load pays for new instances. Idle instances are closed by [Module.Trim].
 	MaxIdlePerPool int
 	// MaxInstancesPerPool bounds concurrent instances of one pool; 0 means 16. Further calls
 	// wait for a free instance until their deadline.
@@ -78,8 +79,6 @@ type Host struct {
 	modules map[*Module]struct{}
 }
 
-var setLogLevel sync.Once
-
 // New returns a Host. Close it to release the compilation cache.
 func New(cfg Config) (*Host, error) {
 	if cfg.MaxMemoryMB <= 0 {
@@ -105,11 +104,11 @@ func New(cfg Config) (*Host, error) {
 	if cfg.MaxLogBytes <= 0 {
 		cfg.MaxLogBytes = 64 << 10
 	}
-	if cfg.MaxIdlePerPool <= 0 {
-		cfg.MaxIdlePerPool = 4
-	}
 	if cfg.MaxInstancesPerPool <= 0 {
 		cfg.MaxInstancesPerPool = 16
+	}
+	if cfg.MaxIdlePerPool <= 0 {
+		cfg.MaxIdlePerPool = cfg.MaxInstancesPerPool
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -131,9 +130,6 @@ func New(cfg Config) (*Host, error) {
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
-	// Extism filters plugin logs by one process-wide level; Info keeps the SDK's own debug
-	// chatter out of plugin logs.
-	setLogLevel.Do(func() { extism.SetLogLevel(extism.LogLevelInfo) })
 	return &Host{
 		cfg:     cfg,
 		cache:   cache,

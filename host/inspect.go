@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
@@ -127,7 +128,11 @@ func checkImports(cm wazero.CompiledModule) error {
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		switch {
-		case mod == abi.ModuleExtismEnv, mod == abi.ModuleWASI:
+		case mod == abi.ModuleExtismEnv:
+			if err := checkKernelImport(f); err != nil {
+				return err
+			}
+		case mod == abi.ModuleWASI:
 		case mod == abi.ModuleHost && slices.Contains(abi.HostImports, name):
 		case mod == abi.ModuleHost:
 			return checkErr(CheckImportNotAllowed, "import %s.%s is not a Plugboard host function (allowed: %s)", mod, name, strings.Join(abi.HostImports, ", "))
@@ -144,4 +149,33 @@ func checkImports(cm wazero.CompiledModule) error {
 		return checkErr(CheckImportNotAllowed, "imported memory %s.%s is not allowed; a plugin defines its own memory", mod, name)
 	}
 	return nil
+}
+
+// checkKernelImport refuses an import of abi.ModuleExtismEnv that the host's kernel does not
+// serve, or serves with another signature: no instance of such a module could start.
+func checkKernelImport(f api.FunctionDefinition) error {
+	mod, name, _ := f.Import()
+	for _, k := range kernelFunctions {
+		if k.name != name {
+			continue
+		}
+		if !slices.Equal(f.ParamTypes(), k.params) || !slices.Equal(f.ResultTypes(), k.results) {
+			return checkErr(CheckImportNotAllowed, "import %s.%s has the signature %s, but the Extism kernel's is %s",
+				mod, name, signature(f.ParamTypes(), f.ResultTypes()), signature(k.params, k.results))
+		}
+		return nil
+	}
+	return checkErr(CheckImportNotAllowed, "import %s.%s is not an Extism kernel function (the host serves %s)", mod, name, strings.Join(kernelNames(), ", "))
+}
+
+// signature spells a function type as (i64, i32) -> i64.
+func signature(params, results []api.ValueType) string {
+	names := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(s, ", ")
+	}
+	return "(" + names(params) + ") -> (" + names(results) + ")"
 }

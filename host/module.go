@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/plugboard/plugboard/abi"
 	"github.com/plugboard/plugboard/abi/check"
@@ -29,7 +32,7 @@ type Module struct {
 	manifest *abi.Manifest
 	digest   string
 	memoryMB int
-	compiled *extism.CompiledPlugin
+	compiled *compiled
 	cache    wazero.CompilationCache // owned by this module; nil when it uses the Host's
 
 	mu       sync.Mutex
@@ -48,35 +51,59 @@ func (m *Module) Digest() string { return m.digest }
 // MemoryMB returns the memory limit instances of this module run with.
 func (m *Module) MemoryMB() int { return m.memoryMB }
 
-// compile builds an Extism compiled plugin with Plugboard's host functions. cache is the
-// compilation cache the module owns (see [Host.moduleCache]), nil when it uses the shared one;
-// the caller closes it after the compiled plugin.
-func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (compiled *extism.CompiledPlugin, cache wazero.CompilationCache, err error) {
+// compiled is a module's wazero runtime (its memory limit and deadline enforcement) with the
+// host modules every instance links to (WASI, the Extism kernel, Plugboard's imports) and the
+// plugin's compiled code.
+type compiled struct {
+	rt   wazero.Runtime
+	code wazero.CompiledModule
+}
+
+// Close releases the runtime and everything instantiated in it.
+func (c *compiled) Close(ctx context.Context) error { return c.rt.Close(ctx) }
+
+// compile builds a version's runtime with Plugboard's host modules and compiles wasm in it.
+// cache is the compilation cache the module owns (see [Host.moduleCache]), nil when it uses
+// the shared one; the caller closes it after the runtime.
+func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (c *compiled, cache wazero.CompilationCache, err error) {
 	cc, owned, err := h.moduleCache()
 	if err != nil {
 		return nil, nil, err
 	}
-	manifest := extism.Manifest{
-		Wasm:         []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
-		AllowedHosts: nil, // Extism's own http_request stays disabled
-		Memory:       &extism.ManifestMemory{MaxPages: uint32(memoryMB) * 16, MaxVarBytes: 1 << 20},
-	}
-	cfg := extism.PluginConfig{RuntimeConfig: h.runtimeConfig(memoryMB, cc), EnableWasi: true}
-	// The listeners cap the documents the guest writes (output.go); they are part of the
-	// compiled code, so they are given at compile time.
-	lctx := experimental.WithFunctionListenerFactory(ctx, outputListeners{})
-	compiled, err = extism.NewCompiledPlugin(lctx, manifest, cfg, h.hostFunctions())
+	ctx = context.WithoutCancel(ctx) // a compile is not abandoned half-way
+	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(memoryMB, cc))
+	err = func() error {
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			return err
+		}
+		if err := instantiateKernel(ctx, rt); err != nil {
+			return err
+		}
+		if err := h.instantiateImports(ctx, rt); err != nil {
+			return err
+		}
+		code, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			return err
+		}
+		c = &compiled{rt: rt, code: code}
+		return nil
+	}()
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		err = fmt.Errorf("%w: %w", ErrNoSpace, err) // not the module's fault: the server's disk is full
+	}
+	if err != nil {
+		rt.Close(ctx)
+		c = nil
 	}
 	if owned {
 		cache = cc
 		if err != nil {
-			cache.Close(context.WithoutCancel(ctx))
+			cache.Close(ctx)
 			cache = nil
 		}
 	}
-	return compiled, cache, err
+	return c, cache, err
 }
 
 // Load compiles a version whose manifest was checked by [Host.Inspect] and provisions it: a first
@@ -333,21 +360,19 @@ func (m *Module) call(ctx context.Context, call *Call, export, action string, bu
 		return nil, finish(), m.callError(ctx, cs, export, err)
 	}
 	if !fresh {
-		memBefore = inst.mem.size()
+		memBefore = inst.size()
 	}
 	inst.cur.Store(cs)
+	cs.k = inst.k
 	start := time.Now()
-	rc, out, err := inst.plugin.CallWithContext(withCall(ctx, cs), export, input)
+	out, err = inst.call(withCall(ctx, cs), export, input)
 	guest = time.Since(start)
 	inst.cur.Store(nil)
-	memAfter = inst.mem.size() // before put: a discarded instance frees its memory
+	memAfter = inst.size() // before put: a discarded instance frees its memory
 	if code, ended := inst.exited(); ended && ctx.Err() == nil {
 		// The guest closed its own instance (WASI proc_exit), whatever its status: even a
 		// call that looked fine left nothing to call again.
 		err = fmt.Errorf("%s exited with status %d (WASI proc_exit) instead of returning; return from the export, do not call exit", export, code)
-	}
-	if err == nil && rc != 0 {
-		err = fmt.Errorf("%s returned %d", export, rc)
 	}
 	p.put(inst, err == nil)
 	if err != nil {
@@ -394,12 +419,15 @@ type pool struct {
 
 // instance is one live plugin instance. cur is the call it serves, for log routing.
 type instance struct {
-	plugin *extism.Plugin
-	cur    atomicCall
-	mem    *memoryMeter // the instance's linear memories
-	idleAt time.Time    // when it last went back to its pool
-	// ended is set when wazero closes one of the instance's modules (the plugin's or the
-	// kernel's): proc_exit, a deadline, or our own Close. exitCode is the status it closed with.
+	mod     api.Module
+	k       *kernel
+	exports map[string]api.Function // resolved once per instance: an instance serves one call at a time
+	stack   []uint64                // the value stack of export calls (no parameters, one result)
+	cur     atomicCall
+	mem     *memoryMeter // the instance's linear memory
+	idleAt  time.Time    // when it last went back to its pool
+	// ended is set when wazero closes the instance's module: proc_exit, a deadline, or our own
+	// Close. exitCode is the status it closed with.
 	ended    atomic.Bool
 	exitCode atomic.Uint32
 }
@@ -423,7 +451,7 @@ func (p *pool) get(ctx context.Context, cs *callState) (*instance, bool, error) 
 		return inst, false, nil
 	}
 	p.mu.Unlock()
-	inst, err := p.m.newInstance(ctx)
+	inst, err := p.m.newInstance(ctx, cs)
 	if err != nil {
 		<-p.sem
 		return nil, true, err
@@ -449,7 +477,7 @@ func (p *pool) put(inst *instance, ok bool) {
 		}
 		p.mu.Unlock()
 	}
-	inst.plugin.Close(context.Background())
+	inst.close(context.Background())
 }
 
 func (p *pool) closeIdle(ctx context.Context) {
@@ -458,7 +486,7 @@ func (p *pool) closeIdle(ctx context.Context) {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, inst := range idle {
-		inst.plugin.Close(ctx)
+		inst.close(ctx)
 	}
 }
 
@@ -484,7 +512,7 @@ func (m *Module) Trim(ctx context.Context, idleFor time.Duration) int {
 		p.idle = append(p.idle[:0], p.idle[n:]...)
 		p.mu.Unlock()
 		for _, inst := range stale {
-			inst.plugin.Close(ctx)
+			inst.close(ctx)
 		}
 		closed += len(stale)
 		m.mu.Lock()
@@ -505,29 +533,91 @@ func (p *pool) stats() (idle, busy int) {
 	return len(p.idle), len(p.sem)
 }
 
-// newInstance instantiates the module with WASI stdout/stderr and Extism logs routed to the
-// call the instance serves.
-func (m *Module) newInstance(ctx context.Context) (*instance, error) {
-	inst := &instance{mem: &memoryMeter{}}
+// newInstance instantiates the module with WASI stdout/stderr routed to the call the instance
+// serves, and runs the guest's initialisation (a WASI reactor's _initialize, or the C
+// constructors of a module without WASI) under the call's deadline.
+func (m *Module) newInstance(ctx context.Context, cs *callState) (*instance, error) {
+	limit := int64(m.memoryMB) << 20
+	inst := &instance{mem: &memoryMeter{}, k: newKernel(limit), exports: map[string]api.Function{}, stack: make([]uint64, 1)}
 	ctx = experimental.WithCloseNotifier(ctx, experimental.CloseNotifyFunc(func(_ context.Context, code uint32) {
-		if !inst.ended.Load() { // the first module to close (the plugin's) gives the status
-			inst.exitCode.Store(code)
-			inst.ended.Store(true)
-		}
+		inst.exitCode.Store(code)
+		inst.ended.Store(true)
 	}))
 	mc := wazero.NewModuleConfig().
+		WithName(""). // anonymous: many instances of one module live in one runtime
+		WithStartFunctions().
 		WithStdout(logWriter{inst: inst, level: "info"}).
 		WithStderr(logWriter{inst: inst, level: "error"}).
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
-	pl, err := m.compiled.Instance(experimental.WithMemoryAllocator(ctx, inst.mem), extism.PluginInstanceConfig{ModuleConfig: mc})
+	mod, err := m.compiled.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), m.compiled.code, mc)
 	if err != nil {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
-	pl.SetLogger(func(level extism.LogLevel, msg string) {
-		if cs := inst.cur.Load(); cs != nil {
-			cs.log(level.String(), msg)
+	inst.mod = mod
+	for _, name := range []string{"_initialize", "__wasm_call_ctors"} {
+		if fn := mod.ExportedFunction(name); fn != nil {
+			init := &callState{m: m, call: cs.call, describe: true, k: inst.k}
+			inst.cur.Store(cs)
+			_, err := fn.Call(withCall(ctx, init))
+			inst.cur.Store(nil)
+			if err != nil {
+				inst.close(context.WithoutCancel(ctx))
+				return nil, fmt.Errorf("initialising the guest runtime (%s): %w", name, err)
+			}
+			break
 		}
-	})
-	inst.plugin = pl
+	}
 	return inst, nil
+}
+
+// call runs one export with input and returns its output document. An Extism error
+// (error_set) with a non-zero return is the call's error, as in Extism.
+func (inst *instance) call(ctx context.Context, export string, input []byte) ([]byte, error) {
+	fn, ok := inst.exports[export]
+	if !ok {
+		fn = inst.mod.ExportedFunction(export)
+		if fn == nil {
+			return nil, fmt.Errorf("the module does not export %s", export)
+		}
+		if n := len(fn.Definition().ResultTypes()); n > 1 || len(fn.Definition().ParamTypes()) > 0 {
+			return nil, fmt.Errorf("%s must take no parameters and return at most one i32", export)
+		}
+		inst.exports[export] = fn
+	}
+	k := inst.k
+	if err := k.begin(input); err != nil {
+		return nil, err
+	}
+	stack := inst.stack[:1]
+	stack[0] = 0
+	err := fn.CallWithStack(ctx, stack)
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 0 {
+		err = nil // proc_exit(0): the caller sees the instance ended
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rc := uint32(stack[0]); rc != 0 && len(fn.Definition().ResultTypes()) == 1 {
+		if msg := k.block(k.errOff); k.errOff != 0 && msg != nil {
+			return nil, fmt.Errorf("%s returned %d: %s", export, rc, msg)
+		}
+		return nil, fmt.Errorf("%s returned %d", export, rc)
+	}
+	if k.outputLen == 0 {
+		return []byte{}, nil
+	}
+	out, ok := k.bytes(k.output, k.outputLen)
+	if !ok {
+		return nil, fmt.Errorf("%s freed its output block before returning", export)
+	}
+	return slices.Clone(out), nil
+}
+
+// size is the memory the instance holds: its linear memory and its kernel's blocks.
+func (inst *instance) size() uint64 { return inst.mem.size() + inst.k.size() }
+
+// close closes the instance's module.
+func (inst *instance) close(ctx context.Context) {
+	inst.mod.Close(ctx)
 }

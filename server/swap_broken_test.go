@@ -68,7 +68,7 @@ func TestBrokenVersionNeverTakesTraffic(t *testing.T) {
 			// cannot start in it: the first instance traps while initialising.
 			plantVersion(t, ts, "1.3.0", plain, manifestJSON("1.3.0", `"limits":{"memory_mb":3}`))
 			return "PUT", "/v1/connectors/anymanifest/active", map[string]any{"version": "1.3.0"}
-		}, 422, "activation_failed", "plugboard_describe: failed to initialize runtime", nil},
+		}, 422, "activation_failed", "plugboard_describe: initialising the guest runtime (_initialize)", nil},
 		{"does not compile under its memory limit", func(t *testing.T) (string, string, any) {
 			plantVersion(t, ts, "1.4.0", plain, manifestJSON("1.4.0", `"limits":{"memory_mb":1}`))
 			return "PUT", "/v1/connectors/anymanifest/active", map[string]any{"version": "1.4.0"}
