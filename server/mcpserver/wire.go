@@ -193,6 +193,9 @@ func checkBody(body []byte, version string) *wireError {
 // syntaxError describes why b is not JSON, or is "". Numbers are kept as text, so one beyond
 // float64's range (valid JSON, which a plugin may take as it is) is not an error.
 func syntaxError(b []byte) string {
+	if json.Valid(b) { // no allocation; the decoder below only explains what is wrong
+		return ""
+	}
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
