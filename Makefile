@@ -82,6 +82,16 @@ loadtest: bin/plugboard bin/testplugins/anymanifest.wasm ## hot swap under load:
 	$(GO) run ./cmd/plugboard/internal/loadtest -bin bin/plugboard -plugin bin/testplugins/anymanifest.wasm \
 		-vegeta $(VEGETA) -rate $(LOADTEST_RATE) -duration $(LOADTEST_DURATION) -swaps 20
 
+# The call path figures (BENCHMARKS.md "Call path at wire speed (issue 13)"): wrk against a
+# tiny JSON upstream directly, through a bare reverse proxy and through a Plugboard action, in
+# one interleaved run; BENCH_BASE=path/to/older/plugboard adds an older build beside it.
+WRK ?= wrk
+BENCH_BASE ?=
+.PHONY: bench-http
+bench-http: bin/plugboard bin/plugins/http.wasm ## call path figures: direct, reverse proxy and Plugboard action side by side with wrk
+	@command -v $(WRK) >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
+	$(GO) run ./cmd/plugboard/internal/httpbench -bin bin/plugboard -plugin bin/plugins/http.wasm -wrk $(WRK) $(if $(BENCH_BASE),-base-bin $(BENCH_BASE))
+
 # The cluster figures (BENCHMARKS.md "Cluster (issue 12)"): an in-process nats-server with
 # JetStream, real nodes on loopback and vegeta; about 4 minutes. Fails on any failed call,
 # refused swap, stale call after a swap's answer or lost feed item.
