@@ -257,4 +257,13 @@ var metaCases = []testCase{
 			t.Fatalf("Meta = %q, want h2", v)
 		}
 	}},
+	{"an empty value reads back empty, not nil; an empty key is ErrInvalid to set and not found", func(t *testing.T, st storage.Store) {
+		ok(t, st.SetMeta(ctx(t), "k", []byte{}), "SetMeta of an empty value")
+		if v, err := st.Meta(ctx(t), "k"); err != nil || v == nil || len(v) != 0 {
+			t.Fatalf("Meta of an empty value = %q (nil %v), %v; want empty, not nil", v, v == nil, err)
+		}
+		wantErr(t, st.SetMeta(ctx(t), "", []byte("x")), storage.ErrInvalid, "SetMeta of an empty key")
+		_, err := st.Meta(ctx(t), "")
+		wantErr(t, err, storage.ErrNotFound, "Meta of an empty key")
+	}},
 }
