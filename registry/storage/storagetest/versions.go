@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -216,6 +217,34 @@ var versionCases = []testCase{
 		ok(t, st.DeleteVersion(ctx(t), "slack", "1.0.0"), "DeleteVersion")
 		if got := must[[]string](t, "Connectors")(st.Connectors(ctx(t))); !slices.Equal(got, []string{"github"}) {
 			t.Fatalf("Connectors = %v, want [github]", got)
+		}
+	}},
+	{"SetActive racing DeleteVersion of the same version: one wins, and the pointer never names a deleted version", func(t *testing.T, st storage.Store) {
+		putVersion(t, st, "github", "1.0.0", []byte("base"))
+		ok(t, st.SetActive(ctx(t), "github", "1.0.0"), "SetActive")
+		for i := range 20 {
+			v := fmt.Sprintf("1.1.%d", i)
+			putVersion(t, st, "github", v, fmt.Appendf(nil, "bytes %d", i))
+			var setErr, delErr error
+			parallel(2, func(j int) {
+				if j == 0 {
+					setErr = st.SetActive(ctx(t), "github", v)
+				} else {
+					delErr = st.DeleteVersion(ctx(t), "github", v)
+				}
+			})
+			active := must[string](t, "Active")(st.Active(ctx(t), "github"))
+			if _, err := st.Version(ctx(t), "github", active); err != nil {
+				t.Fatalf("round %d: the active pointer names %s, which is gone (SetActive: %v, DeleteVersion: %v)", i, active, setErr, delErr)
+			}
+			switch {
+			case setErr == nil && errors.Is(delErr, storage.ErrActive) && active == v: // activated first
+				ok(t, st.SetActive(ctx(t), "github", "1.0.0"), "SetActive back")
+				ok(t, st.DeleteVersion(ctx(t), "github", v), "DeleteVersion")
+			case errors.Is(setErr, storage.ErrNotFound) && delErr == nil && active == "1.0.0": // deleted first
+			default:
+				t.Fatalf("round %d: SetActive %v, DeleteVersion %v, active %s; want one to win and the other refused", i, setErr, delErr, active)
+			}
 		}
 	}},
 	{"SetCanary stores and nil removes; unknown version is ErrNotFound", func(t *testing.T, st storage.Store) {
