@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,9 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/plugboard/plugboard/registry/storage"
+	"github.com/plugboard/plugboard/registry/storage/storagetest"
 )
 
 const canary = "ghp_CANARY_9f3c1e0b7a_SECRET"
@@ -29,78 +31,47 @@ func testConnection(id string) Connection {
 	}
 }
 
-// TestSecretsNeverInClear is the at-rest guarantee: after connections are written, updated and
-// deleted and a trigger source is stored with its secrets, no file in the data directory holds
-// a secret in clear, both files are private, and the store opened again opens every secret.
-func TestSecretsNeverInClear(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "plugboard.db")
-	s, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"gh-main", "gh-other", "gone"} {
-		if err := s.CreateConnection(bg, testConnection(id)); err != nil {
-			t.Fatal(err)
+// TestAtRest runs the at-rest cases of the suite on the bbolt file: what the data directory
+// holds is every file in it.
+func TestAtRest(t *testing.T) {
+	storagetest.RunAtRest(t, func(t *testing.T) (storage.Store, storagetest.Raw) {
+		s := openTest(t, nil)
+		return s, storagetest.Raw{
+			Bytes: func(t *testing.T) []byte {
+				var all []byte
+				err := filepath.WalkDir(filepath.Dir(s.Path()), func(p string, d fs.DirEntry, err error) error {
+					if err != nil || d.IsDir() {
+						return err
+					}
+					raw, err := os.ReadFile(p)
+					all = append(all, raw...)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return all
+			},
+			SealedSecret: func(t *testing.T, id string) []byte { return rawRecord(t, s, id).Secret },
+			SetSealedSecret: func(t *testing.T, id string, sealed []byte) {
+				rec := rawRecord(t, s, id)
+				rec.Secret = sealed
+				putRawRecord(t, s, rec)
+			},
+			Reopen: func(t *testing.T) storage.Store { return reopen(t, s, nil) },
 		}
-	}
-	if _, err := s.UpdateConnection(bg, "gh-other", func(c *Connection) error { c.Status = "x"; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteConnection(bg, "gone"); err != nil {
-		t.Fatal(err)
-	}
-	src := Source{ID: "src_1", Key: "k1", Kind: SourcePoll, Status: SourceActive, TriggerRef: TriggerRef{Connector: "c", Trigger: "tr"}}
-	sub := Subscription{ID: "sub_a", SourceID: "src_1", Delivery: Delivery{Type: "queue"}}
-	if err := s.CreateSource(bg, src, []byte("source-secret"), &sub, []byte("whsec_first")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, secret := range []string{"CANARY", "source-secret", "whsec_first"} {
-			if bytes.Contains(raw, []byte(secret)) {
-				t.Errorf("%s holds %q in clear", p, secret)
-			}
-		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if raw := must[[]byte](t)(os.ReadFile(path)); !bytes.Contains(raw, []byte(`"kid":"k1"`)) || !bytes.Contains(raw, []byte("gh-main")) || !bytes.Contains(raw, []byte("sub_a")) {
-		t.Fatal("the data file does not hold the sealed records the test means to check")
-	}
-	if mode := must[fs.FileInfo](t)(os.Stat(path)).Mode().Perm(); mode != 0o600 {
-		t.Errorf("data file mode %#o, want 0600", mode)
-	}
-	if mode := must[fs.FileInfo](t)(os.Stat(filepath.Join(dir, "master.key"))).Mode().Perm(); mode != 0o600 {
-		t.Errorf("key file mode %#o, want 0600", mode)
-	}
+}
 
-	s, err = Open(path, nil)
-	if err != nil {
+// The data file and the key file beside it are private to their owner.
+func TestDataFilesArePrivate(t *testing.T) {
+	s := openTest(t, nil)
+	if err := s.CreateConnection(bg, testConnection("gh-main")); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	for _, id := range []string{"gh-main", "gh-other"} {
-		c := must[Connection](t)(s.Connection(bg, id))
-		if string(c.Secret) != `{"api_key":"`+canary+`-`+id+`"}` {
-			t.Errorf("%s: secret after reopen = %q", id, c.Secret)
-		}
-	}
-	for kind, want := range map[string][2]string{"src": {"src_1", "source-secret"}, "sub": {"sub_a", "whsec_first"}} {
-		if sec, err := s.TriggerSecret(bg, kind, want[0]); err != nil || string(sec) != want[1] {
-			t.Errorf("%s secret after reopen = %q, %v", kind, sec, err)
+	for _, p := range []string{s.Path(), s.MasterKeyFile()} {
+		if mode := must[fs.FileInfo](t)(os.Stat(p)).Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s: mode %#o, want 0600", p, mode)
 		}
 	}
 }
@@ -125,39 +96,6 @@ func putRawRecord(t *testing.T, s *Store, rec connectionRecord) {
 	data := must[[]byte](t)(json.Marshal(rec))
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketConnections).Put([]byte(rec.ID), data) }); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestSealedSecretBoundToItsConnection: a connection's secret is sealed with its id as
-// additional data, so a sealed secret copied into another connection's record does not open
-// there, and a record naming a key the key file lacks says which.
-func TestSealedSecretBoundToItsConnection(t *testing.T) {
-	s := openTest(t, nil)
-	for _, id := range []string{"victim", "attacker"} {
-		if err := s.CreateConnection(bg, testConnection(id)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	victim, attacker := rawRecord(t, s, "victim"), rawRecord(t, s, "attacker")
-	attacker.Secret = victim.Secret
-	putRawRecord(t, s, attacker)
-
-	_, err := s.Connection(bg, "attacker")
-	if !errors.Is(err, ErrDecrypt) {
-		t.Fatalf("reading a moved ciphertext: err = %v, want ErrDecrypt", err)
-	}
-	if strings.Contains(err.Error(), canary) {
-		t.Errorf("error holds the secret: %v", err)
-	}
-	if _, err := s.UpdateConnection(bg, "attacker", func(*Connection) error { return nil }); !errors.Is(err, ErrDecrypt) {
-		t.Errorf("updating it: err = %v, want ErrDecrypt", err)
-	}
-	must[Connection](t)(s.Connection(bg, "victim"))
-
-	victim.Secret = bytes.Replace(victim.Secret, []byte(`"kid":"k1"`), []byte(`"kid":"k7"`), 1)
-	putRawRecord(t, s, victim)
-	if _, err := s.Connection(bg, "victim"); !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), `"k7"`) {
-		t.Fatalf("a record sealed with an unknown key: err = %v, want ErrUnknownKey naming k7", err)
 	}
 }
 
