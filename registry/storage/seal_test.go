@@ -36,6 +36,12 @@ func TestSealer(t *testing.T) {
 	if s.ActiveKeyID() != "k1" || len(s.KeyIDs()) != 1 {
 		t.Fatal("WithNewKey changed its receiver")
 	}
+	var flipped envelope
+	if err := json.Unmarshal(sealed, &flipped); err != nil {
+		t.Fatal(err)
+	}
+	flipped.CT[0] ^= 1
+	altered := must[[]byte](t)(json.Marshal(flipped))
 	tests := []struct {
 		name   string
 		sealer *Sealer
@@ -45,6 +51,7 @@ func TestSealer(t *testing.T) {
 	}{
 		{"other additional data", s, sealed, []byte("plugboard/connection/b"), ErrDecrypt},
 		{"other key, same id", other, sealed, ad, ErrDecrypt},
+		{"altered ciphertext", s, altered, ad, ErrDecrypt},
 		{"unknown key id", must[*Sealer](t)(two.Retain("k2")), sealed, ad, ErrUnknownKey},
 		{"old key still opens after rotation", two, sealed, ad, nil},
 		{"not JSON", s, []byte("nope"), ad, ErrInvalid},

@@ -3,30 +3,8 @@ package boltstore
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 )
-
-// clock is a settable clock for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // openTest opens a store in a new temporary directory and closes it at the end of the test.
 func openTest(t testing.TB, opts *Options) *Store {

@@ -59,28 +59,6 @@ func TestOpenErrors(t *testing.T) {
 	})
 }
 
-func TestMeta(t *testing.T) {
-	s := openTest(t, nil)
-	if _, err := s.Meta(bg, "admin_token_hash"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Meta before set: %v", err)
-	}
-	for _, v := range []string{"h1", "h2", ""} {
-		if err := s.SetMeta(bg, "admin_token_hash", []byte(v)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Meta(bg, "admin_token_hash")
-		if err != nil || string(got) != v || got == nil {
-			t.Errorf("Meta = %q (nil %v), %v; want %q", got, got == nil, err, v)
-		}
-	}
-	if err := s.SetMeta(bg, "", []byte("x")); !errors.Is(err, ErrInvalid) {
-		t.Errorf("empty key: %v", err)
-	}
-	if _, err := s.Meta(bg, ""); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Meta(\"\"): %v", err)
-	}
-}
-
 // TestClosedAndCanceled checks every method on a closed store and with a canceled context.
 func TestClosedAndCanceled(t *testing.T) {
 	s := openTest(t, nil)

@@ -1,13 +1,16 @@
 package natsstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -96,8 +99,7 @@ func (n testNS) open(t testing.TB, opts *Options) *Store {
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// openTest opens one node on a new server (bbolt's helper of the same name, so its tests
-// port as they are).
+// openTest opens one node on a new server.
 func openTest(t testing.TB, opts *Options) *Store {
 	t.Helper()
 	return newNS(t).open(t, opts)
@@ -186,3 +188,58 @@ func rawStream(t testing.TB, s *Store, stream string) []byte {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// canary marks the secret of testConnection, so a test can look for it where it must not be.
+const canary = "ghp_CANARY_9f3c1e0b7a_SECRET"
+
+func testConnection(id string) Connection {
+	return Connection{
+		ID:         id,
+		Connectors: []string{"github"},
+		Params:     json.RawMessage(`{"base_url":"https://api.github.com"}`),
+		AuthType:   "api_key",
+		Hosts:      []string{"https://api.github.com"},
+		Status:     "ready",
+		Meta:       json.RawMessage(`{"expires_at":"2026-04-01T00:00:00Z"}`),
+		Secret:     []byte(`{"api_key":"` + canary + `-` + id + `"}`),
+	}
+}
+
+func sameConnection(t *testing.T, got, want Connection) {
+	t.Helper()
+	if got.ID != want.ID || !slices.Equal(got.Connectors, want.Connectors) || !bytes.Equal(got.Params, want.Params) ||
+		got.AuthType != want.AuthType || !slices.Equal(got.Hosts, want.Hosts) || got.Status != want.Status ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) ||
+		!bytes.Equal(got.Meta, want.Meta) || !bytes.Equal(got.Secret, want.Secret) {
+		t.Errorf("connection = %v %s %s %s %v %v\nwant         %v %s %s %s %v %v", got, got.Params, got.Meta, got.Secret, got.CreatedAt, got.UpdatedAt,
+			want, want.Params, want.Meta, want.Secret, want.CreatedAt, want.UpdatedAt)
+	}
+}
+
+// newSourceWithSubs creates the poll source src_1 (secret "source-secret") with subs, the
+// first with the secret "whsec_first".
+func newSourceWithSubs(t *testing.T, s *Store, subs ...Subscription) Source {
+	t.Helper()
+	src := Source{ID: "src_1", Key: "k1", Kind: SourcePoll, Status: SourceActive, TriggerRef: TriggerRef{Connector: "c", Trigger: "tr", Params: json.RawMessage(`{}`)}}
+	first := subs[0]
+	first.SourceID = src.ID
+	if err := s.CreateSource(bg, src, []byte("source-secret"), &first, []byte("whsec_first")); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range subs[1:] {
+		sub.SourceID = src.ID
+		if err := s.AddSubscription(bg, sub, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// evs returns one new event per id, its data naming the id.
+func evs(ids ...string) []NewEvent {
+	out := make([]NewEvent, len(ids))
+	for i, id := range ids {
+		out[i] = NewEvent{SourceEventID: id, Data: json.RawMessage(fmt.Sprintf(`{"id":%q}`, id))}
+	}
+	return out
+}

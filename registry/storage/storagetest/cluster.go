@@ -12,6 +12,8 @@ import (
 	"github.com/plugboard/plugboard/registry/storage"
 )
 
+// clusterCases are the promises of [storage.Cluster]: leases, heartbeats and watches, seen from
+// one store (several nodes of one backend are that backend's own tests).
 var clusterCases = []testCase{
 	{"a lease is exclusive, renewed by its holder and released", func(t *testing.T, st storage.Store) {
 		if got := must[bool](t, "TryLease a")(st.TryLease(ctx(t), "poll/src_1", "node-a", time.Minute)); !got {

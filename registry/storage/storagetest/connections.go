@@ -29,6 +29,8 @@ func counter(t *testing.T, meta json.RawMessage) int {
 	return m.N
 }
 
+// connectionCases are the promises of [storage.Connections] about connections: every field
+// and the secret round-trip, atomic updates, and what deleting or unbinding takes with it.
 var connectionCases = []testCase{
 	{"create then get round-trips every field and the secret", func(t *testing.T, st storage.Store) {
 		c := newConnection("gh-main", "github", "github-app")
@@ -51,6 +53,9 @@ var connectionCases = []testCase{
 		ok(t, st.CreateConnection(ctx(t), c), "CreateConnection")
 		if got := must[storage.Connection](t, "Connection")(st.Connection(ctx(t), "none")); got.Secret != nil {
 			t.Fatalf("Secret = %q, want nil", got.Secret)
+		}
+		if list := must[[]storage.Connection](t, "Connections")(st.Connections(ctx(t))); len(list) != 1 || list[0].Secret != nil {
+			t.Fatalf("Connections = %v, want the one connection with a nil Secret", list)
 		}
 	}},
 	{"a taken id is ErrExists and unknown ids are ErrNotFound", func(t *testing.T, st storage.Store) {
@@ -150,13 +155,16 @@ var connectionCases = []testCase{
 	}},
 	{"unbinding a connector deletes its timers on the connection", func(t *testing.T, st storage.Store) {
 		ok(t, st.CreateConnection(ctx(t), newConnection("c1", "github", "slack")), "CreateConnection")
+		ok(t, st.CreateConnection(ctx(t), newConnection("c2", "github")), "CreateConnection")
 		at := time.Now().Add(-time.Minute)
-		gh := must[string](t, "SetTimer github")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: at, Payload: json.RawMessage(`{}`)}))
-		sl := must[string](t, "SetTimer slack")(st.SetTimer(ctx(t), storage.Timer{Connector: "slack", Connection: "c1", FireAt: at, Payload: json.RawMessage(`{}`)}))
+		gh := must[string](t, "SetTimer github")(st.SetTimer(ctx(t), storage.Timer{ID: "t_github_c1", Connector: "github", Connection: "c1", FireAt: at, Payload: json.RawMessage(`{}`)}))
+		must[string](t, "SetTimer slack")(st.SetTimer(ctx(t), storage.Timer{ID: "t_slack_c1", Connector: "slack", Connection: "c1", FireAt: at, Payload: json.RawMessage(`{}`)}))
+		must[string](t, "SetTimer github on c2")(st.SetTimer(ctx(t), storage.Timer{ID: "t_github_c2", Connector: "github", Connection: "c2", FireAt: at}))
 		_, err := st.UpdateConnection(ctx(t), "c1", func(c *storage.Connection) error { c.Connectors = []string{"slack"}; return nil })
 		ok(t, err, "UpdateConnection")
-		if ids := timerIDs(must[[]storage.Timer](t, "DueTimers")(st.DueTimers(ctx(t), time.Now(), 0))); !slices.Equal(ids, []string{sl}) {
-			t.Fatalf("due timers after unbinding github = %v, want only slack's %s (github's was %s)", ids, sl, gh)
+		want := []string{"t_github_c2", "t_slack_c1"}
+		if ids := timerIDs(must[[]storage.Timer](t, "DueTimers")(st.DueTimers(ctx(t), time.Now(), 0))); !slices.Equal(ids, want) {
+			t.Fatalf("due timers after unbinding github from c1 = %v, want %v", ids, want)
 		}
 		wantErr(t, st.DeleteTimer(ctx(t), gh), storage.ErrNotFound, "DeleteTimer of the unbound connector's timer")
 	}},
@@ -181,6 +189,62 @@ var connectionCases = []testCase{
 			t.Fatalf("due timers = %v, want only c2's %s", ids, keep)
 		}
 		wantErr(t, st.DeleteConnection(ctx(t), "c1"), storage.ErrNotFound, "a second DeleteConnection")
+	}},
+	{"a connection without an id, or whose Params or Meta is not JSON, is ErrInvalid; an empty id is not found", func(t *testing.T, st storage.Store) {
+		wantErr(t, st.CreateConnection(ctx(t), storage.Connection{}), storage.ErrInvalid, "CreateConnection without an id")
+		c := newConnection("c1", "github")
+		c.Params = json.RawMessage(`{"a":`)
+		wantErr(t, st.CreateConnection(ctx(t), c), storage.ErrInvalid, "CreateConnection with Params that are not JSON")
+		c = newConnection("c1", "github")
+		c.Meta = json.RawMessage(`[1,`)
+		wantErr(t, st.CreateConnection(ctx(t), c), storage.ErrInvalid, "CreateConnection with Meta that is not JSON")
+		_, err := st.Connection(ctx(t), "c1")
+		wantErr(t, err, storage.ErrNotFound, "the connection the refused creates named")
+		_, err = st.Connection(ctx(t), "")
+		wantErr(t, err, storage.ErrNotFound, "Connection of an empty id")
+	}},
+	{"UpdateConnection's fn gets the stored secret in clear, and an UpdatedAt it sets is kept", func(t *testing.T, st storage.Store) {
+		ok(t, st.CreateConnection(ctx(t), newConnection("c1", "github")), "CreateConnection")
+		at := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+		var seen []byte
+		got, err := st.UpdateConnection(ctx(t), "c1", func(c *storage.Connection) error { seen = bytes.Clone(c.Secret); c.UpdatedAt = at; return nil })
+		ok(t, err, "UpdateConnection")
+		if !bytes.Equal(seen, newConnection("c1").Secret) {
+			t.Fatalf("fn got the secret %q, want the stored one in clear", seen)
+		}
+		if !got.UpdatedAt.Equal(at) {
+			t.Fatalf("UpdateConnection returned UpdatedAt %v, want the %v fn set", got.UpdatedAt, at)
+		}
+		if read := must[storage.Connection](t, "Connection")(st.Connection(ctx(t), "c1")); !read.UpdatedAt.Equal(at) {
+			t.Fatalf("UpdatedAt = %v after the update, want the %v fn set", read.UpdatedAt, at)
+		}
+	}},
+	{"DeleteConnection spares connections whose id shares its prefix; the id created again starts with an empty kv scope", func(t *testing.T, st storage.Store) {
+		at := time.Now().Add(-time.Minute)
+		for _, id := range []string{"gone", "gone2", "kept"} {
+			ok(t, st.CreateConnection(ctx(t), newConnection(id, "github", "slack")), "CreateConnection %s", id)
+			for _, connector := range []string{"github", "slack"} {
+				ok(t, st.KVSet(ctx(t), connector, id, "k", []byte(id), 0), "KVSet %s/%s", connector, id)
+				must[string](t, "SetTimer")(st.SetTimer(ctx(t), storage.Timer{ID: "t_" + connector + "_" + id, Connector: connector, Connection: id, FireAt: at}))
+			}
+		}
+		ok(t, st.DeleteConnection(ctx(t), "gone"), "DeleteConnection")
+		for _, connector := range []string{"github", "slack"} {
+			if _, found, err := st.KVGet(ctx(t), connector, "gone", "k"); err != nil || found {
+				t.Fatalf("kv of %s/gone after DeleteConnection: found %v, %v", connector, found, err)
+			}
+			for _, id := range []string{"gone2", "kept"} {
+				if v, found, err := st.KVGet(ctx(t), connector, id, "k"); err != nil || !found || string(v) != id {
+					t.Fatalf("kv of %s/%s: %q, found %v, %v", connector, id, v, found, err)
+				}
+			}
+		}
+		want := []string{"t_github_gone2", "t_github_kept", "t_slack_gone2", "t_slack_kept"}
+		if ids := timerIDs(must[[]storage.Timer](t, "DueTimers")(st.DueTimers(ctx(t), time.Now(), 0))); !slices.Equal(ids, want) {
+			t.Fatalf("due timers = %v, want %v", ids, want)
+		}
+		ok(t, st.CreateConnection(ctx(t), newConnection("gone", "github")), "CreateConnection with the deleted id")
+		fillRoom(t, st, "github", "gone", storage.MaxKVScopeBytes)
 	}},
 	{"RotateMasterKey re-seals every secret, which still opens", func(t *testing.T, st storage.Store) {
 		for _, id := range []string{"c1", "c2", "c3"} {
@@ -213,6 +277,8 @@ func timerIDs(ts []storage.Timer) []string {
 	return out
 }
 
+// oauthCases are the promises of PutOAuthState and TakeOAuthState: a state is taken once, by
+// one taker, and never after it lapses.
 var oauthCases = []testCase{
 	{"a state is taken once", func(t *testing.T, st storage.Store) {
 		exp := time.Now().Add(10 * time.Minute).UTC().Truncate(time.Second)

@@ -15,6 +15,10 @@
 //		})
 //	}
 //
+// A few promises are about what a store holds at rest, which no method shows: that secrets are
+// sealed there, bound to their connection, with the key the store opens again. [RunAtRest]
+// runs those, given a [Raw] view of the backend's files or streams that the backend supplies.
+//
 // Each case opens a fresh, empty store and closes it when the case ends. The suite uses the
 // wall clock (a backend's clock need not be settable): time-based promises (lease and kv
 // expiry, heartbeats, OAuth state lapse) are tested with short durations and by polling for

@@ -11,6 +11,7 @@ import (
 	"github.com/plugboard/plugboard/registry/storage"
 )
 
+// keyCases are the promises of [storage.Keys].
 var keyCases = []testCase{
 	{"create, get, list and delete", func(t *testing.T, st storage.Store) {
 		exp := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
@@ -25,6 +26,9 @@ var keyCases = []testCase{
 		}
 		if got.CreatedAt.IsZero() {
 			t.Fatal("CreatedAt is zero: a zero one must become now")
+		}
+		if a := must[storage.APIKey](t, "APIKey")(st.APIKey(ctx(t), "key_a")); !a.ExpiresAt.IsZero() {
+			t.Fatalf("a key created without ExpiresAt reads back ExpiresAt %v, want zero (never)", a.ExpiresAt)
 		}
 		var ids []string
 		for _, k := range must[[]storage.APIKey](t, "APIKeys")(st.APIKeys(ctx(t))) {
@@ -52,6 +56,7 @@ var keyCases = []testCase{
 	}},
 }
 
+// mcpCases are the promises of [storage.MCPServers], updates atomic as connections' are.
 var mcpCases = []testCase{
 	{"create, get, list, update and delete", func(t *testing.T, st storage.Store) {
 		m := storage.MCPServer{Name: "gh", Connector: "github", Connection: "gh-main", Tools: []string{"list_issues"}, Enabled: true, TokenHash: "sha256:" + fmt.Sprintf("%064x", 3)}

@@ -12,6 +12,8 @@ import (
 	"github.com/plugboard/plugboard/registry/storage"
 )
 
+// lifecycleCases are the promises of [storage.Store] as a whole: health, Close and cancelled
+// contexts.
 var lifecycleCases = []testCase{
 	{"Health is nil and Corruptions 0 on an open store", func(t *testing.T, st storage.Store) {
 		ok(t, st.Health(ctx(t)), "Health")

@@ -22,6 +22,8 @@ func actions(es []storage.AuditEntry) []string {
 	return out
 }
 
+// auditCases are the promises of [storage.Audit]: newest first, filters, paging by cursor and
+// pruning by age and count.
 var auditCases = []testCase{
 	{"entries come back newest first, with their fields and a sequence", func(t *testing.T, st storage.Store) {
 		base := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
@@ -68,6 +70,8 @@ var auditCases = []testCase{
 			{"whole target", storage.AuditQuery{Target: "connector:slack"}, []string{"e2"}},
 			{"since", storage.AuditQuery{Since: base.Add(2 * time.Minute)}, []string{"e3", "e2"}},
 			{"actor and target", storage.AuditQuery{Actor: "key_a", Target: "connection:gh-main"}, []string{"e0"}},
+			{"since and target part", storage.AuditQuery{Since: base.Add(time.Minute), Target: "connection:gh-main"}, []string{"e1"}},
+			{"an actor without entries", storage.AuditQuery{Actor: "key_z"}, nil},
 		} {
 			got, _, err := st.Audit(ctx(t), c.q)
 			ok(t, err, "Audit %s", c.name)
@@ -136,6 +140,8 @@ var auditCases = []testCase{
 	}},
 }
 
+// invocationCases are the promises of [storage.Invocations]: records by correlation id, at
+// most storage.MaxInvocationsPerID each, pruned by time and count.
 var invocationCases = []testCase{
 	{"records are read back by correlation id, oldest first", func(t *testing.T, st storage.Store) {
 		base := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
@@ -201,8 +207,46 @@ var invocationCases = []testCase{
 			}
 		}
 	}},
+	{"correlation ids that share a prefix never mix", func(t *testing.T, st storage.Store) {
+		at := time.Now().Add(-time.Minute).UTC()
+		ok(t, st.PutInvocations(ctx(t), []storage.Invocation{
+			{CorrelationID: "c_1", Time: at, Document: []byte(`{"id":"c_1"}`)},
+			{CorrelationID: "c_10", Time: at, Document: []byte(`{"id":"c_10"}`)},
+			{CorrelationID: "c_", Time: at, Document: []byte(`{"id":"c_"}`)},
+		}), "PutInvocations")
+		for _, id := range []string{"c_1", "c_10", "c_"} {
+			got := must[[]storage.Invocation](t, "Invocations")(st.Invocations(ctx(t), id))
+			if len(got) != 1 || string(got[0].Document) != `{"id":"`+id+`"}` {
+				t.Fatalf("Invocations(%q) = %d records, want its one", id, len(got))
+			}
+		}
+	}},
+	{"PruneInvocations keeps a record at exactly before; an empty store prunes nothing", func(t *testing.T, st storage.Store) {
+		at := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+		if n := must[int](t, "PruneInvocations of an empty store")(st.PruneInvocations(ctx(t), at, 1)); n != 0 {
+			t.Fatalf("PruneInvocations of an empty store removed %d", n)
+		}
+		ok(t, st.PutInvocations(ctx(t), []storage.Invocation{
+			{CorrelationID: "old", Time: at.Add(-time.Millisecond), Document: []byte(`{}`)},
+			{CorrelationID: "edge", Time: at, Document: []byte(`{}`)},
+		}), "PutInvocations")
+		if n := must[int](t, "PruneInvocations")(st.PruneInvocations(ctx(t), at, 0)); n != 1 {
+			t.Fatalf("PruneInvocations before %v removed %d, want only the older record", at, n)
+		}
+		if got := must[[]storage.Invocation](t, "Invocations")(st.Invocations(ctx(t), "edge")); len(got) != 1 {
+			t.Fatalf("the record at exactly before: %d records, want it kept", len(got))
+		}
+	}},
+	{"a record without a time is ErrInvalid", func(t *testing.T, st storage.Store) {
+		err := st.PutInvocations(ctx(t), []storage.Invocation{{CorrelationID: "c", Document: []byte(`{}`)}})
+		wantErr(t, err, storage.ErrInvalid, "PutInvocations with a zero time")
+		if got := must[[]storage.Invocation](t, "Invocations")(st.Invocations(ctx(t), "c")); len(got) != 0 {
+			t.Fatalf("the refused record was stored: %d records", len(got))
+		}
+	}},
 }
 
+// metaCases are the promises of [storage.Meta].
 var metaCases = []testCase{
 	{"set, get and replace; a missing key is ErrNotFound", func(t *testing.T, st storage.Store) {
 		_, err := st.Meta(ctx(t), "admin_token")
@@ -212,5 +256,14 @@ var metaCases = []testCase{
 		if v := must[[]byte](t, "Meta")(st.Meta(ctx(t), "admin_token")); string(v) != "h2" {
 			t.Fatalf("Meta = %q, want h2", v)
 		}
+	}},
+	{"an empty value reads back empty, not nil; an empty key is ErrInvalid to set and not found", func(t *testing.T, st storage.Store) {
+		ok(t, st.SetMeta(ctx(t), "k", []byte{}), "SetMeta of an empty value")
+		if v, err := st.Meta(ctx(t), "k"); err != nil || v == nil || len(v) != 0 {
+			t.Fatalf("Meta of an empty value = %q (nil %v), %v; want empty, not nil", v, v == nil, err)
+		}
+		wantErr(t, st.SetMeta(ctx(t), "", []byte("x")), storage.ErrInvalid, "SetMeta of an empty key")
+		_, err := st.Meta(ctx(t), "")
+		wantErr(t, err, storage.ErrNotFound, "Meta of an empty key")
 	}},
 }

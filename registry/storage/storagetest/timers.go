@@ -15,6 +15,8 @@ import (
 
 var timerIDPattern = regexp.MustCompile(`^t_[0-9a-f]{24}$`)
 
+// timerCases are the promises of [storage.Timers]: ids, due order, rescheduling, scoped
+// cancels, single deletes and the per-scope limit (storage.MaxTimersPerScope).
 var timerCases = []testCase{
 	{"SetTimer assigns an id and DueTimers returns it when due", func(t *testing.T, st storage.Store) {
 		at := time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)
@@ -121,13 +123,59 @@ var timerCases = []testCase{
 		must[string](t, "rescheduling a pending timer at the limit")(st.SetTimer(ctx(t), storage.Timer{ID: first, Connector: "github", Connection: "c1", FireAt: at.Add(time.Minute)}))
 		must[string](t, "SetTimer in another scope")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c2", FireAt: at}))
 		must[string](t, "SetTimer for another connector")(st.SetTimer(ctx(t), storage.Timer{Connector: "slack", Connection: "c1", FireAt: at}))
+		must[string](t, "SetTimer without a connection")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", FireAt: at}))
 		ok(t, st.DeleteTimer(ctx(t), first), "DeleteTimer")
-		must[string](t, "SetTimer once one is gone")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: at}))
+		second := must[string](t, "SetTimer once one is deleted")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: at}))
+		_, err = st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: at})
+		wantErr(t, err, storage.ErrTooMany, "SetTimer past the limit again")
+		ok(t, st.CancelTimer(ctx(t), "github", "c1", second), "CancelTimer")
+		must[string](t, "SetTimer once one is cancelled")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: at}))
 	}},
 	{"a timer without connector or fire time is ErrInvalid", func(t *testing.T, st storage.Store) {
 		_, err := st.SetTimer(ctx(t), storage.Timer{FireAt: time.Now()})
 		wantErr(t, err, storage.ErrInvalid, "SetTimer without a connector")
 		_, err = st.SetTimer(ctx(t), storage.Timer{Connector: "github"})
 		wantErr(t, err, storage.ErrInvalid, "SetTimer without a fire time")
+	}},
+	{"a fire time keeps its instant to the nanosecond, in any zone, and is due from that instant", func(t *testing.T, st storage.Store) {
+		at := time.Now().Add(-time.Hour).Truncate(time.Second).Add(123456789).In(time.FixedZone("UTC+1", 3600))
+		id := must[string](t, "SetTimer")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: at, Payload: json.RawMessage(`{ "n" : 1 }`)}))
+		due := must[[]storage.Timer](t, "DueTimers at the fire time")(st.DueTimers(ctx(t), at, 0))
+		if len(due) != 1 || due[0].ID != id || !due[0].FireAt.Equal(at) {
+			t.Fatalf("DueTimers at the fire time %v = %+v, want the timer with that fire time", at, due)
+		}
+		if string(due[0].Payload) != `{"n":1}` {
+			t.Fatalf("Payload = %s, want it compacted: {\"n\":1}", due[0].Payload)
+		}
+		if early := must[[]storage.Timer](t, "DueTimers a nanosecond before")(st.DueTimers(ctx(t), at.Add(-time.Nanosecond), 0)); len(early) != 0 {
+			t.Fatalf("DueTimers a nanosecond before the fire time = %+v", early)
+		}
+	}},
+	{"DueTimers puts fire times before 1970 first", func(t *testing.T, st storage.Store) {
+		late := time.Now().Add(-time.Hour)
+		early := time.Date(1910, 1, 1, 0, 0, 0, 0, time.UTC) // a negative UnixNano
+		must[string](t, "SetTimer late")(st.SetTimer(ctx(t), storage.Timer{ID: "t_late", Connector: "github", FireAt: late}))
+		must[string](t, "SetTimer early")(st.SetTimer(ctx(t), storage.Timer{ID: "t_early", Connector: "github", FireAt: early}))
+		if got := timerIDs(must[[]storage.Timer](t, "DueTimers")(st.DueTimers(ctx(t), time.Now(), 0))); !slices.Equal(got, []string{"t_early", "t_late"}) {
+			t.Fatalf("DueTimers = %v, want [t_early t_late]", got)
+		}
+		due := must[[]storage.Timer](t, "DueTimers in 1911")(st.DueTimers(ctx(t), early.AddDate(1, 0, 0), 0))
+		if len(due) != 1 || due[0].ID != "t_early" || !due[0].FireAt.Equal(early) {
+			t.Fatalf("DueTimers in 1911 = %+v, want only t_early at %v", due, early)
+		}
+	}},
+	{"CancelTimer of an unknown or empty id is ErrNotFound", func(t *testing.T, st storage.Store) {
+		must[string](t, "SetTimer")(st.SetTimer(ctx(t), storage.Timer{Connector: "github", Connection: "c1", FireAt: time.Now()}))
+		wantErr(t, st.CancelTimer(ctx(t), "github", "c1", "t_unknown"), storage.ErrNotFound, "CancelTimer of an unknown id")
+		wantErr(t, st.CancelTimer(ctx(t), "github", "c1", ""), storage.ErrNotFound, "CancelTimer of an empty id")
+	}},
+	{"a fire time out of range or a payload that is not JSON is ErrInvalid", func(t *testing.T, st storage.Store) {
+		_, err := st.SetTimer(ctx(t), storage.Timer{Connector: "github", FireAt: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		wantErr(t, err, storage.ErrInvalid, "SetTimer in the year 3000 (past UnixNano's range)")
+		_, err = st.SetTimer(ctx(t), storage.Timer{Connector: "github", FireAt: time.Now(), Payload: json.RawMessage(`{`)})
+		wantErr(t, err, storage.ErrInvalid, "SetTimer with a payload that is not JSON")
+		if due := must[[]storage.Timer](t, "DueTimers")(st.DueTimers(ctx(t), time.Now().Add(time.Hour), 0)); len(due) != 0 {
+			t.Fatalf("a refused SetTimer stored %+v", due)
+		}
 	}},
 }

@@ -74,6 +74,8 @@ func sub(t *testing.T, st storage.Store, id string) storage.Subscription {
 	return s
 }
 
+// sourceCases are the promises of [storage.Sources]: sources with their subscriptions, keys,
+// hook tokens and sealed secrets, and what deleting each takes with it.
 var sourceCases = []testCase{
 	{"CreateSource stores the source, its first subscription and both secrets", func(t *testing.T, st storage.Store) {
 		src := storage.Source{ID: "src_h", Key: "kh", Kind: storage.SourceWebhook, Status: storage.SourceStarting, HookToken: "tok_1",
@@ -239,8 +241,25 @@ var sourceCases = []testCase{
 			t.Fatalf("event e1 of the deleted source deduplicated the new source's: %+v", res)
 		}
 	}},
+	{"RotateMasterKey re-seals the trigger secrets, which still open", func(t *testing.T, st storage.Store) {
+		newSource(t, st, queueSub("sub_a"))
+		before := st.MasterKeyID()
+		if n := must[int](t, "RotateMasterKey")(st.RotateMasterKey(ctx(t))); n != 2 {
+			t.Fatalf("RotateMasterKey re-sealed %d secrets, want the source's and the subscription's", n)
+		}
+		if st.MasterKeyID() == before {
+			t.Fatalf("MasterKeyID is still %q after the rotation", before)
+		}
+		for kind, want := range map[string][2]string{"src": {"src_1", "source-secret"}, "sub": {"sub_a", "whsec_first"}} {
+			if sec, err := st.TriggerSecret(ctx(t), kind, want[0]); err != nil || string(sec) != want[1] {
+				t.Fatalf("%s secret after the rotation = %q, %v; want %q", kind, sec, err, want[1])
+			}
+		}
+	}},
 }
 
+// eventCases are the promises of [storage.Events]: atomic commits with deduplication, queues in
+// sequence order with their bound, leases, acks, replay, push outcomes and retention.
 var eventCases = []testCase{
 	{"a commit stores events, enqueues them and moves the cursor together", func(t *testing.T, st storage.Store) {
 		newSource(t, st, queueSub("sub_a"), pushSub("sub_b"))
@@ -621,6 +640,20 @@ var eventCases = []testCase{
 		}
 		if n := must[int](t, "Replay")(st.Replay(ctx(t), "sub_q", time.Time{}, 0)); n != 1 {
 			t.Fatalf("Replay enqueued %d, want 1 (5: 6 to 8 are pending on sub_q, 1 to 4 pruned)", n)
+		}
+	}},
+	{"an event pruned from the log leaves the ledger: its id is new again", func(t *testing.T, st storage.Store) {
+		newSource(t, st, queueSub("sub_q"))
+		lim := storage.TriggerLimits{MaxEvents: 2}
+		commit(t, st, "src_1", lim, "1", "2", "3")
+		_, err := st.Ack(ctx(t), "sub_q", []uint64{1, 2, 3})
+		ok(t, err, "Ack")
+		commit(t, st, "src_1", lim, "4") // nothing pending but 4: the log keeps 3 and 4
+		if res := commit(t, st, "src_1", lim, "1", "4"); res.New != 1 {
+			t.Fatalf("a commit of the pruned 1 and the kept 4 counted %d new, want 1", res.New)
+		}
+		if got := queue(t, st, "sub_q"); !slices.Equal(got, []string{"4", "1"}) {
+			t.Fatalf("queue = %v, want [4 1]", got)
 		}
 	}},
 }

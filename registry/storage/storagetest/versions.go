@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"github.com/plugboard/plugboard/registry/storage"
 )
 
+// blobCases are the promises of [storage.Blobs]: content addressing by [storage.Digest], and
+// copies the caller owns.
 var blobCases = []testCase{
 	{"put then get returns the bytes under their digest", func(t *testing.T, st storage.Store) {
 		data := []byte("\x00asm plugin bytes")
@@ -43,8 +46,18 @@ var blobCases = []testCase{
 		_, err := st.Blob(ctx(t), storage.Digest([]byte("never stored")))
 		wantErr(t, err, storage.ErrNotFound, "Blob of an unknown digest")
 	}},
+	{"an empty blob is stored and read back empty, not nil", func(t *testing.T, st storage.Store) {
+		d := must[string](t, "PutBlob of nothing")(st.PutBlob(ctx(t), nil))
+		if d != storage.Digest(nil) {
+			t.Fatalf("PutBlob(nil) digest = %q, want %q", d, storage.Digest(nil))
+		}
+		if got, err := st.Blob(ctx(t), d); err != nil || got == nil || len(got) != 0 {
+			t.Fatalf("Blob of the empty blob = %v (nil %v), %v; want an empty, non-nil slice", got, got == nil, err)
+		}
+	}},
 	{"a malformed digest is ErrInvalid", func(t *testing.T, st storage.Store) {
-		for _, d := range []string{"", "sha256:", "md5:00", "sha256:" + string(bytes.Repeat([]byte("A"), 64)), "sha256:abc"} {
+		noAlgorithm := storage.Digest([]byte("x"))[len("sha256:"):]
+		for _, d := range []string{"", "sha256:", "md5:00", "sha256:" + string(bytes.Repeat([]byte("A"), 64)), "sha256:abc", noAlgorithm} {
 			_, err := st.Blob(ctx(t), d)
 			wantErr(t, err, storage.ErrInvalid, "Blob(%q)", d)
 		}
@@ -63,6 +76,8 @@ func putVersion(t *testing.T, st storage.Store, name, version string, data []byt
 	return d
 }
 
+// versionCases are the promises of [storage.Versions]: stored versions in SemVer order, the
+// active pointer, the canary, and blobs kept while a version references them.
 var versionCases = []testCase{
 	{"put reports created, then not created for the same digest", func(t *testing.T, st storage.Store) {
 		data := []byte("plugin v1")
@@ -84,8 +99,8 @@ var versionCases = []testCase{
 		if got.UploadedAt.IsZero() || time.Since(got.UploadedAt) > time.Hour {
 			t.Fatalf("UploadedAt = %v, want about now (zero in PutVersion means now)", got.UploadedAt)
 		}
-		if !jsonEqual(got.Manifest, v.Manifest) {
-			t.Fatalf("Manifest = %s, want %s", got.Manifest, v.Manifest)
+		if string(got.Manifest) != `{"name":"github"}` {
+			t.Fatalf("Manifest = %s, want %s compacted", got.Manifest, v.Manifest)
 		}
 	}},
 	{"the same version with another digest is ErrVersionExists", func(t *testing.T, st storage.Store) {
@@ -111,7 +126,7 @@ var versionCases = []testCase{
 	}},
 	{"an unknown version is ErrNotFound", func(t *testing.T, st storage.Store) {
 		putVersion(t, st, "github", "1.0.0", []byte("v1"))
-		for _, nv := range [][2]string{{"github", "2.0.0"}, {"gitlab", "1.0.0"}, {"github", ""}} {
+		for _, nv := range [][2]string{{"github", "2.0.0"}, {"gitlab", "1.0.0"}, {"github", ""}, {"", ""}} {
 			_, err := st.Version(ctx(t), nv[0], nv[1])
 			wantErr(t, err, storage.ErrNotFound, "Version(%q, %q)", nv[0], nv[1])
 		}
@@ -204,6 +219,34 @@ var versionCases = []testCase{
 			t.Fatalf("Connectors = %v, want [github]", got)
 		}
 	}},
+	{"SetActive racing DeleteVersion of the same version: one wins, and the pointer never names a deleted version", func(t *testing.T, st storage.Store) {
+		putVersion(t, st, "github", "1.0.0", []byte("base"))
+		ok(t, st.SetActive(ctx(t), "github", "1.0.0"), "SetActive")
+		for i := range 20 {
+			v := fmt.Sprintf("1.1.%d", i)
+			putVersion(t, st, "github", v, fmt.Appendf(nil, "bytes %d", i))
+			var setErr, delErr error
+			parallel(2, func(j int) {
+				if j == 0 {
+					setErr = st.SetActive(ctx(t), "github", v)
+				} else {
+					delErr = st.DeleteVersion(ctx(t), "github", v)
+				}
+			})
+			active := must[string](t, "Active")(st.Active(ctx(t), "github"))
+			if _, err := st.Version(ctx(t), "github", active); err != nil {
+				t.Fatalf("round %d: the active pointer names %s, which is gone (SetActive: %v, DeleteVersion: %v)", i, active, setErr, delErr)
+			}
+			switch {
+			case setErr == nil && errors.Is(delErr, storage.ErrActive) && active == v: // activated first
+				ok(t, st.SetActive(ctx(t), "github", "1.0.0"), "SetActive back")
+				ok(t, st.DeleteVersion(ctx(t), "github", v), "DeleteVersion")
+			case errors.Is(setErr, storage.ErrNotFound) && delErr == nil && active == "1.0.0": // deleted first
+			default:
+				t.Fatalf("round %d: SetActive %v, DeleteVersion %v, active %s; want one to win and the other refused", i, setErr, delErr, active)
+			}
+		}
+	}},
 	{"SetCanary stores and nil removes; unknown version is ErrNotFound", func(t *testing.T, st storage.Store) {
 		if c := must[*storage.Canary](t, "Canary")(st.Canary(ctx(t), "github")); c != nil {
 			t.Fatalf("Canary of a connector without one = %+v, want nil", c)
@@ -230,5 +273,70 @@ var versionCases = []testCase{
 			t.Fatalf("Canary after SetCanary(nil) = %+v", c)
 		}
 		ok(t, st.SetCanary(ctx(t), "github", nil), "SetCanary nil when there is none")
+	}},
+	{"the same version again with the same digest leaves the stored one as it was", func(t *testing.T, st storage.Store) {
+		d := must[string](t, "PutBlob")(st.PutBlob(ctx(t), []byte("v1")))
+		first := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+		v := storage.Version{Name: "github", Version: "1.0.0", Digest: d, UploadedAt: first, Manifest: json.RawMessage(`{"n":1}`)}
+		must[bool](t, "PutVersion")(st.PutVersion(ctx(t), v))
+		v.UploadedAt, v.Manifest = time.Now().UTC(), json.RawMessage(`{"n":2}`)
+		if created := must[bool](t, "PutVersion again")(st.PutVersion(ctx(t), v)); created {
+			t.Fatal("PutVersion of a stored version with the same digest: created true")
+		}
+		got := must[storage.Version](t, "Version")(st.Version(ctx(t), "github", "1.0.0"))
+		if !got.UploadedAt.Equal(first) || !jsonEqual(got.Manifest, []byte(`{"n":1}`)) {
+			t.Fatalf("Version = uploaded %v, manifest %s; want the first put's %v and {\"n\":1}", got.UploadedAt, got.Manifest, first)
+		}
+	}},
+	{"a version without a name, with a bad digest, a wrong size or a manifest that is not JSON is ErrInvalid", func(t *testing.T, st storage.Store) {
+		d := must[string](t, "PutBlob")(st.PutBlob(ctx(t), []byte("plugin")))
+		for _, c := range []struct {
+			name string
+			v    storage.Version
+		}{
+			{"no name", storage.Version{Version: "1.0.0", Digest: d}},
+			{"a bad digest", storage.Version{Name: "github", Version: "1.0.0", Digest: "md5:abc"}},
+			{"a size other than the blob's", storage.Version{Name: "github", Version: "1.0.0", Digest: d, Size: 3}},
+			{"a manifest that is not JSON", storage.Version{Name: "github", Version: "1.0.0", Digest: d, Manifest: json.RawMessage(`{`)}},
+		} {
+			created, err := st.PutVersion(ctx(t), c.v)
+			wantErr(t, err, storage.ErrInvalid, "PutVersion with %s", c.name)
+			if created {
+				t.Fatalf("PutVersion with %s: created true", c.name)
+			}
+		}
+		_, err := st.Version(ctx(t), "github", "1.0.0")
+		wantErr(t, err, storage.ErrNotFound, "the version the refused puts named")
+	}},
+	{"a refused SetActive leaves the active pointer", func(t *testing.T, st storage.Store) {
+		putVersion(t, st, "github", "1.0.0", []byte("v1"))
+		ok(t, st.SetActive(ctx(t), "github", "1.0.0"), "SetActive")
+		for _, nv := range [][2]string{{"github", "3.0.0"}, {"nope", "1.0.0"}, {"", ""}} {
+			wantErr(t, st.SetActive(ctx(t), nv[0], nv[1]), storage.ErrNotFound, "SetActive(%q, %q)", nv[0], nv[1])
+		}
+		if got := must[string](t, "Active")(st.Active(ctx(t), "github")); got != "1.0.0" {
+			t.Fatalf("Active = %q after refused SetActives, want 1.0.0", got)
+		}
+		if all := must[map[string]string](t, "ActiveAll")(st.ActiveAll(ctx(t))); !maps.Equal(all, map[string]string{"github": "1.0.0"}) {
+			t.Fatalf("ActiveAll = %v after refused SetActives", all)
+		}
+	}},
+	{"a blob two connectors share stays while either has a version over it", func(t *testing.T, st storage.Store) {
+		d := putVersion(t, st, "github", "1.0.0", []byte("shared"))
+		created := must[bool](t, "PutVersion fork")(st.PutVersion(ctx(t), storage.Version{Name: "fork", Version: "1.0.0", Digest: d}))
+		if !created {
+			t.Fatal("PutVersion of another connector over a stored blob: created false")
+		}
+		for _, nv := range [][2]string{{"nope", "1.0.0"}, {"", ""}} {
+			wantErr(t, st.DeleteVersion(ctx(t), nv[0], nv[1]), storage.ErrNotFound, "DeleteVersion(%q, %q)", nv[0], nv[1])
+		}
+		ok(t, st.DeleteVersion(ctx(t), "fork", "1.0.0"), "DeleteVersion fork")
+		must[[]byte](t, "Blob still used by github")(st.Blob(ctx(t), d))
+		if got := must[[]string](t, "Connectors")(st.Connectors(ctx(t))); !slices.Equal(got, []string{"github"}) {
+			t.Fatalf("Connectors = %v, want [github]", got)
+		}
+		ok(t, st.DeleteVersion(ctx(t), "github", "1.0.0"), "DeleteVersion github")
+		_, err := st.Blob(ctx(t), d)
+		wantErr(t, err, storage.ErrNotFound, "Blob once neither connector has a version over it")
 	}},
 }
