@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate file (needs --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key file of --tls-cert")
 	adminListen := fs.String("admin-listen", "", "serve the management API only on this address (host:port, or unix:/path/to.sock); --listen then serves only actions, event pull/ack, MCP, hooks, health, metrics and the OAuth callback")
+	pprofListen := fs.String("pprof-listen", "", "serve Go's profiler (net/http/pprof, /debug/pprof/) on this address, e.g. 127.0.0.1:6060; unauthenticated, so keep it on loopback (default off)")
 	keyRate := fs.Float64("key-rate-limit", 0, "requests per second each API key (and the admin token) may send to /v1 and /mcp; 0 means no limit")
 	keyBurst := fs.Int("key-rate-burst", 0, "requests a key may send at once above --key-rate-limit (default: the limit rounded up)")
 	auditRetention := fs.Duration("audit-retention", 90*24*time.Hour, "how long audit log entries are kept (pruned in the background); a negative value keeps them forever")
@@ -132,6 +134,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ln, err := server.Listen(*listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another Plugboard running? choose another address with --listen)", *listen, err)
+	}
+	if *pprofListen != "" {
+		pl, err := net.Listen("tcp", *pprofListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--pprof-listen %s: %w", *pprofListen, err)
+		}
+		defer pl.Close()
+		go servePprof(pl)
+		fmt.Fprintf(stdout, "Profiler (pprof) on http://%s/debug/pprof/\n", pl.Addr())
 	}
 	var adminLn net.Listener
 	if *adminListen != "" {
@@ -242,4 +254,17 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 	})
 	return err
+}
+
+// servePprof serves net/http/pprof on l until l is closed. The handlers are registered on a mux
+// of their own, never on the API's listeners.
+func servePprof(l net.Listener) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.Serve(l)
 }
