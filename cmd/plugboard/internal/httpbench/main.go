@@ -39,6 +39,9 @@ import (
 
 const token = "pba_httpbench"
 
+// cpuProfile is the -cpuprofile file, "" for none.
+var cpuProfile string
+
 func main() {
 	bin := flag.String("bin", "bin/plugboard", "the plugboard binary")
 	baseBin := flag.String("base-bin", "", "a second plugboard binary to measure beside -bin (e.g. an older build)")
@@ -48,6 +51,7 @@ func main() {
 	conns := flag.Int("conns", 32, "wrk connections")
 	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	rounds := flag.Int("rounds", 2, "rounds of the interleaved runs")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the -bin server during its first 32-connection run to this file (pprof format)")
 	flag.Parse()
 	if err := run(*bin, *baseBin, *plugin, *wrk, *threads, *conns, *duration, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "httpbench:", err)
@@ -65,6 +69,7 @@ type result struct {
 type target struct {
 	name, url, script string
 	plugboard         bool
+	pprof             string // the server's --pprof-listen address, "" when not profiled
 }
 
 func run(bin, baseBin, plugin, wrk string, threads, conns int, d time.Duration, rounds int) error {
@@ -110,12 +115,18 @@ wrk.headers["Authorization"] = "Bearer `+token+`"
 		bins = append(bins, struct{ name, path string }{"plugboard action (base)", baseBin})
 	}
 	for i, b := range bins {
-		base, stop, err := startPlugboard(b.path, filepath.Join(tmp, fmt.Sprintf("node%d", i)), wasm, upstream)
+		pprofAddr := ""
+		if i == 0 && cpuProfile != "" {
+			if pprofAddr, err = freeAddr(); err != nil {
+				return err
+			}
+		}
+		base, stop, err := startPlugboard(b.path, filepath.Join(tmp, fmt.Sprintf("node%d", i)), wasm, upstream, pprofAddr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.path, err)
 		}
 		defer stop()
-		targets = append(targets, target{name: b.name, url: base + "/v1/connectors/http/actions/request", script: script, plugboard: true})
+		targets = append(targets, target{name: b.name, url: base + "/v1/connectors/http/actions/request", script: script, plugboard: true, pprof: pprofAddr})
 	}
 
 	runWrk := func(t target, c int) (result, error) {
@@ -123,7 +134,19 @@ wrk.headers["Authorization"] = "Bearer `+token+`"
 		if t.script != "" {
 			args = append(args, "-s", t.script)
 		}
+		var prof chan error
+		if t.pprof != "" && c > 1 {
+			prof = make(chan error, 1)
+			addr := t.pprof
+			go func() { prof <- fetchProfile(addr, d-time.Second, cpuProfile) }()
+		}
 		out, err := exec.Command(wrk, append(args, t.url)...).CombinedOutput()
+		if prof != nil {
+			if err := <-prof; err != nil {
+				return result{}, fmt.Errorf("cpu profile: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "wrote the CPU profile of %s to %s (go tool pprof -top %s %s)\n", t.name, cpuProfile, t.name, cpuProfile)
+		}
 		if err != nil {
 			return result{}, fmt.Errorf("wrk %s: %v\n%s", t.name, err, out)
 		}
@@ -133,7 +156,11 @@ wrk.headers["Authorization"] = "Bearer `+token+`"
 	fmt.Printf("wrk -t%d -c%d -d%s, %d rounds interleaved; upstream %s\n\n", threads, conns, d, rounds, upstream)
 	sums := make([][]result, len(targets))
 	for r := range rounds {
-		for i, t := range targets {
+		for i := range targets {
+			t := targets[i]
+			if r > 0 {
+				t.pprof = "" // profile the first round only
+			}
 			res, err := runWrk(t, conns)
 			if err != nil {
 				return err
@@ -238,7 +265,7 @@ func serve(h http.Handler) (string, error) {
 
 // startPlugboard starts a plugboard server on dir with the connector and a connection "bench"
 // to upstream, warms it, and returns its URL and a stop function.
-func startPlugboard(bin, dir string, wasm []byte, upstream string) (string, func(), error) {
+func startPlugboard(bin, dir string, wasm []byte, upstream, pprofAddr string) (string, func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logFile, err := os.Create(dir + ".log")
 	if err != nil {
@@ -247,6 +274,9 @@ func startPlugboard(bin, dir string, wasm []byte, upstream string) (string, func
 	}
 	srv := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data", dir,
 		"--log-level", "warn", "--egress-allow", "127.0.0.0/8")
+	if pprofAddr != "" {
+		srv.Args = append(srv.Args, "--pprof-listen", pprofAddr)
+	}
 	srv.Env = append(os.Environ(), "PLUGBOARD_ADMIN_TOKEN="+token)
 	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
 	srv.Stderr = logFile
@@ -316,4 +346,35 @@ func call(method, url, ctype string, body []byte) error {
 		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	return nil
+}
+
+// freeAddr returns a loopback address no one listens on now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// fetchProfile writes a CPU profile of d from the server's pprof address to file.
+func fetchProfile(addr string, d time.Duration, file string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds()))))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET profile: %s (does -bin support --pprof-listen?)", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
