@@ -10,6 +10,9 @@ PLUGINS      := $(patsubst plugins/%/,%,$(filter-out plugins/testdata/,$(sort $(
 TESTPLUGINS  := $(patsubst plugins/testdata/%/,%,$(sort $(dir $(wildcard plugins/testdata/*/main.go))))
 PLUGIN_WASM  := $(PLUGINS:%=bin/plugins/%.wasm)
 TEST_WASM    := $(TESTPLUGINS:%=bin/testplugins/%.wasm)
+AS_TESTPLUGINS := $(patsubst plugins/testdata/%/asconfig.json,%,$(wildcard plugins/testdata/*/asconfig.json))
+AS_TEST_WASM   := $(AS_TESTPLUGINS:%=bin/testplugins/%.wasm)
+AS_TEST_DEPS   := $(AS_TESTPLUGINS:%=plugins/testdata/%/node_modules/.package-lock.json)
 # go's ./... skips testdata directories; the test plugins' own tests are named explicitly.
 TESTDATA_PKGS := $(patsubst %/,./%,$(sort $(dir $(wildcard plugins/testdata/*/*_test.go plugins/testdata/*/*/*_test.go))))
 GUEST_SRC    := $(shell find abi pdk -name '*.go' -not -name '*_test.go') go.mod
@@ -27,7 +30,7 @@ bin/plugboard: $(shell find abi host registry server cmd -name '*.go' -not -name
 	$(GO) build -o $@ ./cmd/plugboard
 
 plugins: $(PLUGIN_WASM)
-testplugins: $(TEST_WASM)
+testplugins: $(TEST_WASM) $(AS_TEST_WASM)
 
 # Plugins are built beside their target and renamed into place: go build -o copies (truncate,
 # then write) when its work directory is on another file system, and a server or watcher
@@ -40,7 +43,19 @@ bin/testplugins/%.wasm: $(GUEST_SRC) $$(wildcard plugins/testdata/%/*.go)
 	@mkdir -p $(@D)
 	$(WASM_ENV) $(GO) build $(WASM_OPTS) -o $@.tmp ./plugins/testdata/$* && mv $@.tmp $@
 
-run: build ## start the server on ./var with the bundled connectors
+# Test plugins in AssemblyScript (plugins/testdata/NAME/asconfig.json, compiler and Extism PDK
+# pinned in its package-lock.json): npm ci in the folder, then its build script. Static pattern
+# rules, so the Go pattern rule above (whose prerequisites exist for any name) never takes them.
+$(AS_TEST_WASM): bin/testplugins/%.wasm: plugins/testdata/%/node_modules/.package-lock.json plugins/testdata/%/asconfig.json $$(wildcard plugins/testdata/$$*/assembly/*.ts)
+	@mkdir -p $(@D)
+	cd plugins/testdata/$* && npm run --silent build -- --outFile $(abspath $@).tmp
+	mv $@.tmp $@
+
+$(AS_TEST_DEPS): plugins/testdata/%/node_modules/.package-lock.json: plugins/testdata/%/package.json plugins/testdata/%/package-lock.json
+	cd plugins/testdata/$* && npm ci --no-audit --no-fund
+
+# Only the bundled connectors: the test plugins (one needs npm) play no part in a running server.
+run: bin/plugboard plugins ## start the server on ./var with the bundled connectors
 	./bin/plugboard serve --data ./var --connectors-dir bin/plugins --print-token
 
 test: build $(OAUTH_TEST_DEPS) ## every test, with the plugins and the npm test packages first

@@ -11,6 +11,9 @@
 //
 // testdata/ holds plugins that exist only for tests (spy, hostile, anymanifest, badimport);
 // the go tool skips testdata in ./... patterns, so build and test them by explicit path.
+// testdata/ashttp is written in AssemblyScript with the Extism AssemblyScript PDK (npm, pinned
+// in its package-lock.json) rather than Go: the Makefile builds it with npm to
+// bin/testplugins/ashttp.wasm.
 //
 // This package's own test builds plugins to Wasm and runs them under the Extism host SDK, to
 // prove the wasip1 build path works end to end.
