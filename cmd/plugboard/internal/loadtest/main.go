@@ -13,24 +13,21 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/plugboard/plugboard/cmd/plugboard/internal/benchserver"
 	"github.com/plugboard/plugboard/plugins/testdata/anymanifest/patch"
 )
 
@@ -94,30 +91,17 @@ func run(bin, plugin, vegeta string, rate int, duration time.Duration, swaps, wo
 	defer os.RemoveAll(tmp)
 
 	// The server: its own process, on a loopback port, logs to a file.
-	logFile, err := os.Create(filepath.Join(tmp, "server.log"))
+	srv, err := benchserver.Start(benchserver.Options{Bin: bin, Data: filepath.Join(tmp, "var"), Token: token,
+		Log: filepath.Join(tmp, "server.log")})
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data", filepath.Join(tmp, "var"), "--log-level", "warn")
-	srv.Env = append(os.Environ(), "PLUGBOARD_ADMIN_TOKEN="+token)
-	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
-	srv.Stderr = logFile
-	stdout, _ := srv.StdoutPipe()
-	if err := srv.Start(); err != nil {
-		return err
+	defer srv.Stop() // SIGINT: the server drains and exits
+	base := srv.URL
+	api := func(method, path, contentType string, body []byte) ([]byte, error) {
+		return srv.API(context.Background(), method, path, contentType, body)
 	}
-	defer func() {
-		cancel() // SIGINT: the server drains and exits
-		srv.Wait()
-	}()
-	base, err := serverURL(stdout)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("server %s (pid %d), vegeta at %d req/s for %s per run, %d swaps\n", base, srv.Process.Pid, rate, duration, swaps)
+	fmt.Printf("server %s (pid %d), vegeta at %d req/s for %s per run, %d swaps\n", base, srv.Pid, rate, duration, swaps)
 
 	wasm, err := os.ReadFile(plugin)
 	if err != nil {
@@ -130,7 +114,7 @@ func run(bin, plugin, vegeta string, rate int, duration time.Duration, swaps, wo
 		if err != nil {
 			return err
 		}
-		if _, err := api(http.MethodPost, base+"/v1/connectors", "application/wasm", b); err != nil {
+		if _, err := api(http.MethodPost, "/v1/connectors", "application/wasm", b); err != nil {
 			return fmt.Errorf("uploading %s: %w", v, err)
 		}
 	}
@@ -176,7 +160,7 @@ func run(bin, plugin, vegeta string, rate int, duration time.Duration, swaps, wo
 		for i := 0; i < swaps; i++ {
 			time.Sleep(gap)
 			start := time.Now()
-			_, err := api(http.MethodPut, base+"/v1/connectors/anymanifest/active", "application/json",
+			_, err := api(http.MethodPut, "/v1/connectors/anymanifest/active", "application/json",
 				[]byte(`{"version":"`+versions[(i+1)%2]+`"}`))
 			rs = append(rs, swapResult{time.Since(start), err})
 		}
@@ -232,43 +216,3 @@ func run(bin, plugin, vegeta string, rate int, duration time.Duration, swaps, wo
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-
-// serverURL reads the server's "Plugboard is serving on URL" line.
-func serverURL(stdout io.Reader) (string, error) {
-	re := regexp.MustCompile(`serving on (http://\S+)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return u, nil
-	case <-time.After(2 * time.Minute):
-		return "", errors.New("the server did not start within 2 minutes")
-	}
-}
-
-// api sends one authenticated request and fails on a non-2xx answer.
-func api(method, url, contentType string, body []byte) ([]byte, error) {
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
-	}
-	return b, nil
-}
