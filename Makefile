@@ -98,14 +98,19 @@ loadtest: bin/plugboard bin/testplugins/anymanifest.wasm ## hot swap under load:
 		-vegeta $(VEGETA) -rate $(LOADTEST_RATE) -duration $(LOADTEST_DURATION) -swaps 20
 
 # The call path figures (BENCHMARKS.md "Call path at wire speed (issue 13)"): wrk against a
-# tiny JSON upstream directly, through a bare reverse proxy and through a Plugboard action, in
-# one interleaved run; BENCH_BASE=path/to/older/plugboard adds an older build beside it.
+# tiny JSON upstream directly, through a bare reverse proxy, through a Plugboard action of the
+# AssemblyScript test connector and of the bundled Go http connector (one plugboard_http call
+# each), and as an MCP tools/call, in one interleaved run; then one connection for the added
+# latency. BENCH_BASE=path/to/older/plugboard adds an older build beside it; BENCH_HTTP_FLAGS
+# passes more flags (e.g. -duration 20s -conns 64 -cpuprofile cpu.pprof).
 WRK ?= wrk
 BENCH_BASE ?=
+BENCH_HTTP_FLAGS ?=
 .PHONY: bench-http
-bench-http: bin/plugboard bin/plugins/http.wasm ## call path figures: direct, reverse proxy and Plugboard action side by side with wrk
+bench-http: bin/plugboard bin/testplugins/ashttp.wasm bin/plugins/http.wasm ## call path figures: direct, reverse proxy, Plugboard actions and MCP side by side with wrk
 	@command -v $(WRK) >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
-	$(GO) run ./cmd/plugboard/internal/httpbench -bin bin/plugboard -plugin bin/plugins/http.wasm -wrk $(WRK) $(if $(BENCH_BASE),-base-bin $(BENCH_BASE))
+	$(GO) run ./cmd/plugboard/internal/httpbench -bin bin/plugboard -ashttp bin/testplugins/ashttp.wasm -http bin/plugins/http.wasm \
+		-wrk $(WRK) $(if $(BENCH_BASE),-base-bin $(BENCH_BASE)) $(BENCH_HTTP_FLAGS)
 
 # The cluster figures (BENCHMARKS.md "Cluster (issue 12)"): an in-process nats-server with
 # JetStream, real nodes on loopback and vegeta; about 4 minutes. Fails on any failed call,

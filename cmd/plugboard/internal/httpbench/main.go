@@ -1,79 +1,122 @@
 // Command httpbench runs `make bench-http`: the side-by-side figure of issue 13. In one run, wrk
-// drives the same tiny JSON upstream on loopback three ways, interleaved round by round:
+// drives the same tiny JSON upstream on loopback several ways, interleaved round by round:
 //
 //   - direct: wrk to the upstream;
-//   - proxy: wrk to a bare httputil.ReverseProxy in front of it;
-//   - action: wrk to the real plugboard binary, calling a connector action that makes one
-//     plugboard_http request to the upstream (the bundled Go `http` connector by default).
+//   - reverse proxy: wrk to a bare httputil.ReverseProxy in front of it (idle upstream
+//     connections kept, so it measures proxying, not connection setup);
+//   - action: wrk to the real plugboard binary, POST /v1/connectors/NAME/actions/ACTION, for
+//     each connector of -connectors; each call makes one plugboard_http GET of the upstream.
+//     ashttp is the AssemblyScript test connector (plugins/testdata/ashttp, the kind of
+//     connector the issue measured), http the bundled Go connector;
+//   - mcp: the first connector's action as an MCP tools/call (POST /mcp/bench in a session
+//     opened beforehand), unless -mcp=false.
 //
-// Then one connection (-c1) direct against action, for the latency Plugboard adds. It prints
-// requests/s, p50, p99 and errors of each, and the action's throughput as a ratio of the
-// proxy's. It exits 1 when a Plugboard request failed (non-2xx or a socket error).
+// The upstream and the proxy are child processes (this program run again with -serve), and
+// plugboard is its own process, so no two of them share a Go runtime, and this program only
+// waits for wrk while wrk runs. Everything shares the machine's cores with wrk: compare the
+// rows of one run, not runs.
 //
-//	go run ./cmd/plugboard/internal/httpbench -bin bin/plugboard -plugin bin/plugins/http.wasm
+// Then one connection (-c1): direct against each action, for the latency Plugboard adds.
+//
+// It prints, for each target, the best round's requests/s, p50 and p99, the non-2xx answers
+// and socket errors of all rounds, and the throughput as a ratio of the proxy's; the MCP run
+// also as a ratio of its HTTP action. Each target is warmed with a short wrk run first (the
+// pools start instances for 32 concurrent callers). It exits 1 when a Plugboard request
+// failed: a non-2xx answer or socket error, an answer without an upstream 200 behind it (the
+// server's /metrics counts the outbound requests by status), or more than one outbound request
+// per call.
+//
+//	go run ./cmd/plugboard/internal/httpbench -bin bin/plugboard
 //
 // -base-bin runs a second plugboard binary (an older build) beside the first in the same
-// rounds, so before and after are compared on one noisy machine.
+// rounds, so before and after are compared on one noisy machine. -cpuprofile fetches a CPU
+// profile from the server during its first action run when it serves /debug/pprof/; `plugboard
+// serve` has no pprof endpoint today, so the flag then says so and is skipped.
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
+	"os/signal"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
 
-const token = "pba_httpbench"
-
-// cpuProfile is the -cpuprofile file, "" for none.
-var cpuProfile string
+// config is the command line.
+type config struct {
+	bin, baseBin, wrk    string
+	connectors           []connector
+	mcp                  bool
+	threads, conns       int
+	duration, warmup     time.Duration
+	rounds               int
+	cpuprofile           string
+	ashttpWasm, httpWasm string
+}
 
 func main() {
-	bin := flag.String("bin", "bin/plugboard", "the plugboard binary")
-	baseBin := flag.String("base-bin", "", "a second plugboard binary to measure beside -bin (e.g. an older build)")
-	plugin := flag.String("plugin", "bin/plugins/http.wasm", "the connector: the bundled http connector, or any with the same request action")
-	wrk := flag.String("wrk", "wrk", "the wrk binary")
-	threads := flag.Int("threads", 2, "wrk threads")
-	conns := flag.Int("conns", 32, "wrk connections")
-	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
-	rounds := flag.Int("rounds", 2, "rounds of the interleaved runs")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the -bin server during its first 32-connection run to this file (pprof format)")
+	var c config
+	var names string
+	serve := flag.String("serve", "", "internal: run as the upstream or the proxy child process")
+	proxyTo := flag.String("proxy-to", "", "internal: with -serve proxy, the upstream URL")
+	flag.StringVar(&c.bin, "bin", "bin/plugboard", "the plugboard binary")
+	flag.StringVar(&c.baseBin, "base-bin", "", "a second plugboard binary to measure beside -bin (e.g. an older build)")
+	flag.StringVar(&names, "connectors", "ashttp,http", "connectors whose action is measured, comma-separated: ashttp (AssemblyScript) and http (the bundled Go connector)")
+	flag.StringVar(&c.ashttpWasm, "ashttp", connectors["ashttp"].wasm, "the ashttp test connector")
+	flag.StringVar(&c.httpWasm, "http", connectors["http"].wasm, "the bundled http connector")
+	flag.BoolVar(&c.mcp, "mcp", true, "also measure the first connector's action as an MCP tools/call")
+	flag.StringVar(&c.wrk, "wrk", "wrk", "the wrk binary")
+	flag.IntVar(&c.threads, "threads", 2, "wrk threads")
+	flag.IntVar(&c.conns, "conns", 32, "wrk connections")
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured wrk run")
+	flag.DurationVar(&c.warmup, "warmup", 3*time.Second, "length of each target's warm-up wrk run")
+	flag.IntVar(&c.rounds, "rounds", 2, "rounds of the interleaved runs")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the server during its first action run to this file (needs /debug/pprof on the server)")
 	flag.Parse()
-	if err := run(*bin, *baseBin, *plugin, *wrk, *threads, *conns, *duration, *rounds); err != nil {
+	if *serve != "" {
+		if err := serveChild(*serve, *proxyTo); err != nil {
+			fmt.Fprintln(os.Stderr, "httpbench -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	for _, n := range strings.Split(names, ",") {
+		cn, ok := connectors[strings.TrimSpace(n)]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "httpbench: -connectors: unknown connector %q (ashttp, http)\n", n)
+			os.Exit(2)
+		}
+		cn.wasm = map[string]string{"ashttp": c.ashttpWasm, "http": c.httpWasm}[cn.name]
+		c.connectors = append(c.connectors, cn)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, c); err != nil {
 		fmt.Fprintln(os.Stderr, "httpbench:", err)
 		os.Exit(1)
 	}
 }
 
-// result is what one wrk run printed.
-type result struct {
-	rps      float64
-	p50, p99 time.Duration
-	errors   int // non-2xx answers and socket errors
-}
-
+// target is one thing wrk drives.
 type target struct {
-	name, url, script string
-	plugboard         bool
-	pprof             string // the server's --pprof-listen address, "" when not profiled
+	name, url string
+	req       request
+	script    string // the Lua file of req, "" for a GET
+	plugboard bool   // a failed request fails the run
+	server    *plugboard
+	action    bool   // a Plugboard action: part of the -c1 comparison
+	mcpOf     string // for an MCP run, the name of its HTTP action's target
+	results   []result
 }
 
-func run(bin, baseBin, plugin, wrk string, threads, conns int, d time.Duration, rounds int) error {
-	if _, err := exec.LookPath(wrk); err != nil {
+func run(ctx context.Context, c config) error {
+	if _, err := exec.LookPath(c.wrk); err != nil {
 		return fmt.Errorf("wrk: %v (`make bench-http` installs it)", err)
 	}
 	tmp, err := os.MkdirTemp("", "plugboard-httpbench-")
@@ -82,125 +125,204 @@ func run(bin, baseBin, plugin, wrk string, threads, conns int, d time.Duration, 
 	}
 	defer os.RemoveAll(tmp)
 
-	upstream, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"id":42,"name":"widget","tags":["a","b"],"ok":true}`))
-	}))
+	upstream, err := startChild("upstream")
 	if err != nil {
 		return err
 	}
-	u, _ := url.Parse(upstream)
-	rp := httputil.NewSingleHostReverseProxy(u)
-	// Keep as many upstream connections alive as wrk opens: the default transport keeps 2 per
-	// host and would measure connection setup instead of the proxy.
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024, IdleConnTimeout: time.Minute}
-	proxy, err := serve(rp)
+	defer upstream.stop()
+	proxy, err := startChild("proxy", "-proxy-to", upstream.url)
 	if err != nil {
 		return err
 	}
-	wasm, err := os.ReadFile(plugin)
-	if err != nil {
-		return fmt.Errorf("%v (run `make build` first)", err)
-	}
-
-	script := filepath.Join(tmp, "action.lua")
-	os.WriteFile(script, []byte(`wrk.method = "POST"
-wrk.body = '{"connection":"bench","input":{"path":"/item"}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer `+token+`"
-`), 0o644)
-	targets := []target{{name: "direct", url: upstream + "/item"}, {name: "reverse proxy", url: proxy + "/item"}}
-	bins := []struct{ name, path string }{{"plugboard action", bin}}
-	if baseBin != "" {
-		bins = append(bins, struct{ name, path string }{"plugboard action (base)", baseBin})
-	}
-	for i, b := range bins {
-		pprofAddr := ""
-		if i == 0 && cpuProfile != "" {
-			if pprofAddr, err = freeAddr(); err != nil {
-				return err
-			}
+	defer proxy.stop()
+	for _, u := range []string{upstream.url, proxy.url} {
+		if err := checkGET(ctx, u+"/item"); err != nil {
+			return err
 		}
-		base, stop, err := startPlugboard(b.path, filepath.Join(tmp, fmt.Sprintf("node%d", i)), wasm, upstream, pprofAddr)
+	}
+	targets := []*target{{name: "direct", url: upstream.url + "/item"}, {name: "reverse proxy", url: proxy.url + "/item"}}
+
+	bins := []struct{ label, path string }{{"", c.bin}}
+	if c.baseBin != "" {
+		bins = append(bins, struct{ label, path string }{" (base)", c.baseBin})
+	}
+	var first *plugboard
+	for i, b := range bins {
+		pb, err := startPlugboard(ctx, b.path, dataDir(tmp, i), c.connectors, upstream.url, c.mcp)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.path, err)
 		}
-		defer stop()
-		targets = append(targets, target{name: b.name, url: base + "/v1/connectors/http/actions/request", script: script, plugboard: true, pprof: pprofAddr})
+		defer pb.srv.Stop()
+		if first == nil {
+			first = pb
+		}
+		for _, cn := range c.connectors {
+			targets = append(targets, &target{name: "action " + cn.name + b.label, url: pb.srv.URL + pb.actionPath(cn),
+				req: pb.actionRequest(cn), plugboard: true, server: pb, action: true})
+		}
+		if pb.mcp.body != "" {
+			targets = append(targets, &target{name: "mcp tools/call " + c.connectors[0].name + b.label, url: pb.srv.URL + "/mcp/bench",
+				req: pb.mcp, plugboard: true, server: pb, mcpOf: "action " + c.connectors[0].name + b.label})
+		}
+	}
+	for i, t := range targets {
+		if t.script, err = t.req.script(fmt.Sprintf("%s/target%d.lua", tmp, i)); err != nil {
+			return err
+		}
 	}
 
-	runWrk := func(t target, c int) (result, error) {
-		args := []string{"-t", strconv.Itoa(min(threads, c)), "-c", strconv.Itoa(c), "-d", d.String(), "--latency"}
-		if t.script != "" {
-			args = append(args, "-s", t.script)
+	profile := ""
+	if c.cpuprofile != "" {
+		if first.hasPprof(ctx) {
+			profile = c.cpuprofile
+		} else {
+			fmt.Fprintf(os.Stderr, "-cpuprofile skipped: %s serves no /debug/pprof/ (`plugboard serve` has no pprof flag)\n", c.bin)
 		}
-		var prof chan error
-		if t.pprof != "" && c > 1 {
-			prof = make(chan error, 1)
-			addr := t.pprof
-			go func() { prof <- fetchProfile(addr, d-time.Second, cpuProfile) }()
-		}
-		out, err := exec.Command(wrk, append(args, t.url)...).CombinedOutput()
-		if prof != nil {
-			if err := <-prof; err != nil {
-				return result{}, fmt.Errorf("cpu profile: %w", err)
-			}
-			fmt.Fprintf(os.Stderr, "wrote the CPU profile of %s to %s (go tool pprof -top %s %s)\n", t.name, cpuProfile, t.name, cpuProfile)
-		}
-		if err != nil {
-			return result{}, fmt.Errorf("wrk %s: %v\n%s", t.name, err, out)
-		}
-		return parseWrk(string(out))
 	}
 
-	fmt.Printf("wrk -t%d -c%d -d%s, %d rounds interleaved; upstream %s\n\n", threads, conns, d, rounds, upstream)
-	sums := make([][]result, len(targets))
-	for r := range rounds {
-		for i := range targets {
-			t := targets[i]
-			if r > 0 {
-				t.pprof = "" // profile the first round only
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil && len(strings.Fields(string(b))) >= 3 {
+		load = ", load " + strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("%s, %d cores%s; wrk -t%d -c%d -d%s --latency, %d rounds interleaved (best shown), %s warm-up each\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), load, c.threads, c.conns, c.duration, c.rounds, c.warmup)
+	base := ""
+	if c.baseBin != "" {
+		base = ", base " + c.baseBin
+	}
+	fmt.Printf("plugboard %s%s; upstream %s (%d-byte JSON), proxy %s\n\n", c.bin, base, upstream.url, len(upstreamBody), proxy.url)
+
+	for _, t := range targets {
+		if c.warmup > 0 {
+			if _, err := runWrk(ctx, c.wrk, c.threads, c.conns, c.warmup, t.url, t.script); err != nil {
+				return err
 			}
-			res, err := runWrk(t, conns)
+		}
+	}
+	for r := range c.rounds {
+		for _, t := range targets {
+			var prof chan error
+			if profile != "" && r == 0 && t.server == first && t.action {
+				prof = make(chan error, 1)
+				go func() { prof <- first.cpuProfile(ctx, c.duration-time.Second, profile) }()
+				profile = ""
+			}
+			res, err := measure(ctx, c, t, c.threads, c.conns)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d %-24s %8.0f req/s p50 %s\n", r+1, rounds, t.name, res.rps, res.p50)
-			sums[i] = append(sums[i], res)
+			if prof != nil {
+				if err := <-prof; err != nil {
+					fmt.Fprintf(os.Stderr, "-cpuprofile: %v\n", err)
+				} else {
+					fmt.Fprintf(os.Stderr, "CPU profile of %s written to %s\n", t.name, c.cpuprofile)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "round %d/%d %-30s %8.0f req/s  p50 %-9s non-2xx %d socket errors %d\n",
+				r+1, c.rounds, t.name, res.rps, ms(res.p50), res.non2xx, res.socket)
+			t.results = append(t.results, res)
 		}
-	}
-	failed := false
-	proxyRPS := best(sums[1]).rps
-	fmt.Printf("%-26s %10s %10s %10s %8s %8s\n", "target", "req/s", "p50", "p99", "errors", "x proxy")
-	for i, t := range targets {
-		b := best(sums[i])
-		errs := 0
-		for _, s := range sums[i] {
-			errs += s.errors
-		}
-		failed = failed || (t.plugboard && errs > 0)
-		fmt.Printf("%-26s %10.0f %10s %10s %8d %8.2f\n", t.name, b.rps, b.p50, b.p99, errs, b.rps/proxyRPS)
 	}
 
-	fmt.Printf("\none connection (-c1), added latency over direct:\n")
-	one := []target{targets[0]}
-	one = append(one, targets[2:]...)
-	var direct time.Duration
-	for i, t := range one {
-		res, err := runWrk(t, 1)
-		if err != nil {
-			return err
+	var failed []string
+	proxyRPS := best(targets[1].results).rps
+	fmt.Println("| target | req/s | p50 | p99 | non-2xx | socket errors | x proxy |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, t := range targets {
+		b, non2xx, socket := best(t.results), 0, 0
+		for _, r := range t.results {
+			non2xx += r.non2xx
+			socket += r.socket
+			failed = append(failed, t.problems(r)...)
 		}
-		if i == 0 {
+		fmt.Printf("| %s | %.0f | %s | %s | %d | %d | %.2f |\n", t.name, b.rps, ms(b.p50), ms(b.p99), non2xx, socket, b.rps/proxyRPS)
+	}
+	sep := "\n"
+	for _, t := range targets {
+		if t.mcpOf == "" {
+			continue
+		}
+		i := slices.IndexFunc(targets, func(a *target) bool { return a.name == t.mcpOf })
+		fmt.Printf("%s%s: %.2fx the requests/s of %s\n", sep, t.name, best(t.results).rps/best(targets[i].results).rps, t.mcpOf)
+		sep = ""
+	}
+
+	fmt.Printf("\nOne connection (wrk -t1 -c1 -d%s): latency Plugboard adds over direct\n\n", c.duration)
+	fmt.Println("| target | req/s | p50 | p99 | added p50 | non-2xx | socket errors |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	var direct time.Duration
+	for _, t := range targets {
+		if t != targets[0] && !t.action {
+			continue
+		}
+		res, err := measure(ctx, c, t, 1, 1)
+		if err != nil {
+			return errors.Join(append([]error{err}, errs(failed)...)...)
+		}
+		if t == targets[0] {
 			direct = res.p50
 		}
-		failed = failed || (t.plugboard && res.errors > 0)
-		fmt.Printf("%-26s p50 %10s  added %10s  %8.0f req/s\n", t.name, res.p50, res.p50-direct, res.rps)
+		failed = append(failed, t.problems(res)...)
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %d |\n", t.name, res.rps, ms(res.p50), ms(res.p99), ms(res.p50-direct), res.non2xx, res.socket)
 	}
-	if failed {
-		return errors.New("a Plugboard request failed (see the errors column)")
+	if len(failed) > 0 {
+		return errors.Join(errs(failed)...)
 	}
+	fmt.Println("\nOK: no Plugboard request failed.")
 	return nil
+}
+
+// measure runs wrk against t; for a Plugboard target it also takes the server's counts of the
+// calls the run made.
+func measure(ctx context.Context, c config, t *target, threads, conns int) (result, error) {
+	var before counts
+	if t.server != nil {
+		var err error
+		if before, err = t.server.counts(ctx); err != nil {
+			return result{}, err
+		}
+	}
+	res, err := runWrk(ctx, c.wrk, threads, conns, c.duration, t.url, t.script)
+	if err != nil || t.server == nil {
+		return res, err
+	}
+	after, err := t.server.counts(ctx)
+	res.server = after.minus(before)
+	return res, err
+}
+
+// problems says what went wrong in a run of t, a Plugboard target: a non-2xx answer or socket
+// error; fewer outbound requests answered 200 than answers wrk read (a connector hands
+// upstream statuses back as output, and the host answers by itself for an upstream it stopped
+// calling, so a 200 from the action alone does not prove the upstream answered); or more
+// outbound requests than calls (retries, or a connector that makes more than one). The calls
+// wrk abandons when a run ends (at most one per connection) fail on the server as canceled
+// and are not counted against the run.
+func (t *target) problems(r result) []string {
+	if !t.plugboard {
+		return nil
+	}
+	var p []string
+	if r.non2xx > 0 || r.socket > 0 {
+		p = append(p, fmt.Sprintf("%s: %d non-2xx answers, %d socket errors", t.name, r.non2xx, r.socket))
+	}
+	if r.server.egress200 < r.requests {
+		p = append(p, fmt.Sprintf("%s: %d answers but only %d upstream requests answered 200; the server counted %v",
+			t.name, r.requests, r.server.egress200, r.server.failed))
+	}
+	if r.server.egress > r.server.calls {
+		p = append(p, fmt.Sprintf("%s: %d outbound requests for %d calls, want one each", t.name, r.server.egress, r.server.calls))
+	}
+	return p
+}
+
+// errs are the problems as errors, one line each.
+func errs(problems []string) []error {
+	var es []error
+	for _, p := range problems {
+		es = append(es, errors.New("Plugboard requests failed: "+p))
+	}
+	return es
 }
 
 // best is the round with the highest throughput: on a shared machine the slower rounds are the
@@ -215,166 +337,14 @@ func best(rs []result) result {
 	return b
 }
 
-var (
-	reRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	reNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
-	reSocket  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
-)
-
-// parseWrk reads the figures of wrk --latency's report.
-func parseWrk(out string) (result, error) {
-	var r result
-	m := reRPS.FindStringSubmatch(out)
-	if m == nil {
-		return r, fmt.Errorf("wrk printed no Requests/sec:\n%s", out)
+// ms prints a duration in milliseconds, with the precision a latency of that size deserves.
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	switch {
+	case v < 1:
+		return fmt.Sprintf("%.3f ms", v)
+	case v < 100:
+		return fmt.Sprintf("%.2f ms", v)
 	}
-	r.rps, _ = strconv.ParseFloat(m[1], 64)
-	if m := reNon2xx.FindStringSubmatch(out); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		r.errors += n
-	}
-	if m := reSocket.FindStringSubmatch(out); m != nil {
-		for _, s := range m[1:] {
-			n, _ := strconv.Atoi(s)
-			r.errors += n
-		}
-	}
-	for _, m := range reLatency.FindAllStringSubmatch(out, -1) {
-		v, _ := strconv.ParseFloat(m[2], 64)
-		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]
-		d := time.Duration(v * float64(unit)).Round(time.Microsecond)
-		if m[1] == "50" {
-			r.p50 = d
-		} else {
-			r.p99 = d
-		}
-	}
-	return r, nil
-}
-
-// serve serves h on a loopback port and returns its URL.
-func serve(h http.Handler) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go http.Serve(l, h)
-	return "http://" + l.Addr().String(), nil
-}
-
-// startPlugboard starts a plugboard server on dir with the connector and a connection "bench"
-// to upstream, warms it, and returns its URL and a stop function.
-func startPlugboard(bin, dir string, wasm []byte, upstream, pprofAddr string) (string, func(), error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	logFile, err := os.Create(dir + ".log")
-	if err != nil {
-		cancel()
-		return "", nil, err
-	}
-	srv := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data", dir,
-		"--log-level", "warn", "--egress-allow", "127.0.0.0/8")
-	if pprofAddr != "" {
-		srv.Args = append(srv.Args, "--pprof-listen", pprofAddr)
-	}
-	srv.Env = append(os.Environ(), "PLUGBOARD_ADMIN_TOKEN="+token)
-	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
-	srv.Stderr = logFile
-	stdout, _ := srv.StdoutPipe()
-	if err := srv.Start(); err != nil {
-		cancel()
-		return "", nil, err
-	}
-	stop := func() { cancel(); srv.Wait(); logFile.Close() }
-	base, err := serverURL(stdout)
-	if err != nil {
-		stop()
-		return "", nil, fmt.Errorf("%w (log: %s.log)", err, dir)
-	}
-	steps := []struct {
-		method, path, ctype string
-		body                []byte
-	}{
-		{"POST", "/v1/connectors", "application/wasm", wasm},
-		{"POST", "/v1/connections", "application/json", []byte(`{"id":"bench","connectors":["http"],"params":{"base_url":"` + upstream + `"},"auth":{"type":"api_key","api_key":"k"}}`)},
-	}
-	for range 50 { // warm: the first calls start instances
-		steps = append(steps, struct {
-			method, path, ctype string
-			body                []byte
-		}{"POST", "/v1/connectors/http/actions/request", "application/json", []byte(`{"connection":"bench","input":{"path":"/item"}}`)})
-	}
-	for _, s := range steps {
-		if err := call(s.method, base+s.path, s.ctype, s.body); err != nil {
-			stop()
-			return "", nil, err
-		}
-	}
-	return base, stop, nil
-}
-
-func serverURL(stdout io.Reader) (string, error) {
-	re := regexp.MustCompile(`serving on (http://\S+)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return u, nil
-	case <-time.After(2 * time.Minute):
-		return "", errors.New("the server did not start within 2 minutes")
-	}
-}
-
-func call(method, url, ctype string, body []byte) error {
-	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", ctype)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return nil
-}
-
-// freeAddr returns a loopback address no one listens on now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// fetchProfile writes a CPU profile of d from the server's pprof address to file.
-func fetchProfile(addr string, d time.Duration, file string) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds()))))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("GET profile: %s (does -bin support --pprof-listen?)", resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return fmt.Sprintf("%.0f ms", v)
 }
