@@ -41,6 +41,9 @@ type Server struct {
 	Pid int
 	// Log is the file holding the server's stderr.
 	Log string
+	// PprofURL is the base URL of Go's profiler when Args asked for it (--pprof-listen) and
+	// the server printed it ("Profiler (pprof) on URL/debug/pprof/"), else "".
+	PprofURL string
 
 	token string
 	cmd   *exec.Cmd
@@ -78,14 +81,15 @@ func Start(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Pid: cmd.Process.Pid, Log: o.Log, token: o.Token, cmd: cmd, done: make(chan struct{})}
-	found := make(chan string, 1)
+	found := make(chan urls, 1)
 	go func() {
 		servingURL(stdout, found)
 		cmd.Wait()
 		close(s.done)
 	}()
 	select {
-	case s.URL = <-found:
+	case u := <-found:
+		s.URL, s.PprofURL = u.serving, u.pprof
 		return s, nil
 	case <-s.done:
 		return nil, fmt.Errorf("%s exited before it served; its log:\n%s", o.Bin, tail(o.Log, 30))
@@ -95,18 +99,27 @@ func Start(o Options) (*Server, error) {
 	}
 }
 
-var reServing = regexp.MustCompile(`serving on (http://\S+)`)
+var (
+	reServing = regexp.MustCompile(`serving on (http://\S+)`)
+	rePprof   = regexp.MustCompile(`Profiler \(pprof\) on (http://\S+?)/debug/pprof/`)
+)
 
-// servingURL sends the URL of the first "serving on URL" line of r to found, then reads r to
-// its end so the server never blocks on a full pipe.
-func servingURL(r io.Reader, found chan<- string) {
+// urls are the base URLs a server printed at start.
+type urls struct{ serving, pprof string }
+
+// servingURL sends the URL of the first "serving on URL" line of r to found, with the
+// profiler's URL when a line before it named one, then reads r to its end so the server never
+// blocks on a full pipe.
+func servingURL(r io.Reader, found chan<- urls) {
+	var u urls
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		if m := reServing.FindStringSubmatch(sc.Text()); m != nil {
-			select {
-			case found <- m[1]:
-			default:
-			}
+		if m := rePprof.FindStringSubmatch(sc.Text()); m != nil && u.serving == "" {
+			u.pprof = m[1]
+		}
+		if m := reServing.FindStringSubmatch(sc.Text()); m != nil && u.serving == "" {
+			u.serving = m[1]
+			found <- u
 		}
 	}
 }

@@ -29,9 +29,9 @@
 //	go run ./cmd/plugboard/internal/httpbench -bin bin/plugboard
 //
 // -base-bin runs a second plugboard binary (an older build) beside the first in the same
-// rounds, so before and after are compared on one noisy machine. -cpuprofile fetches a CPU
-// profile from the server during its first action run when it serves /debug/pprof/; `plugboard
-// serve` has no pprof endpoint today, so the flag then says so and is skipped.
+// rounds, so before and after are compared on one noisy machine. -cpuprofile FILE starts the
+// -bin server with --pprof-listen on a loopback port and writes a CPU profile of its first
+// 32-connection action run (the run's length less a second) to FILE.
 package main
 
 import (
@@ -77,7 +77,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each measured wrk run")
 	flag.DurationVar(&c.warmup, "warmup", 3*time.Second, "length of each target's warm-up wrk run")
 	flag.IntVar(&c.rounds, "rounds", 2, "rounds of the interleaved runs")
-	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the server during its first action run to this file (needs /debug/pprof on the server)")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the -bin server during its first action run to this file (pprof format; the server gets --pprof-listen)")
 	flag.Parse()
 	if *serve != "" {
 		if err := serveChild(*serve, *proxyTo); err != nil {
@@ -148,7 +148,7 @@ func run(ctx context.Context, c config) error {
 	}
 	var first *plugboard
 	for i, b := range bins {
-		pb, err := startPlugboard(ctx, b.path, dataDir(tmp, i), c.connectors, upstream.url, c.mcp)
+		pb, err := startPlugboard(ctx, b.path, dataDir(tmp, i), c.connectors, upstream.url, c.mcp, i == 0 && c.cpuprofile != "")
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.path, err)
 		}
@@ -171,14 +171,7 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 
-	profile := ""
-	if c.cpuprofile != "" {
-		if first.hasPprof(ctx) {
-			profile = c.cpuprofile
-		} else {
-			fmt.Fprintf(os.Stderr, "-cpuprofile skipped: %s serves no /debug/pprof/ (`plugboard serve` has no pprof flag)\n", c.bin)
-		}
-	}
+	profile := c.cpuprofile // taken during the first action run of -bin, then ""
 
 	load := ""
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil && len(strings.Fields(string(b))) >= 3 {
@@ -204,7 +197,7 @@ func run(ctx context.Context, c config) error {
 			var prof chan error
 			if profile != "" && r == 0 && t.server == first && t.action {
 				prof = make(chan error, 1)
-				go func() { prof <- first.cpuProfile(ctx, c.duration-time.Second, profile) }()
+				go func(file string) { prof <- first.cpuProfile(ctx, c.duration-time.Second, file) }(profile)
 				profile = ""
 			}
 			res, err := measure(ctx, c, t, c.threads, c.conns)
@@ -213,10 +206,9 @@ func run(ctx context.Context, c config) error {
 			}
 			if prof != nil {
 				if err := <-prof; err != nil {
-					fmt.Fprintf(os.Stderr, "-cpuprofile: %v\n", err)
-				} else {
-					fmt.Fprintf(os.Stderr, "CPU profile of %s written to %s\n", t.name, c.cpuprofile)
+					return fmt.Errorf("-cpuprofile: %w", err)
 				}
+				fmt.Fprintf(os.Stderr, "wrote the CPU profile of %s to %s (go tool pprof -top %s %s)\n", t.name, c.cpuprofile, c.bin, c.cpuprofile)
 			}
 			fmt.Fprintf(os.Stderr, "round %d/%d %-30s %8.0f req/s  p50 %-9s non-2xx %d socket errors %d\n",
 				r+1, c.rounds, t.name, res.rps, ms(res.p50), res.non2xx, res.socket)

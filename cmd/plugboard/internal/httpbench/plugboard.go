@@ -51,10 +51,14 @@ type plugboard struct {
 }
 
 // startPlugboard starts bin on dir with loopback egress allowed (the upstream is on
-// 127.0.0.1) and sets it up; every call it makes on the way is checked for the upstream's
+// 127.0.0.1), and Go's profiler on a loopback port of its own when pprof is set, and sets it up; every call it makes on the way is checked for the upstream's
 // answer, so a broken setup fails here rather than as a fast column of errors.
-func startPlugboard(ctx context.Context, bin, dir string, cs []connector, upstream string, mcp bool) (*plugboard, error) {
-	srv, err := benchserver.Start(benchserver.Options{Bin: bin, Data: dir, Token: token, Args: []string{"--egress-allow", "127.0.0.0/8"}})
+func startPlugboard(ctx context.Context, bin, dir string, cs []connector, upstream string, mcp, pprof bool) (*plugboard, error) {
+	args := []string{"--egress-allow", "127.0.0.0/8"}
+	if pprof {
+		args = append(args, "--pprof-listen", "127.0.0.1:0")
+	}
+	srv, err := benchserver.Start(benchserver.Options{Bin: bin, Data: dir, Token: token, Args: args})
 	if err != nil {
 		return nil, err
 	}
@@ -226,24 +230,28 @@ func mcpPost(ctx context.Context, url string, headers [][2]string, msg string) (
 	return resp.Header, b, nil
 }
 
-// pprofPath is where a server exposing Go's net/http/pprof would serve its CPU profile.
-const pprofPath = "/debug/pprof/profile"
-
-// hasPprof reports whether the server answers pprof's index.
-func (pb *plugboard) hasPprof(ctx context.Context) bool {
-	_, err := pb.srv.API(ctx, "GET", "/debug/pprof/", "", nil)
-	return err == nil
-}
-
-// cpuProfile fetches a CPU profile of d from the server into file.
+// cpuProfile fetches a CPU profile of d from the server's profiler (--pprof-listen, which
+// needs no token) into file.
 func (pb *plugboard) cpuProfile(ctx context.Context, d time.Duration, file string) error {
-	secs := max(1, int(d/time.Second))
-	b, err := pb.srv.API(ctx, "GET", fmt.Sprintf("%s?seconds=%d", pprofPath, secs), "", nil)
+	if pb.srv.PprofURL == "" {
+		return errors.New("the server printed no profiler address (does it have --pprof-listen?)")
+	}
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pb.srv.PprofURL, max(1, int(d/time.Second)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	if len(b) == 0 {
-		return errors.New("the server sent an empty profile")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || len(b) == 0 {
+		return fmt.Errorf("GET %s: %s %s", url, resp.Status, bytes.TrimSpace(b))
 	}
 	return os.WriteFile(file, b, 0o644)
 }
