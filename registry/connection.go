@@ -124,7 +124,7 @@ func (r *Registry) CreateConnection(ctx context.Context, spec ConnectionSpec) (C
 	if !connIDRE.MatchString(spec.ID) {
 		return Connection{}, invalidf("id %q must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", spec.ID)
 	}
-	params, hosts, err := r.checkConnection(spec.Connectors, spec.Params, spec.Auth)
+	params, hosts, err := r.checkConnection(ctx, spec.Connectors, spec.Params, spec.Auth)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -193,8 +193,11 @@ func (c Credentials) withoutTokens() Credentials {
 }
 
 // checkConnection validates connectors, auth type and params, and returns the params with
-// defaults applied and the expanded hosts.
-func (r *Registry) checkConnection(connectors []string, params map[string]any, auth Auth) (map[string]any, []string, error) {
+// defaults applied and the expanded hosts. A connector this node does not serve yet is looked
+// up in the store: in a cluster, another node may have activated it a moment ago and this
+// node's watch may not have delivered it (API.md "Cluster": a write acknowledged on one node is
+// seen by the next request on any node).
+func (r *Registry) checkConnection(ctx context.Context, connectors []string, params map[string]any, auth Auth) (map[string]any, []string, error) {
 	if len(connectors) == 0 {
 		return nil, nil, invalidf("connectors: name at least one connector that may use this connection")
 	}
@@ -221,6 +224,12 @@ func (r *Registry) checkConnection(connectors []string, params map[string]any, a
 			return nil, nil, invalidf("connectors: %q is listed twice", name)
 		}
 		lv := r.activeVersion(name)
+		if lv == nil {
+			if _, err := r.reconcile(ctx, name); err != nil {
+				return nil, nil, err
+			}
+			lv = r.activeVersion(name)
+		}
 		if lv == nil {
 			return nil, nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
 		}
@@ -357,7 +366,7 @@ func (r *Registry) PatchConnection(ctx context.Context, id string, p ConnectionP
 		}
 		var cred Credentials
 		_ = json.Unmarshal(sc.Secret, &cred)
-		merged, hosts, err := r.checkConnection(connectors, params, Auth{Type: sc.AuthType, Credentials: cred})
+		merged, hosts, err := r.checkConnection(ctx, connectors, params, Auth{Type: sc.AuthType, Credentials: cred})
 		if err != nil {
 			return err
 		}
@@ -442,7 +451,7 @@ func (r *Registry) RotateCredentials(ctx context.Context, id string, auth Auth) 
 	var out storage.Connection
 	_, err = r.st.UpdateConnection(ctx, id, func(sc *storage.Connection) error {
 		cur := r.toConnection(*sc)
-		if _, _, err := r.checkConnection(cur.Connectors, cur.Params, auth); err != nil {
+		if _, _, err := r.checkConnection(ctx, cur.Connectors, cur.Params, auth); err != nil {
 			return err
 		}
 		meta := readMeta(*sc)
