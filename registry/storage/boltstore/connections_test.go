@@ -16,20 +16,10 @@ import (
 	"github.com/plugboard/plugboard/registry/storage/storagetest"
 )
 
-const canary = "ghp_CANARY_9f3c1e0b7a_SECRET"
+// canary marks the secret of testConnection, so a test can look for it where it must not be.
+const canary = storagetest.Canary
 
-func testConnection(id string) Connection {
-	return Connection{
-		ID:         id,
-		Connectors: []string{"github"},
-		Params:     json.RawMessage(`{"base_url":"https://api.github.com"}`),
-		AuthType:   "api_key",
-		Hosts:      []string{"https://api.github.com"},
-		Status:     "ready",
-		Meta:       json.RawMessage(`{"expires_at":"2026-04-01T00:00:00Z"}`),
-		Secret:     []byte(`{"api_key":"` + canary + `-` + id + `"}`),
-	}
-}
+func testConnection(id string) Connection { return storagetest.Connection(id) }
 
 // TestAtRest runs the at-rest cases of the suite on the bbolt file: what the data directory
 // holds is every file in it.

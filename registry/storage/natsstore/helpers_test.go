@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/plugboard/plugboard/registry/storage/storagetest"
 )
 
 var bg = context.Background()
@@ -190,20 +192,9 @@ func rawStream(t testing.TB, s *Store, stream string) []byte {
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // canary marks the secret of testConnection, so a test can look for it where it must not be.
-const canary = "ghp_CANARY_9f3c1e0b7a_SECRET"
+const canary = storagetest.Canary
 
-func testConnection(id string) Connection {
-	return Connection{
-		ID:         id,
-		Connectors: []string{"github"},
-		Params:     json.RawMessage(`{"base_url":"https://api.github.com"}`),
-		AuthType:   "api_key",
-		Hosts:      []string{"https://api.github.com"},
-		Status:     "ready",
-		Meta:       json.RawMessage(`{"expires_at":"2026-04-01T00:00:00Z"}`),
-		Secret:     []byte(`{"api_key":"` + canary + `-` + id + `"}`),
-	}
-}
+func testConnection(id string) Connection { return storagetest.Connection(id) }
 
 func sameConnection(t *testing.T, got, want Connection) {
 	t.Helper()

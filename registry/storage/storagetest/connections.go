@@ -13,6 +13,25 @@ import (
 	"github.com/plugboard/plugboard/registry/storage"
 )
 
+// Canary marks the secret of [Connection], so a backend's own tests can look for it where it
+// must not be (files, streams, error messages).
+const Canary = "ghp_CANARY_9f3c1e0b7a_SECRET"
+
+// Connection is a ready api_key connection whose secret holds [Canary], for a backend's own
+// tests (crash, rotation, at-rest checks).
+func Connection(id string) storage.Connection {
+	return storage.Connection{
+		ID:         id,
+		Connectors: []string{"github"},
+		Params:     json.RawMessage(`{"base_url":"https://api.github.com"}`),
+		AuthType:   "api_key",
+		Hosts:      []string{"https://api.github.com"},
+		Status:     "ready",
+		Meta:       json.RawMessage(`{"expires_at":"2026-04-01T00:00:00Z"}`),
+		Secret:     []byte(`{"api_key":"` + Canary + `-` + id + `"}`),
+	}
+}
+
 func newConnection(id string, connectors ...string) storage.Connection {
 	return storage.Connection{ID: id, Connectors: connectors, Params: json.RawMessage(`{"org": "acme"}`),
 		AuthType: "api_key", Hosts: []string{"https://api.example.com"}, Status: "ready",
