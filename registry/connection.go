@@ -223,16 +223,11 @@ func (r *Registry) checkConnection(ctx context.Context, connectors []string, par
 		if slices.Contains(connectors[:i], name) {
 			return nil, nil, invalidf("connectors: %q is listed twice", name)
 		}
-		lv := r.activeVersion(name)
-		if lv == nil {
-			if _, err := r.reconcile(ctx, name); err != nil {
-				return nil, nil, err
-			}
-			lv = r.activeVersion(name)
+		rt, err := r.servedRoute(ctx, name)
+		if err != nil {
+			return nil, nil, err
 		}
-		if lv == nil {
-			return nil, nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
-		}
+		lv := rt.active
 		man := lv.Manifest()
 		if !man.HasAuthType(auth.Type) {
 			return nil, nil, invalidf("auth.type: connector %s accepts %v, not %q", name, man.Auth.Types, auth.Type)

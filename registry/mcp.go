@@ -78,10 +78,11 @@ func (r *Registry) checkMCPServer(ctx context.Context, connector, connection str
 	if connector == "" {
 		return invalidf("connector is required")
 	}
-	v := r.activeVersion(connector)
-	if v == nil {
-		return fmt.Errorf("%w: %s", ErrConnectorNotFound, connector)
+	rt, err := r.servedRoute(ctx, connector)
+	if err != nil {
+		return err
 	}
+	v := rt.active
 	man := v.Manifest()
 	if connection != "" {
 		c, err := r.GetConnection(ctx, connection)

@@ -374,7 +374,10 @@ func (r *Registry) Resolve(ctx context.Context, name, version string) (*Version,
 	rt := r.route(name)
 	if version == "" {
 		if rt == nil {
-			return nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
+			var err error
+			if rt, err = r.servedRoute(ctx, name); err != nil {
+				return nil, err
+			}
 		}
 		return rt.active, nil
 	}

@@ -183,7 +183,10 @@ func (r *Registry) acquire(ctx context.Context, name, version string) (*callLeas
 		rt := r.route(name)
 		if version == "" {
 			if rt == nil {
-				return nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
+				var err error
+				if rt, err = r.servedRoute(ctx, name); err != nil {
+					return nil, err
+				}
 			}
 			side := rt.pick()
 			if v := rt.version(side); v.lease() {
@@ -239,6 +242,26 @@ func (r *Registry) route(name string) *route {
 		return c.route.Load()
 	}
 	return nil
+}
+
+// servedRoute returns the route this node serves for name. A node of a cluster that serves
+// no route for it yet looks the connector up in the store first (and provisions it): its
+// watch may lag another node's upload, or the upload's wait for every node may have timed
+// out, and "uploaded on one node, used on another at once" must still hold. A connector the
+// store does not have either is [ErrConnectorNotFound].
+func (r *Registry) servedRoute(ctx context.Context, name string) (*route, error) {
+	if rt := r.route(name); rt != nil {
+		return rt, nil
+	}
+	if r.node.Load() != nil {
+		if _, err := r.reconcile(ctx, name); err != nil {
+			return nil, err
+		}
+		if rt := r.route(name); rt != nil {
+			return rt, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrConnectorNotFound, name)
 }
 
 // routed reports whether version is the active or the canary version of name.
