@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -152,5 +153,90 @@ func TestMCPMalformedRequests(t *testing.T) {
 		if r.Status != 200 || !strings.Contains(string(r.Body), "get_repo") {
 			t.Errorf("batch: %d %s", r.Status, r.Body)
 		}
+	})
+}
+
+// TestMCPToolsCallInSession: a session's tools/call is answered by Plugboard's own dispatch
+// (mcpserver.callTool) as one application/json JSON-RPC response, and that answer is the one
+// the SDK gives for the same call (here in a batch of a 2025-03-26 session, which the fast path
+// leaves to the SDK and the SDK answers as an event): the same result for a tool that succeeds
+// and for one that fails, apart from the correlation id. What the fast path leaves to the SDK still reaches it: an unknown tool, and a
+// notification.
+func TestMCPToolsCallInSession(t *testing.T) {
+	ts, _, tok := mcpGitHub(t)
+	const path = "/mcp/github-tools"
+	const version = "2025-06-18"
+	sid := ts.mcpSession(path, tok, version)
+	inSession := []string{"Mcp-Session-Id", sid, "Mcp-Protocol-Version", version}
+	oldSession := ts.mcpSession(path, tok, "2025-03-26")
+
+	result := func(t *testing.T, r response, wantJSON bool) map[string]any {
+		t.Helper()
+		ct := r.Header.Get("Content-Type")
+		if r.Status != 200 || wantJSON != strings.HasPrefix(ct, "application/json") {
+			t.Fatalf("answer %d %q (want JSON %v): %s", r.Status, ct, wantJSON, r.Body)
+		}
+		var doc struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Result  map[string]any  `json:"result"`
+		}
+		body := sseData(r.Body)
+		if b := bytes.TrimSpace(body); len(b) > 0 && b[0] == '[' {
+			var batch []json.RawMessage
+			if json.Unmarshal(b, &batch) != nil || len(batch) != 1 {
+				t.Fatalf("not a batch of one answer: %s", r.Body)
+			}
+			body = batch[0]
+		}
+		if err := json.Unmarshal(body, &doc); err != nil || doc.JSONRPC != "2.0" || string(doc.ID) != `"c1"` || doc.Result == nil {
+			t.Fatalf("not the JSON-RPC result of request c1: %s", r.Body)
+		}
+		m, _ := doc.Result["_meta"].(map[string]any)
+		if cid, _ := m["dev.plugboard/correlation_id"].(string); cid == "" {
+			t.Errorf("no correlation id in _meta: %s", r.Body)
+		}
+		delete(m, "dev.plugboard/correlation_id")
+		if e, ok := m["dev.plugboard/error"].(map[string]any); ok {
+			delete(e, "correlation_id")
+		}
+		if c, ok := doc.Result["content"].([]any); ok && len(c) == 1 {
+			if text, ok := c[0].(map[string]any)["text"].(string); ok && strings.Contains(text, "correlation_id") {
+				var v map[string]map[string]any
+				if json.Unmarshal([]byte(text), &v) == nil {
+					delete(v["error"], "correlation_id")
+					b, _ := json.Marshal(v)
+					c[0].(map[string]any)["text"] = string(b)
+				}
+			}
+		}
+		return doc.Result
+	}
+	for _, tc := range []struct{ name, args string }{
+		{"a tool that succeeds", `{"owner":"octocat","repo":"Hello-World"}`},
+		{"a tool that fails", `{"owner":"octocat","repo":"no-such-repo"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call := `{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"get_repo","arguments":` + tc.args + `}}`
+			own := result(t, ts.mcpPost(path, tok, call, inSession...), true)
+			sdk := result(t, ts.mcpPost(path, tok, `[`+call+`]`, "Mcp-Session-Id", oldSession), false)
+			a, _ := json.Marshal(own)
+			b, _ := json.Marshal(sdk)
+			if string(a) != string(b) {
+				t.Errorf("the session's answer differs from the SDK's:\nsession: %s\nSDK:     %s", a, b)
+			}
+			if tc.name == "a tool that fails" && own["isError"] != true {
+				t.Errorf("a call to a missing repository is no tool error: %s", a)
+			}
+		})
+	}
+	t.Run("an unknown tool", func(t *testing.T) {
+		r := ts.mcpPost(path, tok, `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"drop_repo","arguments":{}}}`, inSession...)
+		if !strings.Contains(string(r.Body), `unknown tool \"drop_repo\"`) || !strings.Contains(string(r.Body), "-32602") {
+			t.Errorf("unknown tool: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("a notification", func(t *testing.T) {
+		ts.must(202, ts.mcpPost(path, tok, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1"}}`, inSession...))
 	})
 }

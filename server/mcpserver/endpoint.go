@@ -45,6 +45,9 @@ type endpoint struct {
 	key   string            // what the installed tools were built from
 	tools map[string]string // installed tool name -> its fingerprint (tool JSON and target)
 
+	hmu      sync.RWMutex               // guards handlers; sync writes it, callTool reads it
+	handlers map[string]mcp.ToolHandler // installed tool name -> what the SDK calls for it
+
 	smu     sync.Mutex
 	streams map[*stream]bool // the event streams open on this node
 }
@@ -90,7 +93,8 @@ func (h *Handler) newEndpoint(name string) *endpoint {
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
 		Logger:       h.log,
 	})
-	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{}, streams: map[*stream]bool{}}
+	e := &endpoint{h: h, name: name, srv: srv, tools: map[string]string{},
+		handlers: map[string]mcp.ToolHandler{}, streams: map[*stream]bool{}}
 	e.http = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{Stateless: true, Logger: h.log, MaxRequestBodyBytes: h.opts.MaxRequestBytes})
 	return e
@@ -110,7 +114,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request, token string) {
 	header := r.Header.Get("Mcp-Protocol-Version")
 	if header >= versionStateless {
 		if r.Method == http.MethodPost {
-			if werr := e.h.checkPOST(r, header); werr != nil {
+			if _, werr := e.h.checkPOST(r, header); werr != nil {
 				writeRPCError(w, werr)
 				return
 			}
@@ -158,16 +162,17 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request, token string) {
 // message needs one (the lifecycle: nothing but ping, server/discover and per-request _meta
 // comes before initialize).
 func (e *endpoint) servePOST(w http.ResponseWriter, r *http.Request, token, version string, claims *sessionClaims) {
-	if werr := e.h.checkPOST(r, version); werr != nil {
+	body, werr := e.h.checkPOST(r, version)
+	if werr != nil {
 		writeRPCError(w, werr)
 		return
 	}
 	if claims != nil {
-		e.serveSDK(w, r, "")
+		if !e.callTool(w, r, body, version) {
+			e.serveSDK(w, r, "")
+		}
 		return
 	}
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	init, sessionless := peekSessionless(body)
 	switch {
 	case init != nil:
@@ -415,6 +420,11 @@ func (e *endpoint) sync(ctx context.Context, recs []storage.MCPServer) {
 	if len(gone) > 0 {
 		sort.Strings(gone)
 		e.srv.RemoveTools(gone...)
+		e.hmu.Lock()
+		for _, name := range gone {
+			delete(e.handlers, name)
+		}
+		e.hmu.Unlock()
 	}
 	names := make([]string, 0, len(want))
 	for n := range want {
@@ -433,6 +443,9 @@ func (e *endpoint) sync(ctx context.Context, recs []storage.MCPServer) {
 		}
 		e.srv.AddTool(d.tool, d.handler)
 		e.tools[n] = fp
+		e.hmu.Lock()
+		e.handlers[n] = d.handler
+		e.hmu.Unlock()
 	}
 	if complete {
 		e.key = key.String()

@@ -103,34 +103,34 @@ func writeRPCError(w http.ResponseWriter, e *wireError) {
 	_, _ = w.Write(body)
 }
 
-// checkPOST validates a POST's headers and body before the SDK reads it, and puts the body
-// back for the SDK. version is the request's protocol revision as far as it is known (the
-// MCP-Protocol-Version header, else the session's negotiated one, else "").
-func (h *Handler) checkPOST(r *http.Request, version string) *wireError {
+// checkPOST validates a POST's headers and body before the SDK reads it, puts the body back
+// for the SDK and returns it. version is the request's protocol revision as far as it is known
+// (the MCP-Protocol-Version header, else the session's negotiated one, else "").
+func (h *Handler) checkPOST(r *http.Request, version string) ([]byte, *wireError) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		if ct == "" {
 			ct = "none"
 		}
-		return &wireError{status: http.StatusUnsupportedMediaType, code: CodeInvalidRequest,
+		return nil, &wireError{status: http.StatusUnsupportedMediaType, code: CodeInvalidRequest,
 			message: "send the JSON-RPC message with Content-Type: application/json (this request had " + ct + ")"}
 	}
 	if !acceptsBoth(r.Header.Values("Accept")) {
-		return &wireError{status: http.StatusNotAcceptable, code: CodeInvalidRequest,
+		return nil, &wireError{status: http.StatusNotAcceptable, code: CodeInvalidRequest,
 			message: "send Accept: application/json, text/event-stream (the server may answer with either)"}
 	}
 	max := h.opts.MaxRequestBytes
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 	if err != nil {
-		return invalid(nil, "reading the request body failed: send it again")
+		return nil, invalid(nil, "reading the request body failed: send it again")
 	}
 	if int64(len(body)) > max {
-		return &wireError{status: http.StatusRequestEntityTooLarge, code: CodeInvalidRequest,
+		return nil, &wireError{status: http.StatusRequestEntityTooLarge, code: CodeInvalidRequest,
 			message: fmt.Sprintf("the request body is over the %d-byte limit: send a smaller message", max)}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	return checkBody(body, version)
+	return body, checkBody(body, version)
 }
 
 // acceptsBoth reports whether an Accept header allows both JSON and an event stream.

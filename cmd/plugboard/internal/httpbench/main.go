@@ -57,6 +57,7 @@ type config struct {
 	duration, warmup     time.Duration
 	rounds               int
 	cpuprofile           string
+	profileMCP           bool
 	ashttpWasm, httpWasm string
 }
 
@@ -78,6 +79,7 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 3*time.Second, "length of each target's warm-up wrk run")
 	flag.IntVar(&c.rounds, "rounds", 2, "rounds of the interleaved runs")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the -bin server during its first action run to this file (pprof format; the server gets --pprof-listen)")
+	flag.BoolVar(&c.profileMCP, "cpuprofile-mcp", false, "with -cpuprofile, profile the first MCP tools/call run instead of the first action run")
 	flag.Parse()
 	if *serve != "" {
 		if err := serveChild(*serve, *proxyTo); err != nil {
@@ -195,7 +197,7 @@ func run(ctx context.Context, c config) error {
 	for r := range c.rounds {
 		for _, t := range targets {
 			var prof chan error
-			if profile != "" && r == 0 && t.server == first && t.action {
+			if profile != "" && r == 0 && t.server == first && (t.action && !c.profileMCP || t.mcpOf != "" && c.profileMCP) {
 				prof = make(chan error, 1)
 				go func(file string) { prof <- first.cpuProfile(ctx, c.duration-time.Second, file) }(profile)
 				profile = ""
