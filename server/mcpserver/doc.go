@@ -44,8 +44,10 @@
 // derives it from the admin token, which every node has, with [SessionKeyFrom]) that carries
 // the MCP server's name, the negotiated protocol version, the client's name, version and
 // capabilities, the opening time and a keyed fingerprint of the bearer token (session.go).
-// Every POST is served by the SDK's stateless handler; a node that never saw the session
-// checks the id and takes the protocol version from it. The id is refused with 404 and
+// Every POST is served by the SDK's stateless handler, except a session's tools/call, which
+// Plugboard dispatches itself (toolcall.go: the same handler, the same result, answered as
+// application/json, at about twice the SDK's rate); a node that never saw the session checks
+// the id and takes the protocol version from it. The id is refused with 404 and
 // JSON-RPC error -32001, whose message names the reason, when it was altered or issued by
 // another cluster (another key), belongs to another endpoint, comes with another bearer
 // token, or is older than [Options.SessionLifetime] (24 hours by default: an id cannot be
