@@ -351,7 +351,7 @@ func (s *Server) uploadDir(ctx context.Context, dir string) error {
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, problemf(http.StatusNotFound, codeNotFound, "no endpoint %s %s; see API.md", r.Method, r.URL.Path))
+		writeProblem(w, r, problemf(http.StatusNotFound, codeNotFound, "no endpoint %s %s: the routes are listed in docs/API.md", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problemf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
