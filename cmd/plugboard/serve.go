@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,6 +44,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	connectorsDir := fs.String("connectors-dir", "", "upload and activate every .wasm in this directory at start")
 	watch := fs.Bool("watch", false, "with --connectors-dir: upload and activate each .wasm there again whenever it changes (dev builds; capability changes approved)")
 	egressAllow := fs.String("egress-allow", "", "comma-separated CIDRs of private networks plugins may reach (default none)")
+	egressConnectTo := fs.String("egress-connect-to", "", "comma-separated HOST:PORT=HOST2:PORT2: plugins' connections to HOST:PORT go to HOST2:PORT2 instead, keeping the URL, Host header and TLS name (as curl --connect-to; for staging servers and offline tests; HOST2 is checked like any address)")
+	egressCA := fs.String("egress-ca", "", "PEM file of extra CA certificates plugins' HTTPS upstreams may present (added to the system roots)")
 	masterKey := fs.String("master-key-file", "", "credential encryption key file (default <data>/master.key, generated if absent)")
 	maxUpload := fs.Int64("max-upload-mib", 64, "largest plugin upload accepted, in MiB")
 	maxOutput := fs.Int("max-output-bytes", host.DefaultMaxOutputBytes, "largest document a plugin may hand the server (an action's output, a poll or webhook result, an event batch, an error message); a manifest's limits.output_bytes may only lower it")
@@ -128,6 +132,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		allow = append(allow, p.Masked())
 	}
 
+	hostCfg := host.Config{MaxOutputBytes: *maxOutput}
+	connectTo, egressTLS, err := egressConfig(*egressConnectTo, *egressCA)
+	if err != nil {
+		return err
+	}
+	hostCfg.Egress.ConnectTo, hostCfg.Egress.TLSConfig = connectTo, egressTLS
+
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both PEM files")
 	}
@@ -186,7 +197,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		KeyRateLimit:    *keyRate,
 		KeyRateBurst:    *keyBurst,
 		SeparateAdmin:   adminLn != nil,
-		Host:            host.Config{MaxOutputBytes: *maxOutput},
+		Host:            hostCfg,
 		SkipStoreCheck:  *skipCheck,
 		Store: server.StoreOptions{URL: *storeURL, Prefix: *storePrefix, Replicas: *storeReplicas,
 			NATSCreds: *natsCreds, NATSTLSCA: *natsTLSCA},
@@ -267,4 +278,39 @@ func servePprof(l net.Listener) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	srv.Serve(l)
+}
+
+// egressConfig parses --egress-connect-to and --egress-ca into the host's egress settings.
+func egressConfig(connectTo, caFile string) (map[string]string, *tls.Config, error) {
+	var m map[string]string
+	for _, pair := range strings.Split(connectTo, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(pair, "=")
+		_, fromPort, ferr := net.SplitHostPort(from)
+		_, toPort, terr := net.SplitHostPort(to)
+		if !ok || ferr != nil || terr != nil || fromPort == "" || toPort == "" {
+			return nil, nil, fmt.Errorf("--egress-connect-to: %q is not HOST:PORT=HOST2:PORT2, like api.github.com:443=127.0.0.1:8443", pair)
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[from] = to
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--egress-ca: %w", err)
+		}
+		roots, err := x509.SystemCertPool()
+		if err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("--egress-ca: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", caFile)
+		}
+		return m, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+	}
+	return m, nil, nil
 }

@@ -70,8 +70,11 @@ func (e *resolveError) Unwrap() error { return e.err }
 // policy allows, and dials those addresses, never the name: the address that was checked is the
 // address that is connected to, so a second lookup (DNS rebinding) cannot change it. A name with
 // no allowed address fails with *addressError; refused addresses are never dialed, even when
-// allowed ones are present.
+// allowed ones are present. A Config.ConnectTo entry for the address replaces it first.
 func (c *Client) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if to, ok := c.connectTo[strings.ToLower(address)]; ok {
+		address = to
+	}
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -40,6 +41,12 @@ type Config struct {
 	AllowNetworks []netip.Prefix
 	// Resolver looks up host names; nil means net.DefaultResolver.
 	Resolver Resolver
+	// ConnectTo sends the connections for one "host:port" to another "host:port" (the server's
+	// --egress-connect-to flag, as curl's --connect-to): the request keeps its URL, Host header
+	// and TLS server name, so the target must present a certificate for the original name
+	// (see TLSConfig). The new target goes through the same address checks as any other.
+	// Keys match case-insensitively; nil means none.
+	ConnectTo map[string]string
 	// MaxResponseBytes caps a response body; 0 means DefaultMaxResponseBytes (10 MiB).
 	MaxResponseBytes int64
 	// MaxRequestBytes caps a request body; 0 means DefaultMaxRequestBytes (10 MiB).
@@ -128,6 +135,8 @@ type Client struct {
 	now       func() time.Time // the clock of breakers and token buckets
 	// dial connects to one checked "ip:port"; tests wrap it to watch what is dialed.
 	dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// connectTo is Config.ConnectTo with lower-case keys.
+	connectTo map[string]string
 }
 
 // New returns a Client for cfg.
@@ -145,6 +154,12 @@ func New(cfg Config) *Client {
 	}
 	if c.tracer == nil {
 		c.tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if len(cfg.ConnectTo) > 0 {
+		c.connectTo = make(map[string]string, len(cfg.ConnectTo))
+		for from, to := range cfg.ConnectTo {
+			c.connectTo[strings.ToLower(from)] = to
+		}
 	}
 	if c.resolver == nil {
 		c.resolver = net.DefaultResolver
