@@ -63,4 +63,18 @@ func TestConnectTo(t *testing.T) {
 			t.Errorf("dialed %v", d)
 		}
 	})
+	t.Run("CheckHost follows it", func(t *testing.T) {
+		c, _ := newClient(t, Config{AllowNetworks: loopback, Resolver: newResolver(),
+			ConnectTo: map[string]string{"app.example.test:443": "127.0.0.1:9"}})
+		if err := c.CheckHost(context.Background(), "APP.example.test"); err != nil {
+			t.Errorf("a name sent to an allowed loopback target: %v", err)
+		}
+		strict, _ := newClient(t, Config{Resolver: newResolver(), ConnectTo: map[string]string{"app.example.test:443": "127.0.0.1:9"}})
+		if err := strict.CheckHost(context.Background(), "app.example.test"); !IsAddressRefused(err) {
+			t.Errorf("a name sent to a refused target: %v, want an address refusal", err)
+		}
+		if err := c.CheckHost(context.Background(), "other.example.test"); err == nil {
+			t.Error("an unmapped name the resolver does not know was allowed")
+		}
+	})
 }

@@ -158,8 +158,29 @@ func (c *Client) allowedAddrs(ctx context.Context, host string) ([]netip.Addr, e
 // the lookup's error (see [IsNameNotFound]) when it does not resolve. It lets a caller refuse
 // a URL up front, for example a push subscriber's; the dialer still checks every connection,
 // since the name may resolve differently later.
+//
+// A host that Config.ConnectTo sends elsewhere (on any port) is checked at its targets, as a
+// connection to it would be dialed: allowed when any target is.
 func (c *Client) CheckHost(ctx context.Context, host string) error {
-	_, err := c.allowedAddrs(ctx, host)
+	var err error
+	mapped := false
+	for from, to := range c.connectTo {
+		if h, _, _ := net.SplitHostPort(from); !strings.EqualFold(h, host) {
+			continue
+		}
+		mapped = true
+		th, _, serr := net.SplitHostPort(to)
+		if serr != nil {
+			th = to
+		}
+		if _, err = c.allowedAddrs(ctx, th); err == nil {
+			return nil
+		}
+	}
+	if mapped {
+		return err
+	}
+	_, err = c.allowedAddrs(ctx, host)
 	return err
 }
 
