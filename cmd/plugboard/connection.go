@@ -543,6 +543,7 @@ func (c *cli) connectionRotate() *command {
 }
 
 func (c *cli) connectionDelete() *command {
+	var output outputFormat
 	return &command{
 		name:    "delete",
 		args:    "ID",
@@ -550,10 +551,14 @@ func (c *cli) connectionDelete() *command {
 		long:    "Delete a connection and its stored secrets. A connection that subscriptions or MCP servers use cannot be deleted.",
 		example: "plugboard connection delete gh-main",
 		nargs:   exactArgs("ID"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			if err := c.api().DeleteConnection(ctx, args[0]); err != nil {
 				return withHint(err, &client.Problem{Status: 409},
 					"delete the subscriptions and MCP servers that use %s first", args[0])
+			}
+			if output == outputJSON {
+				return printDeleted(c.stdout, "id", args[0])
 			}
 			fmt.Fprintf(c.stdout, "Deleted connection %s.\n", args[0])
 			return nil

@@ -323,6 +323,7 @@ func activateHint(err error, name, version string) error {
 }
 
 func (c *cli) connectorDeleteVersion() *command {
+	var output outputFormat
 	return &command{
 		name:    "delete-version",
 		args:    "NAME VERSION",
@@ -330,10 +331,14 @@ func (c *cli) connectorDeleteVersion() *command {
 		long:    "Remove a stored version that is not active. The active version cannot be removed.",
 		example: "plugboard connector delete-version github 1.0.0",
 		nargs:   exactArgs("NAME", "VERSION"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			if err := c.api().DeleteVersion(ctx, args[0], args[1]); err != nil {
 				return withHint(err, &client.Problem{Status: 409},
 					"the active version cannot be removed: activate another one first with `plugboard connector activate %s VERSION`", args[0])
+			}
+			if output == outputJSON {
+				return printDeleted(c.stdout, "name", args[0], "version", args[1])
 			}
 			fmt.Fprintf(c.stdout, "Deleted %s %s.\n", args[0], args[1])
 			return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ func (c *cli) devCommand() *command {
 	var dir string
 	var interval time.Duration
 	var approve bool
+	var output outputFormat
 	return &command{
 		name:  "dev",
 		args:  "--watch DIR",
@@ -34,10 +36,15 @@ func (c *cli) devCommand() *command {
 			"A rebuild that keeps the manifest's version is stored as VERSION+dev.<digest> (SemVer build\n" +
 			"metadata) instead of being refused, and the previous dev build is deleted once the new one\n" +
 			"serves. A version asking for new hosts, auth types or reveal capabilities is refused\n" +
-			"unless --approve-capabilities is given. Stop with Ctrl-C.",
+			"unless --approve-capabilities is given. Stop with Ctrl-C.\n\n" +
+			"-o json prints one JSON object a line (JSON lines) for each push: {\"time\", \"file\",\n" +
+			"\"result\" (uploaded, activated, unchanged or error), \"connector\", \"version\", \"took_ms\",\n" +
+			"\"changes\" (against the version it replaced), \"error\": {\"code\", \"message\"}}.",
 		example: "# Terminal 1: a local server; terminal 2: the watcher; terminal 3: build and call\n" +
 			"plugboard serve\n" +
 			"plugboard dev --watch ./build\n" +
+			"# For an editor or a script: one JSON object a push\n" +
+			"plugboard dev --watch ./build -o json | jq -c 'select(.result == \"error\")'\n" +
 			"GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o build/hello.wasm ./hello\n" +
 			"# Or let the server watch its own connectors directory\n" +
 			"plugboard serve --connectors-dir ./build --watch",
@@ -45,6 +52,7 @@ func (c *cli) devCommand() *command {
 			fs.StringVar(&dir, "watch", "", "`DIR` holding the .wasm files to watch (required)")
 			fs.DurationVar(&interval, "interval", defaultWatchInterval, "how often to look at the directory")
 			fs.BoolVar(&approve, "approve-capabilities", false, "accept the origins, auth types and reveal capabilities a new build asks for")
+			outputFlag(fs, &output)
 		},
 		run: func(ctx context.Context, args []string) error {
 			if dir == "" {
@@ -57,6 +65,9 @@ func (c *cli) devCommand() *command {
 				return fmt.Errorf("--watch %s: not a directory", dir)
 			}
 			w := &watcher{api: c.api(), dir: dir, interval: interval, approve: approve, out: c.stdout, now: c.now}
+			if output == outputJSON {
+				w.json, w.notes = true, c.stderr
+			}
 			return w.run(ctx)
 		},
 	}
@@ -70,6 +81,9 @@ type watcher struct {
 	approve  bool
 	out      io.Writer
 	now      func() time.Time
+	// json prints each push as a JSON line on out, and the other lines on notes.
+	json  bool
+	notes io.Writer
 
 	pushed  map[string]fileStamp // the state of each file when it was last pushed
 	pending map[string]fileStamp // changed files, pushed once two looks agree
@@ -85,7 +99,11 @@ type fileStamp struct {
 // run pushes every file once, then every change, until ctx ends.
 func (w *watcher) run(ctx context.Context) error {
 	w.pushed, w.pending, w.names = map[string]fileStamp{}, map[string]fileStamp{}, map[string]string{}
-	fmt.Fprintf(w.out, "Watching %s for .wasm changes (every %s); Ctrl-C to stop.\n", w.dir, w.interval)
+	notes := w.out
+	if w.json {
+		notes = w.notes
+	}
+	fmt.Fprintf(notes, "Watching %s for .wasm changes (every %s); Ctrl-C to stop.\n", w.dir, w.interval)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
@@ -106,7 +124,7 @@ func (w *watcher) run(ctx context.Context) error {
 func (w *watcher) scan(ctx context.Context) {
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
-		w.logf("reading %s: %v", w.dir, err)
+		w.report(devEvent{Result: "error", Error: &devError{Message: fmt.Sprintf("reading %s: %v", w.dir, err)}})
 		return
 	}
 	var names []string
@@ -141,7 +159,7 @@ func (w *watcher) scan(ctx context.Context) {
 func (w *watcher) push(ctx context.Context, file string) {
 	wasm, err := os.ReadFile(filepath.Join(w.dir, file))
 	if err != nil {
-		w.logf("%s: %v", file, err)
+		w.report(devEvent{File: file, Result: "error", Error: &devError{Message: err.Error()}})
 		return
 	}
 	var before *client.Connector
@@ -161,23 +179,79 @@ func (w *watcher) push(ctx context.Context, file string) {
 		if errors.Is(err, &client.Problem{Code: client.CodeCapabilitiesChanged}) && !w.approve {
 			msg += "; accept with --approve-capabilities"
 		}
-		w.logf("%s: %s", file, msg)
+		de := &devError{Message: msg}
+		if p, ok := errors.AsType[*client.Problem](err); ok {
+			de.Code = p.Code
+		}
+		w.report(devEvent{File: file, Result: "error", Error: de})
 		return
 	}
 	w.names[file] = v.Name
+	ev := devEvent{File: file, Connector: v.Name, Version: v.Version, TookMS: took.Milliseconds(), took: took}
 	switch {
 	case !created && before != nil && before.ActiveVersion == v.Version:
-		w.logf("%s: %s %s unchanged", file, v.Name, v.Version)
-		return
+		ev.Result = "unchanged"
 	case !created:
-		w.logf("%s: %s %s active (already stored; took %s)", file, v.Name, v.Version, took)
+		ev.Result = "activated"
 	default:
-		w.logf("%s: %s %s active (uploaded and swapped in %s)", file, v.Name, v.Version, took)
+		ev.Result = "uploaded"
 	}
-	if before != nil && before.Manifest != nil && v.Manifest != nil && before.ActiveVersion != v.Version {
+	if ev.Result != "unchanged" && before != nil && before.Manifest != nil && v.Manifest != nil && before.ActiveVersion != v.Version {
 		for _, ch := range registry.DiffManifests(before.Manifest, v.Manifest) {
-			fmt.Fprintf(w.out, "  %s\n", ch)
+			ev.Changes = append(ev.Changes, ch.String())
 		}
+	}
+	w.report(ev)
+}
+
+// devEvent is what one push did: a line of `plugboard dev`, or with -o json a JSON line.
+type devEvent struct {
+	Time time.Time `json:"time"`
+	File string    `json:"file,omitempty"`
+	// Result is "uploaded" (a new version, now active), "activated" (already stored, now
+	// active), "unchanged" (the active version's own bytes) or "error".
+	Result    string    `json:"result"`
+	Connector string    `json:"connector,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	TookMS    int64     `json:"took_ms,omitempty"`
+	Changes   []string  `json:"changes,omitempty"`
+	Error     *devError `json:"error,omitempty"`
+
+	took time.Duration
+}
+
+// devError is why a push failed: the API's problem code when the server refused it.
+type devError struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+}
+
+// report prints ev: a JSON line, or the line for people with the changes under it.
+func (w *watcher) report(ev devEvent) {
+	ev.Time = w.now().UTC()
+	if w.json {
+		b, err := json.Marshal(ev)
+		if err == nil {
+			w.out.Write(append(unescapeHTML(b), '\n'))
+		}
+		return
+	}
+	switch ev.Result {
+	case "error":
+		if ev.File == "" {
+			w.logf("%s", ev.Error.Message)
+		} else {
+			w.logf("%s: %s", ev.File, ev.Error.Message)
+		}
+	case "unchanged":
+		w.logf("%s: %s %s unchanged", ev.File, ev.Connector, ev.Version)
+	case "activated":
+		w.logf("%s: %s %s active (already stored; took %s)", ev.File, ev.Connector, ev.Version, ev.took)
+	default:
+		w.logf("%s: %s %s active (uploaded and swapped in %s)", ev.File, ev.Connector, ev.Version, ev.took)
+	}
+	for _, ch := range ev.Changes {
+		fmt.Fprintf(w.out, "  %s\n", ch)
 	}
 }
 

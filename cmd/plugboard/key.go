@@ -183,6 +183,7 @@ func (c *cli) keyGet() *command {
 }
 
 func (c *cli) keyRevoke() *command {
+	var output outputFormat
 	return &command{
 		name:    "revoke",
 		args:    "ID",
@@ -190,10 +191,14 @@ func (c *cli) keyRevoke() *command {
 		long:    "Revoke an API key: its next request is refused (401).",
 		example: "plugboard key revoke key_abc123",
 		nargs:   exactArgs("ID"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			if err := c.api().RevokeKey(ctx, args[0]); err != nil {
 				return withHint(err, &client.Problem{Status: 409},
 					"key_admin is the server's admin token: change PLUGBOARD_ADMIN_TOKEN or <data>/admin.token and restart")
+			}
+			if output == outputJSON {
+				return printDeleted(c.stdout, "id", args[0])
 			}
 			fmt.Fprintf(c.stdout, "Revoked key %s.\n", args[0])
 			return nil

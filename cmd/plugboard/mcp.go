@@ -110,15 +110,21 @@ func (c *cli) mcpEnable(on bool) *command {
 	if !on {
 		name, verb = "disable", "Disabled"
 	}
+	var output outputFormat
 	return &command{
 		name:    name,
 		args:    "NAME",
 		short:   verb + " an MCP server (a disabled server answers 404 at once)",
 		example: "plugboard mcp " + name + " github-tools",
 		nargs:   exactArgs("NAME"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
-			if _, err := c.api().SetMCPServerEnabled(ctx, args[0], on); err != nil {
+			m, err := c.api().SetMCPServerEnabled(ctx, args[0], on)
+			if err != nil {
 				return err
+			}
+			if output == outputJSON {
+				return printJSON(c.stdout, m.Raw)
 			}
 			fmt.Fprintf(c.stdout, "%s MCP server %s.\n", verb, args[0])
 			return nil
@@ -127,16 +133,21 @@ func (c *cli) mcpEnable(on bool) *command {
 }
 
 func (c *cli) mcpRotate() *command {
+	var output outputFormat
 	return &command{
 		name:    "rotate-token",
 		args:    "NAME",
 		short:   "Give an MCP server a new token; the old one stops working at once",
-		example: "plugboard mcp rotate-token github-tools",
+		example: "plugboard mcp rotate-token github-tools\nplugboard mcp rotate-token github-tools -o json | jq -r .token",
 		nargs:   exactArgs("NAME"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			tok, err := c.api().RotateMCPToken(ctx, args[0])
 			if err != nil {
 				return err
+			}
+			if output == outputJSON {
+				return printJSONValue(c.stdout, map[string]string{"token": tok})
 			}
 			fmt.Fprintf(c.stdout, "New token for MCP server %s (shown once):\n%s\n", args[0], tok)
 			return nil
@@ -145,15 +156,20 @@ func (c *cli) mcpRotate() *command {
 }
 
 func (c *cli) mcpDelete() *command {
+	var output outputFormat
 	return &command{
 		name:    "delete",
 		args:    "NAME",
 		short:   "Delete an MCP server",
 		example: "plugboard mcp delete github-tools",
 		nargs:   exactArgs("NAME"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			if err := c.api().DeleteMCPServer(ctx, args[0]); err != nil {
 				return err
+			}
+			if output == outputJSON {
+				return printDeleted(c.stdout, "name", args[0])
 			}
 			fmt.Fprintf(c.stdout, "Deleted MCP server %s.\n", args[0])
 			return nil

@@ -65,6 +65,31 @@ func printJSONList(w io.Writer, field string, docs []json.RawMessage) error {
 	return printJSON(w, b)
 }
 
+// printDeleted writes the -o json document of a command whose API call answers 204 with no
+// body (a delete, a revoke): the fields naming the object, as the API names them, and
+// "deleted": true. kv is field, value, field, value...
+func printDeleted(w io.Writer, kv ...string) error {
+	doc := map[string]any{"deleted": true}
+	for i := 0; i+1 < len(kv); i += 2 {
+		doc[kv[i]] = kv[i+1]
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return printJSON(w, b)
+}
+
+// printJSONValue writes v as indented JSON: the -o json document of a command with no API
+// document of its own.
+func printJSONValue(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return printJSON(w, b)
+}
+
 // table writes aligned columns, kubectl-style: a header row in capitals, then one row a line.
 type table struct{ tw *tabwriter.Writer }
 

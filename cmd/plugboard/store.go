@@ -33,6 +33,7 @@ func (c *cli) storeCommand() *command {
 }
 
 func (c *cli) storeBackup() *command {
+	var output outputFormat
 	return &command{
 		name:  "backup",
 		args:  "FILE",
@@ -40,9 +41,14 @@ func (c *cli) storeBackup() *command {
 		long: "Back up the running server's store (GET /v1/store/backup, admin token): a consistent\n" +
 			"snapshot taken while it keeps serving. FILE is written as FILE.tmp, checked, synced to\n" +
 			"disk and renamed, so FILE is never a partial backup; - writes to stdout.\n" + masterKeyNote,
-		example: "plugboard store backup ./plugboard-$(date +%F).db\nplugboard store backup - | gzip > backup.db.gz",
-		nargs:   exactArgs("FILE"),
+		example: "plugboard store backup ./plugboard-$(date +%F).db\nplugboard store backup - | gzip > backup.db.gz\n" +
+			"plugboard store backup ./backup.db -o json | jq -r .master_key_id",
+		nargs: exactArgs("FILE"),
+		flags: func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
+			if args[0] == "-" && output == outputJSON {
+				return usagef("-o json and FILE - both want standard output: back up to a file, or drop -o json")
+			}
 			if args[0] == "-" {
 				b, err := c.api().Backup(ctx, c.stdout)
 				if err == nil {
@@ -50,13 +56,13 @@ func (c *cli) storeBackup() *command {
 				}
 				return err
 			}
-			return c.backupToFile(ctx, args[0])
+			return c.backupToFile(ctx, args[0], output)
 		},
 	}
 }
 
 // backupToFile writes the backup to path.tmp, checks it, fsyncs it and renames it to path.
-func (c *cli) backupToFile(ctx context.Context, path string) (err error) {
+func (c *cli) backupToFile(ctx context.Context, path string, output outputFormat) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -86,6 +92,10 @@ func (c *cli) backupToFile(ctx context.Context, path string) (err error) {
 		return err
 	}
 	syncDir(filepath.Dir(path))
+	if output == outputJSON {
+		fmt.Fprintln(c.stderr, masterKeyNote)
+		return printJSONValue(c.stdout, map[string]any{"file": path, "bytes": b.Bytes, "master_key_id": b.MasterKeyID, "checked": true})
+	}
 	fmt.Fprintf(c.stdout, "Backed up %d bytes to %s in %s (checked; master key id %s).\n%s\n",
 		b.Bytes, path, time.Since(start).Round(time.Millisecond), b.MasterKeyID, masterKeyNote)
 	return nil
@@ -93,6 +103,7 @@ func (c *cli) backupToFile(ctx context.Context, path string) (err error) {
 
 func (c *cli) storeCheck() *command {
 	var data string
+	var output outputFormat
 	return &command{
 		name:  "check",
 		args:  "[FILE]",
@@ -104,6 +115,7 @@ func (c *cli) storeCheck() *command {
 		example: "plugboard store check ./plugboard-backup.db\nplugboard store check --data ./var",
 		flags: func(fs *flagSet) {
 			fs.StringVar(&data, "data", "", "data directory whose plugboard.db to check (default PLUGBOARD_DATA or ./var)")
+			outputFlag(fs, &output)
 		},
 		nargs: func(args []string) error {
 			if len(args) > 1 {
@@ -130,6 +142,9 @@ func (c *cli) storeCheck() *command {
 			if err := registry.CheckStoreFile(path); err != nil {
 				return err
 			}
+			if output == outputJSON {
+				return printJSONValue(c.stdout, map[string]any{"file": path, "bytes": fi.Size(), "ok": true})
+			}
 			fmt.Fprintf(c.stdout, "OK: %s (%d bytes) is whole and passes bbolt's consistency check.\n", path, fi.Size())
 			return nil
 		},
@@ -139,6 +154,7 @@ func (c *cli) storeCheck() *command {
 func (c *cli) storeRestore() *command {
 	var data string
 	var force bool
+	var output outputFormat
 	return &command{
 		name:  "restore",
 		args:  "FILE",
@@ -152,19 +168,20 @@ func (c *cli) storeRestore() *command {
 		flags: func(fs *flagSet) {
 			fs.StringVar(&data, "data", "", "data directory to restore into (required)")
 			fs.BoolVar(&force, "force", false, "replace the store DIR already has (kept as plugboard.db.before-restore-<time>)")
+			outputFlag(fs, &output)
 		},
 		nargs: exactArgs("FILE"),
 		run: func(ctx context.Context, args []string) error {
 			if data == "" {
 				return usagef("--data DIR is required: the data directory to restore into")
 			}
-			return c.restore(args[0], data, force)
+			return c.restore(args[0], data, force, output)
 		},
 	}
 }
 
 // restore checks the backup and installs it as dir/plugboard.db.
-func (c *cli) restore(backup, dir string, force bool) error {
+func (c *cli) restore(backup, dir string, force bool, output outputFormat) error {
 	if err := registry.CheckStoreFile(backup); err != nil {
 		return fmt.Errorf("the backup %s cannot be restored: %w", backup, err)
 	}
@@ -195,12 +212,23 @@ func (c *cli) restore(backup, dir string, force bool) error {
 		return err
 	}
 	syncDir(dir)
+	key := filepath.Join(dir, storage.DefaultMasterKeyFileName)
+	_, keyErr := os.Stat(key)
+	if output == outputJSON {
+		doc := map[string]any{"backup": backup, "store": dst, "master_key_file": key, "master_key_present": keyErr == nil}
+		if kept != "" {
+			doc["replaced_kept_as"] = kept
+		}
+		if keyErr != nil {
+			fmt.Fprintf(c.stderr, "Now copy the backed-up server's master key file to %s (or pass serve --master-key-file).\n", key)
+		}
+		return printJSONValue(c.stdout, doc)
+	}
 	fmt.Fprintf(c.stdout, "Restored %s into %s.\n", backup, dst)
 	if kept != "" {
 		fmt.Fprintf(c.stdout, "The store it replaced is kept as %s.\n", kept)
 	}
-	key := filepath.Join(dir, storage.DefaultMasterKeyFileName)
-	if _, err := os.Stat(key); err != nil {
+	if keyErr != nil {
 		fmt.Fprintf(c.stdout, "Now copy the backed-up server's master key file to %s (or pass serve --master-key-file): without it the connection secrets do not open and the server refuses to start.\n", key)
 	} else {
 		fmt.Fprintf(c.stdout, "%s exists: the server checks at start that it opens the restored secrets.\n", key)
@@ -246,6 +274,7 @@ func syncDir(dir string) {
 func (c *cli) storeMigrate() *command {
 	var from, to, prefix, key, creds, ca string
 	var replicas int
+	var output outputFormat
 	return &command{
 		name:  "migrate",
 		short: "Copy a bbolt data directory's namespace into NATS JetStream",
@@ -267,6 +296,7 @@ func (c *cli) storeMigrate() *command {
 			fs.StringVar(&key, "master-key-file", "", "the master key file of --from (default DIR/master.key); the namespace is sealed with it too")
 			fs.StringVar(&creds, "nats-creds", "", "NATS credentials file")
 			fs.StringVar(&ca, "nats-tls-ca", "", "PEM file of the CA of the NATS servers")
+			outputFlag(fs, &output)
 		},
 		nargs: exactArgs(),
 		run: func(ctx context.Context, args []string) error {
@@ -300,6 +330,10 @@ func (c *cli) storeMigrate() *command {
 			})
 			if err != nil {
 				return fmt.Errorf("%w (nothing copied so far is lost: run the same command again to finish)", err)
+			}
+			if output == outputJSON {
+				return printJSONValue(c.stdout, map[string]any{"from": from, "to": to, "prefix": prefix,
+					"master_key_file": key, "copied": rep.Copied, "kept": rep.Kept})
 			}
 			fmt.Fprintf(c.stdout, "Migrated %s into %s in %s: %d versions, %d connections, %d keys, %d MCP servers, %d trigger sources with %d events, %d audit entries copied.\n",
 				from, to, time.Since(start).Round(time.Millisecond), rep.Copied["versions"], rep.Copied["connections"], rep.Copied["api_keys"],

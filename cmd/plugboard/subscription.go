@@ -246,6 +246,7 @@ func (c *cli) describeSubscription(s client.Subscription) error {
 }
 
 func (c *cli) unsubscribeCommand() *command {
+	var output outputFormat
 	return &command{
 		name:  "unsubscribe",
 		args:  "ID",
@@ -254,9 +255,13 @@ func (c *cli) unsubscribeCommand() *command {
 			"a webhook source, the server removes the upstream registration too.",
 		example: "plugboard unsubscribe sub_123",
 		nargs:   exactArgs("ID"),
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
 			if err := c.api().DeleteSubscription(ctx, args[0]); err != nil {
 				return err
+			}
+			if output == outputJSON {
+				return printDeleted(c.stdout, "id", args[0])
 			}
 			fmt.Fprintf(c.stdout, "Deleted subscription %s.\n", args[0])
 			return nil

@@ -46,12 +46,19 @@ func revision() string {
 }
 
 func (c *cli) versionCommand() *command {
+	var output outputFormat
 	return &command{
-		name:    "version",
-		short:   "Print the plugboard version",
-		long:    "Print the version of this plugboard binary, the commit it was built from and its Go toolchain.",
-		example: "plugboard version",
+		name:  "version",
+		short: "Print the plugboard version",
+		long: "Print the version of this plugboard binary, the commit it was built from and its Go toolchain.\n" +
+			"-o json prints {\"version\", \"revision\", \"go\", \"os\", \"arch\"}.",
+		example: "plugboard version\nplugboard version -o json | jq -r .version",
+		flags:   func(fs *flagSet) { outputFlag(fs, &output) },
 		run: func(ctx context.Context, args []string) error {
+			if output == outputJSON {
+				return printJSONValue(c.stdout, map[string]string{"version": buildVersion(), "revision": revision(),
+					"go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH})
+			}
 			line := "plugboard " + buildVersion()
 			if rev := revision(); rev != "" {
 				line += " (" + rev + ")"
