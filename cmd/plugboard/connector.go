@@ -33,6 +33,7 @@ func (c *cli) connectorCommand() *command {
 			c.connectorActivate(),
 			c.connectorDeleteVersion(),
 			c.connectorActions(),
+			c.connectorInit(),
 		},
 	}
 }
