@@ -60,7 +60,7 @@ const (
 	// Subscriptions (issue 6). A non-admin sees and changes only its own subscriptions
 	// (principal.owns, principal.mayRead), except reader, which reads them all.
 	permSubscriptionsRead   permission = "subscriptions.read"   // GET /subscriptions, GET /subscriptions/{id}
-	permSubscriptionsManage permission = "subscriptions.manage" // POST /subscriptions, DELETE /subscriptions/{id}, POST /subscriptions/{id}/replay
+	permSubscriptionsManage permission = "subscriptions.manage" // POST /subscriptions, PATCH and DELETE /subscriptions/{id}, POST /subscriptions/{id}/replay
 	permEventsConsume       permission = "events.consume"       // GET /subscriptions/{id}/events, POST /subscriptions/{id}/events/ack
 
 	// Invocation logs (issue 7 item 3): GET /invocations/{correlation_id}, further narrowed by

@@ -28,12 +28,17 @@ func TestScopedInvokerSubscriptions(t *testing.T) {
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/v1/subscriptions/" + sub},
 		{"GET", "/v1/subscriptions/" + sub + "/events"},
+		{"PATCH", "/v1/subscriptions/" + sub},
 		{"DELETE", "/v1/subscriptions/" + sub},
 	} {
 		if r := ts.do(c.method, c.path, nil, asKey(b)...); r.Status != 403 && r.Status != 404 {
 			t.Errorf("another key's %s %s: %d %s", c.method, c.path, r.Status, r.Body)
 		}
 	}
+	if r := ts.do("PATCH", "/v1/subscriptions/"+sub, map[string]any{"interval_s": 5}, asKey(rd)...); r.Status != 403 {
+		t.Errorf("a reader's PATCH: %d %s", r.Status, r.Body)
+	}
+	ts.must(200, ts.do("PATCH", "/v1/subscriptions/"+sub, map[string]any{"interval_s": 5}, asKey(a)...))
 	if l := ts.must(200, ts.do("GET", "/v1/subscriptions", nil, asKey(b)...)).json(t)["subscriptions"].([]any); len(l) != 0 {
 		t.Errorf("another key lists %v", l)
 	}

@@ -113,6 +113,7 @@ func TestPermissionMatrix(t *testing.T) {
 		{"subscriptions", "POST", "/v1/subscriptions", map[string]any{"connector": "spy", "trigger": "nope", "connection": "spy-a", "delivery": map[string]any{"type": "queue"}}, []string{roleAdmin, roleInvoker}},
 		{"subscriptions", "GET", "/v1/subscriptions", nil, []string{roleAdmin, roleInvoker, roleReader}},
 		{"subscriptions", "GET", "/v1/subscriptions/sub_nope", nil, []string{roleAdmin, roleInvoker, roleReader}},
+		{"subscriptions", "PATCH", "/v1/subscriptions/sub_nope", map[string]any{"interval_s": 5}, []string{roleAdmin, roleInvoker}},
 		{"subscriptions", "DELETE", "/v1/subscriptions/sub_nope", nil, []string{roleAdmin, roleInvoker}},
 		{"subscriptions", "POST", "/v1/subscriptions/sub_nope/replay", map[string]any{"since": "2026-01-01T00:00:00Z"}, []string{roleAdmin, roleInvoker}},
 		{"events", "GET", "/v1/subscriptions/sub_nope/events", nil, []string{roleAdmin, roleInvoker}},

@@ -395,6 +395,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/subscriptions", permSubscriptionsManage, s.createSubscription)
 	handle(http.MethodGet, "/subscriptions", permSubscriptionsRead, s.listSubscriptions)
 	handle(http.MethodGet, "/subscriptions/{id}", permSubscriptionsRead, s.getSubscription)
+	handle(http.MethodPatch, "/subscriptions/{id}", permSubscriptionsManage, s.patchSubscription)
 	handle(http.MethodDelete, "/subscriptions/{id}", permSubscriptionsManage, s.deleteSubscription)
 	handle(http.MethodGet, "/subscriptions/{id}/events", permEventsConsume, s.pullEvents)
 	handle(http.MethodPost, "/subscriptions/{id}/events/ack", permEventsConsume, s.ackEvents)

@@ -51,6 +51,7 @@ type subscriptionDoc struct {
 	CreatedAt     time.Time             `json:"created_at"`
 	SigningSecret string                `json:"signing_secret,omitempty"`
 	LastPolledAt  *time.Time            `json:"last_polled_at"`
+	NextPollAt    *time.Time            `json:"next_poll_at,omitempty"` // poll triggers only
 	LastEventAt   *time.Time            `json:"last_event_at"`
 	LastError     *storage.TriggerError `json:"last_error"`
 	LagS          float64               `json:"lag_s"`
@@ -108,13 +109,15 @@ func (s *Server) subscriptionDoc(v storage.SubscriptionView, src storage.Source,
 		}
 	}
 	if src.Kind == storage.SourcePoll {
-		min := 0
+		d.NextPollAt = timePtr(src.NextPollAt)
+		// The interval the scheduler polls at; for a source stored before it was recorded (it
+		// is from its next poll on), the shortest interval asked for.
+		d.Source.IntervalS = src.PollIntervalS
 		for _, sub := range subscribers {
-			if sub.IntervalS > 0 && (min == 0 || sub.IntervalS < min) {
-				min = sub.IntervalS
+			if src.PollIntervalS == 0 && sub.IntervalS > 0 && (d.Source.IntervalS == 0 || sub.IntervalS < d.Source.IntervalS) {
+				d.Source.IntervalS = sub.IntervalS
 			}
 		}
-		d.Source.IntervalS = min
 	}
 	if d.Status == storage.SubActive && v.Connection != "" {
 		if reauth(v.Connection) {
@@ -391,6 +394,49 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	doc, err := s.loadSubscriptionDoc(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, doc)
+	return nil
+}
+
+// PATCH /v1/subscriptions/{id} {"interval_s": N}
+func (s *Server) patchSubscription(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := mux.Vars(r)["id"]
+	sub, err := s.ownSubscription(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		IntervalS *int `json:"interval_s"`
+	}
+	if err := decodeJSON(r, s.opts.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	if req.IntervalS == nil {
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, `"interval_s" is required: the polling interval in seconds, or 0 for the trigger's default`)
+	}
+	if *req.IntervalS < 0 {
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, "interval_s must be positive, or 0 for the trigger's default")
+	}
+	ref, err := s.trig.Prepare(ctx, sub.Connector, sub.Trigger, "", sub.Connection, correlationID(ctx), true)
+	if err != nil {
+		return err
+	}
+	defer ref.Release()
+	tr := ref.Trigger()
+	if tr.Kind != abi.TriggerPoll {
+		return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s is for poll triggers; %s.%s is a %s trigger, and a subscription of it has nothing to change", sub.Connector, sub.Trigger, tr.Kind)
+	}
+	if _, lo := tr.Interval(); *req.IntervalS != 0 && *req.IntervalS < lo {
+		return problemf(http.StatusBadRequest, codeInvalidRequest, "interval_s %d is below the trigger's min_interval_s of %d", *req.IntervalS, lo)
+	}
+	if _, err := s.trig.SetInterval(ctx, ref, id, *req.IntervalS); err != nil {
+		return subscriptionErr(err, id)
+	}
+	doc, err := s.loadSubscriptionDoc(ctx, id)
 	if err != nil {
 		return err
 	}

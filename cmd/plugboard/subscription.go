@@ -127,6 +127,17 @@ func (c *cli) subscribeCommand() *command {
 	}
 }
 
+// untilText shows how soon a time comes: "in 45s", "due" once it has come, "" for none.
+func untilText(t, now time.Time) string {
+	switch {
+	case t.IsZero():
+		return ""
+	case !t.After(now):
+		return "due"
+	}
+	return "in " + age(now, t)
+}
+
 func deliveryText(d client.Delivery) string {
 	if d.Type == client.DeliveryWebhook && d.URL != "" {
 		return "webhook " + d.URL
@@ -141,8 +152,9 @@ func (c *cli) subscriptionsCommand() *command {
 		args:  "[ID]",
 		short: "List subscriptions, or show one",
 		long: "Without ID, list the subscriptions: ID, connector, trigger, connection, delivery, status,\n" +
-			"when the source last polled, and the events waiting for delivery. With ID, show every field\n" +
-			"of one: params, interval, last error, lag, counters, push state and the shared source.",
+			"when the source last polled and polls next, and the events waiting for delivery. With ID,\n" +
+			"show every field of one: params, interval, last error, lag, counters, push state and the\n" +
+			"shared source.",
 		example: "plugboard subscriptions\n" +
 			"plugboard subscriptions sub_123\n" +
 			"plugboard subscriptions -o json | jq -r '.subscriptions[] | select(.status != \"active\") | .id'",
@@ -175,14 +187,14 @@ func (c *cli) subscriptionsCommand() *command {
 				fmt.Fprintln(c.stderr, "No subscriptions. Create one with `plugboard subscribe CONNECTOR TRIGGER --connection ID --queue`.")
 				return nil
 			}
-			t := newTable(c.stdout, "ID", "CONNECTOR", "TRIGGER", "CONNECTION", "DELIVERY", "STATUS", "LAST POLLED", "PENDING")
+			t := newTable(c.stdout, "ID", "CONNECTOR", "TRIGGER", "CONNECTION", "DELIVERY", "STATUS", "LAST POLLED", "NEXT POLL", "PENDING")
 			now := c.now()
 			for _, x := range list {
 				polled := ""
 				if !x.LastPolledAt.IsZero() {
 					polled = age(x.LastPolledAt, now) + " ago"
 				}
-				t.row(x.ID, x.Connector, x.Trigger, x.Connection, x.Delivery.Type, x.Status, polled, strconv.FormatInt(x.Counts.Pending, 10))
+				t.row(x.ID, x.Connector, x.Trigger, x.Connection, x.Delivery.Type, x.Status, polled, untilText(x.NextPollAt, now), strconv.FormatInt(x.Counts.Pending, 10))
 			}
 			return t.flush()
 		},
@@ -210,6 +222,9 @@ func (c *cli) describeSubscription(s client.Subscription) error {
 	d.add("Owner", s.Owner)
 	d.add("Created", timestamp(s.CreatedAt, now))
 	d.add("Last polled", timestamp(s.LastPolledAt, now))
+	if !s.NextPollAt.IsZero() {
+		d.add("Next poll", s.NextPollAt.UTC().Format(time.RFC3339)+" ("+untilText(s.NextPollAt, now)+")")
+	}
 	d.add("Last event", timestamp(s.LastEventAt, now))
 	if e := s.LastError; e != nil {
 		msg := e.Code + ": " + e.Message

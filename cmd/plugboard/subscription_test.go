@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,11 +84,11 @@ func TestSubscriptionsListShowUnsubscribe(t *testing.T) {
 
 	r := plugboard(t, e, "", "subscriptions").ok(t)
 	for _, want := range []string{
-		"ID      CONNECTOR   TRIGGER       CONNECTION   DELIVERY   STATUS   LAST POLLED   PENDING",
-		poll + "   github      new_issue     gh-main      queue      active   0s ago        1",
-		hook + "   github      issue_event   gh-main      webhook    active   <none>        0",
+		`ID      CONNECTOR   TRIGGER       CONNECTION   DELIVERY   STATUS   LAST POLLED   NEXT POLL   PENDING`,
+		poll + `   github      new_issue     gh-main      queue      active   0s ago        in (59|60)s      1`, // the fake polls every 60 s
+		hook + `   github      issue_event   gh-main      webhook    active   <none>        <none>      0`,
 	} {
-		if !strings.Contains(r.stdout, want) {
+		if !regexp.MustCompile(want).MatchString(r.stdout) {
 			t.Errorf("table lacks %q:\n%s", want, r.stdout)
 		}
 	}
@@ -99,12 +100,20 @@ func TestSubscriptionsListShowUnsubscribe(t *testing.T) {
 		t.Errorf("json list: %v\n%s", err, r.stdout)
 	}
 
-	plugboard(t, e, "", "subscriptions", poll).want(t, exitOK, []string{
+	r = plugboard(t, e, "", "subscriptions", poll)
+	r.want(t, exitOK, []string{
 		"ID:           " + poll, "Connector:    github", "Trigger:      new_issue", "Params:       owner=o, repo=r", "Interval:     60s",
 		"Delivery:     queue", "Status:       active", "Last error:   none", "Lag:          0s",
 		"Events:       1 total, 0 delivered, 1 pending, 0 dropped", "Source:       src_github_new_issue (poll, 1 subscriber, every 60s)",
 	}, nil)
-	plugboard(t, e, "", "subscriptions", hook).want(t, exitOK, []string{"Delivery:    webhook https://app.example/h", "Push:        0 attempts"}, nil)
+	if next := `\nNext poll:    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in (59|60)s\)\n`; !regexp.MustCompile(next).MatchString(r.stdout) {
+		t.Errorf("the poll subscription's details lack %q:\n%s", next, r.stdout)
+	}
+	r = plugboard(t, e, "", "subscriptions", hook)
+	r.want(t, exitOK, []string{"Delivery:    webhook https://app.example/h", "Push:        0 attempts"}, nil)
+	if strings.Contains(r.stdout, "Next poll") {
+		t.Errorf("a webhook subscription shows a next poll:\n%s", r.stdout)
+	}
 	plugboard(t, e, "", "subscriptions", "a", "b").want(t, exitUsage, nil, []string{"too many arguments"})
 
 	plugboard(t, e, "", "unsubscribe", poll).want(t, exitOK, []string{"Deleted subscription " + poll + "."}, nil)

@@ -63,7 +63,12 @@ type Source struct {
 	State   json.RawMessage `json:"state,omitempty"`
 	RenewAt time.Time       `json:"renew_at,omitzero"`
 	// NextPollAt is when the scheduler polls next (poll sources) or retries renew.
-	NextPollAt   time.Time     `json:"next_poll_at,omitzero"`
+	NextPollAt time.Time `json:"next_poll_at,omitzero"`
+	// PollIntervalS is the interval in seconds NextPollAt was computed from (poll sources):
+	// the shortest interval of its subscriptions, never below the trigger's min_interval_s.
+	// 0 means not recorded yet (a source stored before the field existed).
+	PollIntervalS int `json:"poll_interval_s,omitempty"`
+	// LastPolledAt is when the source was last polled, successfully or not.
 	LastPolledAt time.Time     `json:"last_polled_at,omitzero"`
 	LastEventAt  time.Time     `json:"last_event_at,omitzero"`
 	LastError    *TriggerError `json:"last_error,omitempty"`

@@ -32,6 +32,7 @@ type upstream struct {
 	overlap  int            // polls that started while another ran for the same params
 	fired    map[string][]string
 	unsubs   map[string]int // node -> upstream unsubscribes
+	gate     chan struct{}  // when set, polls wait until it is closed
 }
 
 func newUpstream() *upstream {
@@ -75,13 +76,23 @@ func (c *call) Poll(ctx context.Context, req abi.PollRequest) (*abi.PollResult, 
 		c.u.overlap++
 	}
 	c.u.inflight[key]++
-	total := c.u.items
+	gate := c.u.gate
 	c.u.mu.Unlock()
 	defer func() {
 		c.u.mu.Lock()
 		c.u.inflight[key]--
 		c.u.mu.Unlock()
 	}()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+	c.u.mu.Lock()
+	total := c.u.items
+	c.u.mu.Unlock()
 	seen := 0
 	if req.Cursor != nil {
 		seen, _ = strconv.Atoi(*req.Cursor)
@@ -167,8 +178,18 @@ func (c *cluster) engine(node string) *Engine {
 	return e
 }
 
-// subscribe subscribes through e to trigger with params.
+// subscribe subscribes through e to trigger with params, a poll trigger every second.
 func (c *cluster) subscribe(e *Engine, trig string, params string, d storage.Delivery) storage.Subscription {
+	c.t.Helper()
+	iv := 0
+	if trig == "items" {
+		iv = 1
+	}
+	return c.subscribeEvery(e, trig, params, d, iv)
+}
+
+// subscribeEvery subscribes through e to trigger with params and interval_s intervalS.
+func (c *cluster) subscribeEvery(e *Engine, trig string, params string, d storage.Delivery, intervalS int) storage.Subscription {
 	c.t.Helper()
 	ref, err := e.Prepare(context.Background(), "fake", trig, "", "", "c_test", false)
 	if err != nil {
@@ -176,10 +197,7 @@ func (c *cluster) subscribe(e *Engine, trig string, params string, d storage.Del
 	}
 	defer ref.Release()
 	sub := storage.Subscription{ID: NewSubscriptionID(), TriggerRef: storage.TriggerRef{Connector: "fake", Trigger: trig, Params: json.RawMessage(params)},
-		Delivery: d, Status: storage.SubActive}
-	if trig == "items" {
-		sub.IntervalS = 1
-	}
+		Delivery: d, Status: storage.SubActive, IntervalS: intervalS}
 	var secret []byte
 	if d.Type == DeliveryWebhook {
 		secret = []byte(NewSigningSecret())

@@ -9,6 +9,18 @@
 // [Engine.DeleteSubscription], [Engine.Pull], [Engine.Replay], [Engine.Receive]) and their
 // errors to problem documents.
 //
+// # Schedules
+//
+// A poll source is polled at the shortest interval of its subscriptions, never below the
+// trigger's min_interval_s. Its schedule lives in the store (Source.NextPollAt, and
+// Source.PollIntervalS, the interval it was computed from), where every node's scheduler reads
+// it at each Options.Tick. A subscription joining, leaving or changing its interval
+// ([Engine.Subscribe], [Engine.DeleteSubscription], [Engine.SetInterval]) recomputes it at
+// once, on whichever node it is made, and the node polling the source follows at its next
+// Tick. Writers that race (two such changes, or one and a poll that began before it) each
+// check the subscriptions again after writing, so the last write is always made with the last
+// set of subscriptions (schedule.go).
+//
 // # Several nodes on one store
 //
 // Every node of a cluster runs an Engine over the same store, and the leases of

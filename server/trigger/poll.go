@@ -121,13 +121,29 @@ func (e *Engine) runPoll(ctx context.Context, id string) {
 	origin := storage.Origin{CorrelationID: corr, Traceparent: traceparentOf(ctx)}
 	ref, err := e.Prepare(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, corr, true)
 	interval := 60 * time.Second
+	ivS := 0 // the interval in seconds written with the schedule; 0 when the trigger is unknown
 	if ref != nil {
 		defer ref.Release()
-		interval = time.Duration(sourceInterval(ref.Trigger(), subs)) * time.Second
+		ivS = sourceInterval(ref.Trigger(), subs)
+		interval = time.Duration(ivS) * time.Second
+		// The subscriptions read above may have changed while this poll ran: check once it
+		// wrote its schedule (schedule.go).
+		defer func() {
+			if ctx.Err() == nil {
+				if err := e.reschedule(ctx, id, ref.Trigger()); err != nil {
+					e.log.Warn("rescheduling a trigger source after its poll", "source", id, "err", err)
+				}
+			}
+		}()
+	}
+	setInterval := func(s *storage.Source) {
+		if ivS > 0 {
+			s.PollIntervalS = ivS
+		}
 	}
 	now := time.Now()
 	if err == nil && ref.NeedsReauth() { // paused: no poll and no token request
-		_, _ = e.st.UpdateSource(ctx, id, func(s *storage.Source) { s.NextPollAt = now.Add(interval) })
+		_, _ = e.st.UpdateSource(ctx, id, func(s *storage.Source) { s.NextPollAt = now.Add(interval); setInterval(s) })
 		return
 	}
 	cursor := src.Cursor
@@ -157,6 +173,7 @@ func (e *Engine) runPoll(ctx context.Context, id string) {
 			s.LastError = nil
 			s.Failures = 0
 			s.NextPollAt = next
+			setInterval(s)
 		})
 		if err != nil {
 			break
@@ -180,6 +197,7 @@ func (e *Engine) runPoll(ctx context.Context, id string) {
 		s.LastError = e.triggerError(err, now)
 		s.Failures++
 		s.NextPollAt = now.Add(backoff(interval, s.Failures-1))
+		setInterval(s)
 	})
 }
 
@@ -235,10 +253,11 @@ func (e *Engine) startPollSource(ctx context.Context, ref Call, key string, sub 
 	if iv == 0 {
 		iv = def
 	}
+	iv = max(iv, lo)
 	cursor := res.Cursor
 	src := storage.Source{ID: "src_" + randomToken(16), Key: key, Kind: storage.SourcePoll, Status: storage.SourceActive,
-		TriggerRef: sub.TriggerRef, Cursor: &cursor,
-		LastPolledAt: now, NextPollAt: now.Add(jitter(time.Duration(max(iv, lo)) * time.Second))}
+		TriggerRef: sub.TriggerRef, Cursor: &cursor, PollIntervalS: iv,
+		LastPolledAt: now, NextPollAt: now.Add(jitter(time.Duration(iv) * time.Second))}
 	if res.More {
 		src.NextPollAt = now
 	}

@@ -15,9 +15,10 @@ import (
 // and Status filled in by the caller) on the source of its key: an active source gains a
 // subscriber, a stopping one is revived, and otherwise a new source starts (the baseline poll,
 // or the upstream subscribe with the hook URL callbackBase+"/hooks/"+token). ref is the
-// caller's prepared call of the trigger. It fills in sub.SourceID and starts the push worker
-// of a push subscription. A failing first plugin call is a [*BaselineError] and stores
-// nothing.
+// caller's prepared call of the trigger. Joining a poll source reschedules it when the new
+// subscription changes its interval (see [Engine.SetInterval]). It fills in sub.SourceID and
+// starts the push worker of a push subscription. A failing first plugin call is a
+// [*BaselineError] and stores nothing.
 func (e *Engine) Subscribe(ctx context.Context, ref Call, sub *storage.Subscription, secret []byte, callbackBase string) error {
 	key := SourceKey(sub.Connector, sub.Trigger, sub.Connection, sub.Params)
 	lock := e.keyLock(key)
@@ -44,6 +45,10 @@ func (e *Engine) Subscribe(ctx context.Context, ref Call, sub *storage.Subscript
 	}
 	if err != nil {
 		return err
+	}
+	if found && src.Kind == storage.SourcePoll {
+		// A shorter interval than the source's takes effect now, not after the next poll.
+		e.rescheduleOrLog(ctx, src.ID, ref.Trigger())
 	}
 	if sub.Delivery.Type == DeliveryWebhook {
 		e.startPusher(sub.ID)
@@ -105,7 +110,8 @@ func (e *Engine) replaceStale(ctx context.Context, key string) (bool, error) {
 // DeleteSubscription deletes a subscription, stops its push worker, and stops its source when
 // it was the last subscriber: a poll source is deleted; a webhook source is unsubscribed
 // upstream by this node when it can lead the source, and otherwise marked stopping for the
-// node that leads it. The store's errors come back as they are ([storage.ErrNotFound]).
+// node that leads it. A poll source that keeps subscribers is rescheduled when the interval
+// it polls at gets longer. The store's errors come back as they are ([storage.ErrNotFound]).
 func (e *Engine) DeleteSubscription(ctx context.Context, id string) error {
 	key := ""
 	if sub, _, err := e.st.GetSubscription(ctx, id); err == nil {
@@ -123,13 +129,30 @@ func (e *Engine) DeleteSubscription(ctx context.Context, id string) error {
 	// Stop its push worker before anything slow (an upstream unsubscribe), so nothing is pushed
 	// for a subscription the store no longer has.
 	e.stopPusher(id)
-	if remaining == 0 {
-		if src, err := e.st.GetSource(ctx, sub.SourceID); err == nil {
+	if src, err := e.st.GetSource(ctx, sub.SourceID); err == nil {
+		switch {
+		case remaining == 0:
 			e.stopOrHandOver(context.WithoutCancel(ctx), src)
+		case src.Kind == storage.SourcePoll:
+			// It may have had the shortest interval: the source's may now be longer.
+			e.rescheduleAfterLeave(context.WithoutCancel(ctx), src)
 		}
 	}
 	e.notify(id)
 	return nil
+}
+
+// rescheduleAfterLeave reschedules a poll source a subscription left, with its trigger's
+// default and minimum interval read through a prepared call. When the call cannot be
+// prepared, the source keeps its shorter schedule until its next poll recomputes it.
+func (e *Engine) rescheduleAfterLeave(ctx context.Context, src storage.Source) {
+	ref, err := e.Prepare(ctx, src.Connector, src.Trigger, abi.TriggerPoll, src.Connection, e.newCorr(), true)
+	if err != nil {
+		e.log.Info("a subscription left a trigger source; its interval is recomputed at its next poll", "source", src.ID, "err", err)
+		return
+	}
+	defer ref.Release()
+	e.rescheduleOrLog(ctx, src.ID, ref.Trigger())
 }
 
 // stopOrHandOver stops a source without subscribers here when this node leads it or can take

@@ -28,6 +28,7 @@ type Subscription struct {
 	Owner        string         `json:"owner"`
 	CreatedAt    time.Time      `json:"created_at"`
 	LastPolledAt *time.Time     `json:"last_polled_at"`
+	NextPollAt   *time.Time     `json:"next_poll_at,omitempty"`
 	LastEventAt  *time.Time     `json:"last_event_at"`
 	LastError    *SubError      `json:"last_error"`
 	LagS         float64        `json:"lag_s"`
@@ -211,7 +212,8 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		CreatedAt: now, Source: map[string]any{"id": "src_" + req.Connector + "_" + req.Trigger, "kind": kind, "subscribers": 1},
 	}
 	if kind == "poll" {
-		x.LastPolledAt = &now
+		next := now.Add(time.Duration(req.IntervalS) * time.Second)
+		x.LastPolledAt, x.NextPollAt = &now, &next
 		x.Source["interval_s"] = req.IntervalS
 	}
 	if req.Delivery.Type == "webhook" {

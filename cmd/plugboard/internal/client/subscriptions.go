@@ -91,6 +91,7 @@ type Subscription struct {
 	Owner        string             `json:"owner,omitempty"`
 	CreatedAt    time.Time          `json:"created_at,omitzero"`
 	LastPolledAt time.Time          `json:"last_polled_at,omitzero"`
+	NextPollAt   time.Time          `json:"next_poll_at,omitzero"`
 	LastEventAt  time.Time          `json:"last_event_at,omitzero"`
 	LastError    *SubscriptionError `json:"last_error,omitempty"`
 	LagS         float64            `json:"lag_s"`
