@@ -58,6 +58,88 @@ const (
 	CodeDeadline         = "deadline"
 )
 
+// Codes of the answers the host gives in an upstream's place (ABI.md section 5, plugboard_http):
+// a request it did not send because the connection's rate limit was used up (429) or the
+// origin's circuit breaker was open (503). Such an answer carries the code in the
+// [HeaderPolicy] header and in its problem document body.
+const (
+	PolicyRateLimited = "rate_limited"
+	PolicyCircuitOpen = "circuit_open"
+)
+
+// HeaderPolicy is the response header naming the policy of an answer the host gave in the
+// upstream's place: [PolicyRateLimited] or [PolicyCircuitOpen].
+const HeaderPolicy = "X-Plugboard-Policy"
+
+// DetailHostCode is the key of a guest error's details that names the host code the error passes
+// on (ABI.md section 4): {"host_code": "private_address"}.
+const DetailHostCode = "host_code"
+
+// IsHostCode reports whether code is one a host import answers in an error document (ABI.md
+// section 5), rather than a guest error code (section 4).
+func IsHostCode(code string) bool {
+	switch code {
+	case CodeHostNotAllowed, CodePrivateAddress, CodeTimeout, CodeNetwork, CodeInvalidRequest,
+		CodeDenied, CodeTooManyRedirects, CodeTooLarge, CodeTooManyRequests, CodeDeadline:
+		return true
+	}
+	return false
+}
+
+// HostErrorStatus is the HTTP status the API answers for a guest error that passes on the host
+// code code (a host import's error code, or a policy code of an answer the host gave in an
+// upstream's place), as the table of ABI.md section 4 gives it; ok is false for any other code.
+//
+//   - 403: the host's policy refused the request and nothing was sent (host_not_allowed,
+//     private_address, denied); the fix is configuration, not a retry;
+//   - 500: the connector misused a host import or passed a per-call limit (invalid_request,
+//     too_many_requests); the fix is in the connector;
+//   - 502: the upstream failed or answered what the host will not pass on (network,
+//     too_many_redirects, too_large);
+//   - 504: the upstream or the call ran out of time (timeout, deadline);
+//   - 429 and 503: the host answered in the upstream's place (rate_limited, circuit_open).
+func HostErrorStatus(code string) (status int, ok bool) {
+	switch code {
+	case CodeHostNotAllowed, CodePrivateAddress, CodeDenied:
+		return 403, true
+	case CodeInvalidRequest, CodeTooManyRequests:
+		return 500, true
+	case CodeNetwork, CodeTooManyRedirects, CodeTooLarge:
+		return 502, true
+	case CodeTimeout, CodeDeadline:
+		return 504, true
+	case PolicyRateLimited:
+		return 429, true
+	case PolicyCircuitOpen:
+		return 503, true
+	}
+	return 0, false
+}
+
+// HostCode returns the host code a guest error passes on, or "" when it passes none on: the
+// code in its details' "host_code" when that is a host code or a policy code (the convention of
+// ABI.md section 4, which the Go PDK follows), else its own code when that is a host code (a
+// plugin that reported the host's error document unchanged).
+func HostCode(e *Error) string {
+	if e == nil {
+		return ""
+	}
+	if len(e.Details) > 0 {
+		var d struct {
+			HostCode string `json:"host_code"`
+		}
+		if json.Unmarshal(e.Details, &d) == nil {
+			if _, ok := HostErrorStatus(d.HostCode); ok {
+				return d.HostCode
+			}
+		}
+	}
+	if IsHostCode(e.Code) {
+		return e.Code
+	}
+	return ""
+}
+
 // GuestErrorStatus is the HTTP status (plain numbers: package abi is linked into every plugin,
 // so it stays free of net/http) the API answers for a guest error code; a code outside
 // the ABI.md table gives 502.

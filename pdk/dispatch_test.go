@@ -417,3 +417,23 @@ func TestAnErrorThatPanicsIsInternal(t *testing.T) {
 		t.Errorf("got %+v", res.Error)
 	}
 }
+
+// TestAHostRefusalKeepsItsCode: a handler that returns the error of a host call unchanged
+// reports a guest error whose details keep the host's code and the host's own details, which the
+// server turns into the host's code and status (ABI.md section 4).
+func TestAHostRefusalKeepsItsCode(t *testing.T) {
+	tb := testTable()
+	host := &recordingHost{reply: map[string]string{abi.ImportHTTP: `{"error":{"code":"private_address",` +
+		`"message":"127.0.0.1 is a loopback address","details":{"address":"127.0.0.1","allow":"127.0.0.0/8"}}}`}}
+	res := invoke(t, tb, host, `{"action":"create_issue","input":{"owner":"o","repo":"r","title":"host"}}`)
+	e := res.Error
+	if e == nil || e.Code != abi.CodeInternal || e.Message != "127.0.0.1 is a loopback address" {
+		t.Fatalf("error = %+v, want internal with the host's message", e)
+	}
+	if want := `{"address":"127.0.0.1","allow":"127.0.0.0/8","host_code":"private_address"}`; string(e.Details) != want {
+		t.Errorf("details = %s, want %s", e.Details, want)
+	}
+	if got := HostCode(e); got != abi.CodePrivateAddress {
+		t.Errorf("HostCode = %q, want private_address", got)
+	}
+}

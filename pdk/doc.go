@@ -109,10 +109,12 @@
 // Handlers return ordinary Go errors. An *abi.Error (made with [Errorf], or by [StatusError]
 // from an upstream answer) becomes the call's error document with its code, such as
 // not_found or rate_limited; any other error is internal. Errors of the host imports (a host
-// not in the manifest, a timeout) come back from the wrappers as *abi.Error values with the
-// host's codes; returned unchanged they are mapped to guest codes by [FromHostError]. A panic in
-// a handler is recovered and reported as internal, so one bad input does not take the plugin
-// down.
+// not in the manifest, a private address, a timeout) come back from the wrappers as *abi.Error
+// values with the host's codes; returned unchanged (or wrapped with %w) they are mapped by
+// [FromHostError], which keeps the host's code in details.host_code, so the API answers with it
+// (403 private_address, 504 timeout, ... ABI.md section 4) and a detail saying what to change;
+// [HostCode] reads it back in tests. A panic in a handler is recovered and reported as internal,
+// so one bad input does not take the plugin down.
 //
 // # Talking to the host
 //

@@ -39,27 +39,22 @@ var guestCodes = map[string]bool{
 	abi.CodeUpstreamError: true, abi.CodeUnavailable: true, abi.CodeInternal: true,
 }
 
-// hostCodes are the codes host imports answer (ABI.md section 5).
-var hostCodes = map[string]bool{
-	abi.CodeHostNotAllowed: true, abi.CodePrivateAddress: true, abi.CodeTimeout: true,
-	abi.CodeNetwork: true, abi.CodeInvalidRequest: true, abi.CodeDenied: true,
-	abi.CodeTooManyRedirects: true, abi.CodeTooLarge: true, abi.CodeTooManyRequests: true,
-	abi.CodeDeadline: true,
-}
-
-// FromHostError maps an error a host import answered to the guest error a handler reports, as
-// ABI.md section 4 asks:
+// FromHostError maps an error a host import answered to the guest error a handler reports. The
+// guest code is the one of ABI.md section 4 that an API without host codes understands:
 //
 //   - timeout, network and deadline become unavailable (retryable): the upstream did not
 //     answer in time or could not be reached;
 //   - too_many_redirects and too_large become upstream_error: the upstream answered something
 //     the host will not pass on;
 //   - every other refusal (host_not_allowed, private_address, denied, invalid_request,
-//     too_many_requests, unknown codes) becomes internal, since it is a bug in the connector or
-//     its manifest.
+//     too_many_requests, unknown codes) becomes internal.
 //
-// The host's code is kept in Details as {"host_code": "..."}. Handlers rarely call it: a host
-// error returned from a handler unchanged is mapped this way automatically.
+// The host's own code is kept in Details as {"host_code": "..."}, next to the details the host
+// gave (private_address names the refused "address" and the range to "allow"). The server reads
+// it and answers with the host's code, its status of the ABI.md section 4 table (403
+// private_address, 504 timeout, ...) and a detail that says what to change; [HostCode] reads it
+// back. Handlers rarely call FromHostError: a host error returned from a handler unchanged, or
+// wrapped with %w, is mapped this way automatically.
 func FromHostError(e *abi.Error) *abi.Error {
 	if e == nil {
 		return nil
@@ -78,8 +73,36 @@ func FromHostError(e *abi.Error) *abi.Error {
 	if msg == "" {
 		msg = e.Code
 	}
-	return WithDetails(&abi.Error{Code: code, Message: msg, Retryable: retryable},
-		map[string]string{"host_code": e.Code})
+	out := &abi.Error{Code: code, Message: msg, Retryable: retryable}
+	out.Details = withHostCode(e.Details, e.Code)
+	return out
+}
+
+// withHostCode returns details (a JSON object, or nothing) with "host_code" set to code.
+func withHostCode(details json.RawMessage, code string) json.RawMessage {
+	var fields map[string]json.RawMessage
+	if len(details) == 0 || json.Unmarshal(details, &fields) != nil || fields == nil {
+		fields = map[string]json.RawMessage{} // not an object: the host's details are dropped
+	}
+	fields[abi.DetailHostCode], _ = json.Marshal(code)
+	b, _ := json.Marshal(fields)
+	return b
+}
+
+// HostCode returns the host code err passes on: the code of a host import's error (ABI.md
+// section 5: host_not_allowed, private_address, timeout, ...) or of an answer the host gave in
+// the upstream's place (rate_limited, circuit_open), whether err is the host's error itself or
+// the guest error [FromHostError] or [StatusError] made of it, possibly wrapped. It returns ""
+// for any other error. Tests use it to check that a refusal reaches the API with its code:
+//
+//	_, gerr := h.Invoke("get_repo", in)
+//	if pdk.HostCode(gerr) != abi.CodeHostNotAllowed { ... }
+func HostCode(err error) string {
+	var ae *abi.Error
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	return abi.HostCode(ae)
 }
 
 // guestError turns whatever a handler returned into the error document of its result:
@@ -94,7 +117,7 @@ func guestError(err error) *abi.Error {
 		return &abi.Error{Code: abi.CodeInternal, Message: err.Error()}
 	}
 	out := *ae
-	if hostCodes[ae.Code] {
+	if abi.IsHostCode(ae.Code) {
 		out = *FromHostError(ae)
 	}
 	if err != error(ae) {
@@ -117,7 +140,7 @@ func failed(err error) bool {
 
 // IsHostCode reports whether code is one a host import answers (ABI.md section 5) rather than a
 // guest error code (section 4).
-func IsHostCode(code string) bool { return hostCodes[code] }
+func IsHostCode(code string) bool { return abi.IsHostCode(code) }
 
 // IsGuestCode reports whether code is one of the guest error codes of ABI.md section 4.
 func IsGuestCode(code string) bool { return guestCodes[code] }
@@ -139,7 +162,10 @@ func IsGuestCode(code string) bool { return guestCodes[code] }
 //
 // The message is taken from the body when it is a JSON error document of a common shape
 // ({"message": ...}, {"error": "..."}, {"error": {"message": ...}}, {"error_description": ...}),
-// else from the status. Details carry {"status": N} and, when known, "retry_after_s".
+// else from the status. Details carry {"status": N} and, when known, "retry_after_s". An answer
+// the host gave in the upstream's place (a 429 with X-Plugboard-Policy: rate_limited, a 503
+// with X-Plugboard-Policy: circuit_open) also carries "host_code", so the API answers
+// circuit_open rather than unavailable.
 func StatusError(resp *Response) *abi.Error {
 	if resp == nil || resp.Status < 400 {
 		return nil
@@ -175,6 +201,9 @@ func StatusError(resp *Response) *abi.Error {
 	details := map[string]any{"status": st}
 	if hasRetryAfter {
 		details["retry_after_s"] = int64((retryAfter + time.Second - 1) / time.Second)
+	}
+	if p := resp.Header(abi.HeaderPolicy); p == abi.PolicyRateLimited && st == 429 || p == abi.PolicyCircuitOpen && st == 503 {
+		details[abi.DetailHostCode] = p
 	}
 	return WithDetails(&abi.Error{Code: code, Message: UpstreamMessage(resp), Retryable: retryable}, details)
 }

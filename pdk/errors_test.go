@@ -44,6 +44,56 @@ func TestFromHostError(t *testing.T) {
 	}
 }
 
+func TestFromHostErrorKeepsTheHostsDetails(t *testing.T) {
+	tests := []struct{ name, details, want string }{
+		{"an object is kept, host_code added", `{"address":"10.0.0.1","allow":"10.0.0.0/8"}`, `{"address":"10.0.0.1","allow":"10.0.0.0/8","host_code":"private_address"}`},
+		{"a host_code of the host's is replaced by its code", `{"host_code":"other"}`, `{"host_code":"private_address"}`},
+		{"details that are not an object are dropped", `[1,2]`, `{"host_code":"private_address"}`},
+		{"null is dropped", `null`, `{"host_code":"private_address"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := FromHostError(&abi.Error{Code: abi.CodePrivateAddress, Message: "m", Details: json.RawMessage(tt.details)})
+			if string(got.Details) != tt.want {
+				t.Errorf("details = %s, want %s", got.Details, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostCode(t *testing.T) {
+	hostErr := &abi.Error{Code: abi.CodeHostNotAllowed, Message: "origin https://x.example is not allowed"}
+	policy := func(status int, policy string) error {
+		return StatusError(&Response{Status: status, Headers: map[string]string{"X-Plugboard-Policy": policy, "Retry-After": "5"}})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"the host's error itself", hostErr, abi.CodeHostNotAllowed},
+		{"the guest error made of it", FromHostError(hostErr), abi.CodeHostNotAllowed},
+		{"wrapped with %w", fmt.Errorf("listing pages: %w", hostErr), abi.CodeHostNotAllowed},
+		{"after guestError, as the result carries it", guestError(fmt.Errorf("page 2: %w", hostErr)), abi.CodeHostNotAllowed},
+		{"the host's circuit breaker answer", policy(503, "circuit_open"), abi.PolicyCircuitOpen},
+		{"the connection's rate limit answer", policy(429, "rate_limited"), abi.PolicyRateLimited},
+		{"an upstream 503 is no host code", StatusError(&Response{Status: 503}), ""},
+		{"a policy header on the wrong status is ignored", policy(502, "circuit_open"), ""},
+		{"an unknown policy is ignored", policy(503, "maintenance"), ""},
+		{"a guest code", Errorf(abi.CodeNotFound, "no repo"), ""},
+		{"an unknown host_code in details", &abi.Error{Code: abi.CodeInternal, Details: json.RawMessage(`{"host_code":"made_up"}`)}, ""},
+		{"a plain error", errors.New("boom"), ""},
+		{"nil", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := HostCode(tt.err); got != tt.want {
+				t.Errorf("HostCode(%v) = %q, want %q", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestGuestError(t *testing.T) {
 	notFound := Errorf(abi.CodeNotFound, "no repo o/r")
 	tests := []struct {

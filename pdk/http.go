@@ -113,8 +113,8 @@ func (c *HTTPClient) WithStatusErrors(f func(*Response) error) *HTTPClient {
 
 // Do sends req and returns the upstream's response, whatever its status. The error, when the
 // host refused or failed the request, is an *abi.Error with one of the host codes of ABI.md
-// section 5 (host_not_allowed, timeout, network, ...); returned from a handler as it is, it
-// is mapped to a guest code by [FromHostError].
+// section 5 (host_not_allowed, private_address, timeout, network, ...); returned from a
+// handler as it is, it is mapped by [FromHostError] and the API answers with the host's code.
 func (c *HTTPClient) Do(req Request) (*Response, error) {
 	method := strings.ToUpper(req.Method)
 	if method == "" {

@@ -150,8 +150,13 @@ func (s *Server) execAction(ctx context.Context, c actionCall, ran *ranCall) (*a
 		return nil, err
 	}
 	if res.Error != nil {
-		code = res.Error.Code
-		return nil, pluginProblem(res.Error)
+		p := pluginProblem(res.Error)
+		code = p.Code
+		if p.refusal { // configuration to change, not a bug: WARN, where a plugin's internal error is an ERROR
+			s.log.Warn("the host refused a connector's request", "connector", name, "version", version, "action", actionName,
+				"code", p.Code, "detail", p.Detail, "correlation_id", c.CorrelationID)
+		}
+		return nil, p
 	}
 	return &actionResult{Output: res.Output, Version: version, CorrelationID: c.CorrelationID}, nil
 }

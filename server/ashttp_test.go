@@ -156,10 +156,10 @@ func TestASHTTPConnector(t *testing.T) {
 		}
 	})
 
-	t.Run("an unreachable upstream is a retryable unavailable from the plugin", func(t *testing.T) {
-		p := ts.must(503, ts.invoke("ashttp", "get", map[string]any{"connection": "down", "input": map[string]any{"path": "/x"}})).json(t)
-		if p["code"] != "unavailable" || p["source"] != "plugin" {
-			t.Errorf("problem = %v, want code unavailable from source plugin", p)
+	t.Run("an unreachable upstream is a retryable 502 network from the plugin, by its details.host_code", func(t *testing.T) {
+		p := ts.must(502, ts.invoke("ashttp", "get", map[string]any{"connection": "down", "input": map[string]any{"path": "/x"}})).json(t)
+		if p["code"] != "network" || p["source"] != "plugin" || p["retryable"] != true {
+			t.Errorf("problem = %v, want code network from source plugin, retryable", p)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ type Problem struct {
 	// Nodes names the cluster nodes a swap_timeout waited for.
 	Nodes []string `json:"nodes,omitempty"`
 
-	retryAfter int // seconds, for a Retry-After header
+	retryAfter int  // seconds, for a Retry-After header
+	refusal    bool // a plugin passed on a host refusal that needs a configuration change (logged at WARN)
 }
 
 // Stable problem codes of Plugboard's own errors.
@@ -96,22 +98,87 @@ const MaxPluginRetryAfter = time.Hour
 
 // pluginProblem turns a guest error document into the problem API.md prescribes.
 //
+// A guest error that passes on a host code (ABI.md section 4: details.host_code, as the Go PDK
+// sets it, or the host's code reported unchanged) answers with that code and its status of the
+// host code table ([abi.HostErrorStatus]: 403 for a refusal by policy, 502 and 504 for an
+// upstream that failed, ...), and its detail says what to change ([hostAdvice]); source stays
+// "plugin", since the plugin chose to report it. Any other guest error keeps its code with the
+// status of [abi.GuestErrorStatus].
+//
 // details.retry_after_s, when the plugin gives it, is bounded (see [pluginRetryAfter]). A
-// rate_limited error always carries Retry-After (1 s without a usable hint); unavailable
-// carries it when the plugin gave a usable hint.
+// rate_limited error always carries Retry-After (1 s without a usable hint); unavailable and
+// circuit_open carry it when the plugin gave a usable hint.
 func pluginProblem(e *abi.Error) *Problem {
-	p := newProblem(abi.GuestErrorStatus(e.Code), e.Code, e.Message)
+	code, status, detail := e.Code, abi.GuestErrorStatus(e.Code), e.Message
+	hc := abi.HostCode(e)
+	if hc != "" {
+		code = hc
+		status, _ = abi.HostErrorStatus(hc)
+		if advice := hostAdvice(hc, e.Details); advice != "" {
+			detail += "; " + advice
+		}
+	}
+	p := newProblem(status, code, detail)
 	p.Source = "plugin"
 	p.Retryable = e.Retryable
+	p.refusal = hostRefusal(hc)
 	secs, details := pluginRetryAfter(e.Details)
 	p.Details = details
 	switch {
-	case e.Code == abi.CodeRateLimited:
+	case code == abi.CodeRateLimited:
 		p.retryAfter = max(1, secs)
-	case e.Code == abi.CodeUnavailable && secs > 0:
+	case (code == abi.CodeUnavailable || code == abi.PolicyCircuitOpen) && secs > 0:
 		p.retryAfter = secs
 	}
 	return p
+}
+
+// hostRefusal reports whether a guest error passing on the host code code is a refusal that
+// needs a change of configuration or of the connector (logged at WARN), rather than an upstream
+// that failed or was slow (not logged, like any other guest error).
+func hostRefusal(code string) bool {
+	switch code {
+	case abi.CodeHostNotAllowed, abi.CodePrivateAddress, abi.CodeDenied, abi.CodeInvalidRequest, abi.CodeTooManyRequests:
+		return true
+	}
+	return false
+}
+
+// hostAdvice says what to change after a guest error passing on the host code code, appended to
+// the error's message in the problem's detail. For private_address it names the range to allow
+// when the host's details give it ({"address": "127.0.0.1", "allow": "127.0.0.0/8"}); only
+// values that parse as an address inside a prefix are repeated, so a plugin's details cannot put
+// other words in Plugboard's advice.
+func hostAdvice(code string, details json.RawMessage) string {
+	switch code {
+	case abi.CodeHostNotAllowed:
+		return "Plugboard sent nothing. A connector reaches only origins in its manifest's hosts (a new version may add one) " +
+			"and, with a connection, in the connection's hosts (an operator approves one with PATCH /v1/connections/ID {\"hosts\": [...]})"
+	case abi.CodePrivateAddress:
+		var d struct{ Address, Allow string }
+		_ = json.Unmarshal(details, &d)
+		a, aerr := netip.ParseAddr(d.Address)
+		p, perr := netip.ParsePrefix(d.Allow)
+		if aerr == nil && perr == nil && p.Contains(a.Unmap()) {
+			return fmt.Sprintf("start the server with --egress-allow %s (make run EGRESS_ALLOW=%s), "+
+				"or with plugboard serve --dev on a development machine, to allow it", p.Masked(), p.Masked())
+		}
+		return "to allow it, start the server with --egress-allow and a CIDR that covers the address (make run EGRESS_ALLOW=CIDR); " +
+			"plugboard serve --dev allows the loopback and private ranges on a development machine"
+	case abi.CodeDenied:
+		return "Plugboard refused the capability; ABI.md section 5 says what grants it"
+	case abi.CodeInvalidRequest:
+		return "the connector sent a host import a request the host does not accept (ABI.md section 5): fix the connector"
+	case abi.CodeTooManyRequests:
+		return "the connector passed one of Plugboard's limits per call or per connection (ABI.md section 5): make it send fewer requests in one call, or keep fewer timers"
+	case abi.CodeTooLarge:
+		return "a body or value is over one of Plugboard's size limits (ABI.md section 5)"
+	case abi.CodeTimeout:
+		return "the upstream did not answer in time: retry later"
+	case abi.CodeNetwork:
+		return "the upstream could not be reached: check the connection's URL, or retry later"
+	}
+	return ""
 }
 
 // pluginRetryAfter reads a guest error's details.retry_after_s and returns the wait in whole

@@ -26,6 +26,8 @@
 //   - Results are decoded strictly; an output must be a JSON object matching the action's
 //     output_schema; a guest error must have a code and a message and must not be a raw host
 //     code (map those with pdk.FromHostError, or return them unchanged from the handler).
+//     pdk.HostCode of such a mapped error names the host code the API answers with
+//     (host_not_allowed for an origin outside the manifest, with HTTP 403).
 //
 // The fake host imports:
 //

@@ -49,6 +49,12 @@ func init() {
 	pdk.Action("leaky", func(ctx *pdk.Context, _ struct{}) (struct{}, error) {
 		return struct{}{}, &abi.Error{Code: abi.CodeHostNotAllowed, Message: "passed on raw"}
 	})
+	pdk.Action("pass_on", func(ctx *pdk.Context, in struct {
+		URL string `json:"url"`
+	}) (struct{}, error) {
+		_, err := ctx.HTTP().GetJSON(in.URL, nil)
+		return struct{}{}, err // the PDK's error of the host call, as it is
+	})
 	pdk.PollTrigger("tick", func(ctx *pdk.Context, p tickParams, cursor *string) (pdk.PollResult, error) {
 		if cursor == nil {
 			return pdk.PollResult{Cursor: "0"}, nil
@@ -398,9 +404,22 @@ func TestAHostCodeReturnedByAHandlerIsMapped(t *testing.T) {
 	}
 }
 
+// TestAHostRefusalPassedOnKeepsItsCode: a handler that returns the PDK's error of a refused
+// host call reports it with the host's code kept, for the API to answer with.
+func TestAHostRefusalPassedOnKeepsItsCode(t *testing.T) {
+	h := pdktest.New(t, pdktest.Options{Connection: &abi.Connection{ID: "c", Params: map[string]any{"base_url": "https://api.example.com"}}})
+	_, err := h.Invoke("pass_on", map[string]any{"url": "https://elsewhere.example/x"})
+	if err == nil || pdk.HostCode(err) != abi.CodeHostNotAllowed || !strings.Contains(err.Message, "https://elsewhere.example") {
+		t.Fatalf("got %+v, want the host's host_not_allowed kept", err)
+	}
+	if status, _ := abi.HostErrorStatus(pdk.HostCode(err)); status != http.StatusForbidden {
+		t.Errorf("the API would answer %d, want 403", status)
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	m := pdktest.New(t, pdktest.Options{}).Describe()
-	if m.Name != "probe" || len(m.Actions) != 5 || len(m.Triggers) != 1 {
+	if m.Name != "probe" || len(m.Actions) != 6 || len(m.Triggers) != 1 {
 		t.Errorf("manifest = %+v", m)
 	}
 }

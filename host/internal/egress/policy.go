@@ -125,3 +125,22 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// allowFor is the range an operator would allow (--egress-allow) so that a, a refused address,
+// may be dialed: the refused block a falls in (127.0.0.0/8 for 127.0.0.1). ok is false unless
+// that block is one a development or on-premises setup reaches on purpose (loopback, private,
+// unique local, shared): the host never suggests opening link-local (cloud metadata),
+// multicast, unspecified or an address carried inside NAT64 or 6to4.
+func allowFor(a netip.Addr) (p netip.Prefix, ok bool) {
+	a = a.WithZone("").Unmap()
+	for _, r := range refusedRanges {
+		if r.prefix.Contains(a) {
+			switch r.kind {
+			case "loopback", "private", "private (unique local)", "shared (CGNAT)":
+				return r.prefix, true
+			}
+			return netip.Prefix{}, false
+		}
+	}
+	return netip.Prefix{}, false
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -115,11 +116,22 @@ func joinHeaders(h http.Header) map[string]string {
 
 // transportError maps a failure to send a hop or read its body to an error document whose
 // message is safe to show the guest and log: it never holds the URL (whose query may carry an
-// api_key), only the origin.
+// api_key), only the origin. A private_address refusal carries details naming the first refused
+// address and, for a loopback, private or shared one, the range that would allow it:
+// {"address": "127.0.0.1", "allow": "127.0.0.0/8"}.
 func (k *call) transportError(origin string, err error) *abi.Error {
 	var ae *addressError
 	if errors.As(err, &ae) {
-		return abi.Errorf(abi.CodePrivateAddress, "%s; plugins may reach it only if the server allows that range (--egress-allow)", ae)
+		e := abi.Errorf(abi.CodePrivateAddress, "%s; plugins may reach it only if the server allows that range (--egress-allow)", ae)
+		if len(ae.refused) > 0 {
+			a := ae.refused[0]
+			d := map[string]string{"address": a.String()}
+			if p, ok := allowFor(a); ok {
+				d["allow"] = p.String()
+			}
+			e.Details, _ = json.Marshal(d)
+		}
+		return e
 	}
 	if k.ctx.Err() != nil {
 		return k.deadlineError()
