@@ -83,11 +83,11 @@ func (c *cli) hint(err error) string {
 		return ""
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Sprintf("is the server running at %s? Start it with `make run` or `plugboard serve`, "+
-			"or point --url / PLUGBOARD_URL at it", c.serverURL())
+		return fmt.Sprintf("is the server running at %s%s? Start it with `make run` or `plugboard serve`, "+
+			"or point --url / PLUGBOARD_URL (or a context) at it", c.serverURL(), c.urlOrigin())
 	}
 	if _, ok := errors.AsType[*net.DNSError](err); ok {
-		return "check the host name in --url / PLUGBOARD_URL (now " + c.serverURL() + ")"
+		return "check the host name in --url / PLUGBOARD_URL or the context (now " + c.serverURL() + c.urlOrigin() + ")"
 	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return "the server did not answer in time; check that " + c.serverURL() + " is the Plugboard server"
@@ -108,10 +108,19 @@ func (c *cli) problemHint(p *client.Problem) string {
 	switch p.Code {
 	case client.CodeUnauthenticated:
 		tokenFile := strings.TrimSuffix(c.dataDir(), "/") + "/admin.token"
+		if ep := c.endpoint(); ep.token == "" && ep.withheld != "" {
+			return "no token was sent: " + ep.withheld + ", as a context's token goes only to its own URL. " +
+				"Drop --url / PLUGBOARD_URL to use the context, or pass the token with PLUGBOARD_TOKEN"
+		}
 		if c.authToken() == "" {
-			return fmt.Sprintf("no token was sent: set PLUGBOARD_TOKEN or pass --token. The admin token is "+
+			return fmt.Sprintf("no token was sent: set PLUGBOARD_TOKEN or pass --token (or store one with "+
+				"`plugboard context add NAME --url URL --token-stdin`). The admin token is "+
 				"printed by `plugboard serve` at first start and stored in %s: export PLUGBOARD_TOKEN=$(cat %s)",
 				tokenFile, tokenFile)
+		}
+		if ep := c.endpoint(); strings.HasPrefix(ep.tokenFrom, "context ") {
+			return fmt.Sprintf("the server rejected the token of %s: store a valid one with "+
+				"`plugboard context add %s --url %s --token-stdin --force`, or set PLUGBOARD_TOKEN", ep.tokenFrom, ep.context, ep.url)
 		}
 		return fmt.Sprintf("the server rejected the token: set PLUGBOARD_TOKEN (printed by `plugboard serve` "+
 			"at first start, stored in %s) or use a key that has not expired or been revoked", tokenFile)
@@ -175,6 +184,18 @@ func retryHint(p *client.Problem) string {
 		return fmt.Sprintf("retry after %s", p.RetryAfter)
 	}
 	return "retry later"
+}
+
+// urlOrigin says where the server URL came from when it was not a flag or variable the user
+// just typed: " (from context NAME)", " (the default)", or "".
+func (c *cli) urlOrigin() string {
+	switch from := c.endpoint().urlFrom; {
+	case strings.HasPrefix(from, "context "):
+		return " (from " + from + ")"
+	case from == "the default":
+		return " (the default)"
+	}
+	return ""
 }
 
 // dataDir is the server's data directory as `plugboard serve` would see it here.

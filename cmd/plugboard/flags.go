@@ -31,13 +31,21 @@ func (c *cli) newFlagSet(cmd *command) *flagSet {
 	}
 	// Func flags set the field only when given, so a value parsed at an outer level (plugboard
 	// --url X connector list) survives the inner flag set.
-	fs.Func("url", "`URL` of the Plugboard server (env PLUGBOARD_URL, default "+defaultURL+")",
-		func(s string) error { c.url = s; return nil })
-	fs.Func("token", "bearer `TOKEN` (env PLUGBOARD_TOKEN; prefer the variable: flags show in shell history and ps)",
-		func(s string) error { c.token = s; return nil })
+	fs.Func("url", "`URL` of the Plugboard server (env PLUGBOARD_URL, else the context's, else "+defaultURL+")",
+		func(s string) error { c.url, c.ep = s, nil; return nil })
+	fs.Func("token", "bearer `TOKEN` (env PLUGBOARD_TOKEN, else the context's; prefer those: flags show in shell history and ps)",
+		func(s string) error { c.token, c.ep = s, nil; return nil })
+	fs.Func("context", "use the context `NAME` (env PLUGBOARD_CONTEXT, else the current one; see plugboard context)",
+		func(s string) error {
+			if s == "" {
+				return errors.New("must not be empty")
+			}
+			c.contextName, c.ep = s, nil
+			return nil
+		})
 	fs.Func("correlation-id", "`ID` sent as X-Correlation-ID, to find the call in the server's logs",
 		func(s string) error { c.correlationID = s; return nil })
-	for _, name := range []string{"url", "token", "correlation-id"} {
+	for _, name := range []string{"url", "token", "context", "correlation-id"} {
 		fs.global[name] = true
 	}
 	return fs
@@ -187,9 +195,13 @@ func (c *cli) printHelp(w io.Writer, cmd *command) {
 
 	if cmd.parent == nil {
 		fmt.Fprint(w, "\nENVIRONMENT\n"+
-			"  PLUGBOARD_URL     server URL (default "+defaultURL+")\n"+
-			"  PLUGBOARD_TOKEN   bearer token: the admin token `plugboard serve` prints at first start\n"+
-			"                    and stores in <data dir>/admin.token, or a key's secret\n"+
+			"  PLUGBOARD_URL       server URL (default: the context's, else "+defaultURL+")\n"+
+			"  PLUGBOARD_TOKEN     bearer token: the admin token `plugboard serve` prints at first start\n"+
+			"                      and stores in <data dir>/admin.token, or a key's secret\n"+
+			"  PLUGBOARD_CONTEXT   the context to use instead of the current one (plugboard context)\n"+
+			"  PLUGBOARD_CONFIG    the config file holding the contexts (default\n"+
+			"                      $XDG_CONFIG_HOME/plugboard/config.json, else ~/.config/plugboard/config.json)\n"+
+			"  A flag wins over its variable, and both over the context.\n"+
 			"\nEXIT CODES\n"+
 			"  0 success, 1 error, 2 usage error\n")
 	}

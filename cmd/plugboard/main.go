@@ -4,7 +4,8 @@
 //
 // The client commands follow the habits of gh and kubectl: `plugboard <group> <verb> ARGS
 // [flags]`, flags anywhere after the command, `-o json` for scripts, `help` and `-h` everywhere,
-// secrets read from stdin. See README.md in this directory for every command.
+// secrets read from stdin, named contexts for servers (`plugboard context`). See README.md in
+// this directory for every command.
 //
 // Exit codes: 0 success, 1 error, 2 usage error, 3 the store is damaged (serve refused to start,
 // or store check found problems).
@@ -66,6 +67,10 @@ type cli struct {
 
 	// Global flags; empty means "from the environment".
 	url, token, correlationID string
+	// contextName is --context; empty means PLUGBOARD_CONTEXT, else the config file's current one.
+	contextName string
+	// ep caches endpoint(); setting a global flag clears it.
+	ep *endpoint
 }
 
 // command is one node of the command tree: a group with subcommands, or a leaf that runs.
@@ -141,6 +146,7 @@ func (c *cli) root() *command {
 			c.devCommand(),
 			c.mcpCommand(),
 			c.catalogCommand(),
+			c.contextCommand(),
 			c.versionCommand(),
 			c.helpCommand(),
 		},
@@ -173,7 +179,7 @@ func (c *cli) helpCommand() *command {
 				if next == nil {
 					return unknownCommand(cmd, name)
 				}
-				if next.ownFlags {
+				if next.ownFlags && next.name == "serve" {
 					return c.serve(ctx, append([]string{"-h"}, args[i+1:]...), c.stdout, c.stderr)
 				}
 				cmd = next
@@ -294,28 +300,21 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// serverURL is --url, else PLUGBOARD_URL, else the default.
-func (c *cli) serverURL() string {
-	if c.url != "" {
-		return c.url
-	}
-	if v := c.getenv("PLUGBOARD_URL"); v != "" {
-		return v
-	}
-	return defaultURL
-}
+// serverURL is --url, else PLUGBOARD_URL, else the context's URL, else the default.
+func (c *cli) serverURL() string { return c.endpoint().url }
 
-// authToken is --token, else PLUGBOARD_TOKEN.
-func (c *cli) authToken() string {
-	if c.token != "" {
-		return c.token
-	}
-	return c.getenv("PLUGBOARD_TOKEN")
-}
+// authToken is --token, else PLUGBOARD_TOKEN, else the context's token when the URL is the
+// context's own.
+func (c *cli) authToken() string { return c.endpoint().token }
 
-// api returns a client for the configured server.
+// api returns a client for the configured server. When the settings cannot be read (a broken
+// config file, an unknown --context) every call of the client fails with the reason.
 func (c *cli) api() *client.Client {
-	api := client.New(c.serverURL(), c.authToken(), c.httpClient)
+	ep := c.endpoint()
+	if ep.err != nil {
+		return client.Unusable(ep.err)
+	}
+	api := client.New(ep.url, ep.token, c.httpClient)
 	api.UserAgent = "plugboard-cli/" + buildVersion()
 	return api
 }

@@ -64,6 +64,27 @@ func New(baseURL, token string, httpClient *http.Client) *Client {
 	return c
 }
 
+// Unusable returns a client whose every call fails with err: for a caller that found the
+// settings unusable (an unreadable config file, an unknown context) before it had a URL.
+func Unusable(err error) *Client {
+	c := New("http://unusable.invalid", "", nil)
+	c.baseErr = err
+	return c
+}
+
+// CheckBaseURL reports whether New can use raw as a server URL: http or https with a host
+// and no query, fragment or user info, or "unix:/path/to.sock".
+func CheckBaseURL(raw string) error {
+	if sock, ok := strings.CutPrefix(raw, "unix:"); ok {
+		if sock == "" {
+			return fmt.Errorf("invalid server URL %q: unix: needs the socket's path, as in unix:/run/plugboard.sock", raw)
+		}
+		return nil
+	}
+	_, err := parseBase(raw)
+	return err
+}
+
 func parseBase(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
