@@ -4,8 +4,8 @@
 //
 // The client commands follow the habits of gh and kubectl: `plugboard <group> <verb> ARGS
 // [flags]`, flags anywhere after the command, `-o json` for scripts, `help` and `-h` everywhere,
-// secrets read from stdin, named contexts for servers (`plugboard context`). See README.md in
-// this directory for every command.
+// secrets read from stdin, named contexts for servers (`plugboard context`), shell completion
+// (`plugboard completion bash|zsh|fish`). See README.md in this directory for every command.
 //
 // Exit codes: 0 success, 1 error, 2 usage error, 3 the store is damaged (serve refused to start,
 // or store check found problems).
@@ -148,7 +148,9 @@ func (c *cli) root() *command {
 			c.catalogCommand(),
 			c.contextCommand(),
 			c.versionCommand(),
+			c.completionCommand(),
 			c.helpCommand(),
+			c.completeCommand(),
 		},
 	})
 }
