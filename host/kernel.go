@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -24,19 +25,41 @@ import (
 // them. Here the kernel is plain Go (see RATIONALE.md): a block is a Go byte slice, a load is
 // a bounds check and a copy.
 //
-// Offsets. A block's offset is a handle, not an address in a linear memory: offsets grow
-// within one call and are never reused until the next call begins, so a late second free of a
-// block (go-pdk's defer mem.Free() after the host freed a request block) cannot free another
-// block. A byte at offset+i of a block is addressed as offset+i, as the PDKs expect. Offsets
-// start at kernelBase and are 8-aligned, with a gap after each block so that the offset just
-// past a block is never the start of the next.
+// Offsets. A block's offset is a handle, not an address in a linear memory: offsets only grow
+// for the life of an instance, so an offset is never reused, neither within a call nor by a
+// later call. A late second free of a block (go-pdk's defer mem.Free() after the host freed a
+// request block), a free of a block of an earlier call, or a free of an offset that was never a
+// block cannot free another block. A byte at offset+i of a block is addressed as offset+i, as
+// the PDKs expect. Offsets start at kernelBase and are 8-aligned, with a gap after each block
+// so that the offset just past a block is never the start of the next.
 //
-// Limits. The bytes of the live blocks of an instance are capped by the module's memory limit
-// (the kernel memory of Extism has the same limit as the plugin's); alloc over the cap answers
-// 0, as Extism's does. Freed buffers are kept for reuse up to kernelSpareBytes.
+// Freeing. free of anything but the start of a live block does nothing. The blocks the host
+// reads when the call ends stay until then: free of the input block, or of the block named by
+// output_set or error_set, does nothing (go-pdk's Output leaves a "defer mem.Free()" to come).
+// Every block of a call is released when the next call begins, so a guest that never frees
+// holds at most one call's blocks.
+//
+// Limits. The bytes of the live blocks of an instance, plus blockOverhead for each, are capped
+// by the module's memory limit (the kernel memory of Extism has the same limit as the
+// plugin's); alloc over the cap answers 0, as Extism's does. Freed blocks are forgotten, so a
+// guest that allocates and frees in a loop holds no more host memory than its live blocks.
+// Freed buffers are kept for reuse up to kernelSpareBytes.
 
-// kernelBase is the first block offset of a call; nothing is ever at offset 0.
+// kernelBase is the first block offset of an instance; nothing is ever at offset 0.
 const kernelBase = 1 << 16
+
+// maxKernelOffset is where a call's first offset goes back to kernelBase: offsets stay below
+// 2^53, exact in a float64 (a JavaScript PDK's number), and an instance would have to
+// allocate 4 PiB before an offset comes round again.
+const maxKernelOffset = 1 << 52
+
+// blockOverhead is what the host holds for each block beyond its bytes (its entry in
+// kernel.blocks), counted against the limit so that a million 1-byte blocks cost what they
+// cost.
+const blockOverhead = int64(unsafe.Sizeof(block{}))
+
+// maxKeptBlockEntries caps the block entries an instance keeps allocated between calls.
+const maxKeptBlockEntries = 1024
 
 // kernelSpareBytes caps the freed block buffers an instance keeps for reuse between calls.
 const kernelSpareBytes = 1 << 20
@@ -47,11 +70,12 @@ const maxVarBytes = 1 << 20
 // kernel is the Extism kernel memory and call state of one instance. An instance serves one
 // call at a time, so a kernel is never used by two goroutines at once and needs no lock.
 type kernel struct {
-	limit int64 // cap of live block bytes
+	limit int64 // cap of live, the bytes of live blocks with their overhead
 
-	blocks []block // the blocks of the current call, by ascending offset; freed ones included
-	next   uint64  // offset of the next block
-	live   int64   // bytes of live blocks
+	blocks []block // the blocks of the current call, by ascending offset; some freed ones included
+	freed  int     // how many entries of blocks are freed
+	next   uint64  // offset of the next block; it only grows (see maxKernelOffset)
+	live   int64   // bytes of live blocks, blockOverhead each included
 	last   int     // index of the block the last lookup found
 
 	spare      [][]byte // buffers of freed blocks, for reuse
@@ -79,13 +103,20 @@ func newKernel(limitBytes int64) *kernel {
 	return &kernel{limit: limitBytes, next: kernelBase}
 }
 
-// begin resets the kernel for a new call whose input is in (copied into an input block).
+// begin resets the kernel for a new call whose input is in (copied into an input block): the
+// blocks of the previous call are released, but its offsets are not reused.
 func (k *kernel) begin(in []byte) error {
 	for i := range k.blocks {
 		k.release(&k.blocks[i])
 	}
+	if cap(k.blocks) > maxKeptBlockEntries {
+		k.blocks = nil
+	}
 	k.blocks = k.blocks[:0]
-	k.next, k.live, k.last = kernelBase, 0, 0
+	k.freed, k.live, k.last = 0, 0, 0
+	if k.next > maxKernelOffset {
+		k.next = kernelBase
+	}
 	k.input, k.inputLen, k.output, k.outputLen, k.errOff = 0, 0, 0, 0, 0
 	if len(in) == 0 {
 		return nil
@@ -102,7 +133,7 @@ func (k *kernel) begin(in []byte) error {
 // alloc returns the offset of a new zeroed block of n bytes, or 0 when n is 0 or the limit is
 // reached.
 func (k *kernel) alloc(n uint64) uint64 {
-	if n == 0 || int64(n) > k.limit-k.live {
+	if n == 0 || n > uint64(k.limit) || int64(n)+blockOverhead > k.limit-k.live {
 		return 0
 	}
 	var buf []byte
@@ -121,7 +152,7 @@ func (k *kernel) alloc(n uint64) uint64 {
 	off := k.next
 	k.next = (off + n + 8 + 7) &^ 7 // one unused word after each block
 	k.blocks = append(k.blocks, block{off: off, buf: buf})
-	k.live += int64(n)
+	k.live += int64(n) + blockOverhead
 	k.peak = max(k.peak, k.held())
 	return off
 }
@@ -134,12 +165,24 @@ func (k *kernel) release(b *block) {
 	if b.buf == nil {
 		return
 	}
-	k.live -= int64(len(b.buf))
+	k.live -= int64(len(b.buf)) + blockOverhead
 	if c := cap(b.buf); k.spareBytes+c <= kernelSpareBytes {
 		k.spare = append(k.spare, b.buf[:0])
 		k.spareBytes += c
 	}
 	b.buf = nil
+	k.freed++
+}
+
+// forget drops the entries of freed blocks once they are half of them, so that an alloc and
+// free loop does not grow blocks. No lookup needs them: an offset in no entry's range names no
+// block, which is what a freed block's offset must name.
+func (k *kernel) forget() {
+	if k.freed < 64 || 2*k.freed < len(k.blocks) {
+		return
+	}
+	k.blocks = slices.DeleteFunc(k.blocks, func(b block) bool { return b.buf == nil })
+	k.freed, k.last = 0, 0
 }
 
 // find returns the index of the live block that holds offset, or -1.
@@ -181,12 +224,23 @@ func (k *kernel) block(off uint64) []byte {
 	return k.blocks[i].buf
 }
 
-// free frees the block starting at off. Freeing 0, an unknown offset or a freed block does
-// nothing.
+// free frees the block starting at off. Freeing 0, an offset inside a block or in none, a freed
+// block, or a block the host reads when the call ends (the input, output_set's, error_set's)
+// does nothing.
 func (k *kernel) free(off uint64) {
-	if i := k.find(off); i >= 0 && k.blocks[i].off == off {
-		k.release(&k.blocks[i])
+	i := k.find(off)
+	if i < 0 || k.blocks[i].off != off || k.kept(k.blocks[i]) {
+		return
 	}
+	k.release(&k.blocks[i])
+	k.forget()
+}
+
+// kept reports whether b is one of the blocks the host reads when the call ends: the input,
+// the block holding the output document, the error message.
+func (k *kernel) kept(b block) bool {
+	end := b.off + uint64(len(b.buf))
+	return b.off == k.input || b.off == k.errOff || k.outputLen > 0 && k.output >= b.off && k.output < end
 }
 
 // length returns the length of the live block starting at off, 0 for any other offset.
@@ -301,6 +355,7 @@ var kernelFunctions = []struct {
 				k.release(&k.blocks[i])
 			}
 		}
+		k.forget()
 		k.output, k.outputLen, k.errOff = 0, 0, 0
 	}},
 	{"memory_bytes", nil, []api.ValueType{i64}, func(_ context.Context, k *kernel, s []uint64) { s[0] = uint64(k.limit) }},

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // kcall runs one kernel function the way a guest import would, on a fresh value stack, and
@@ -251,5 +252,119 @@ func TestKernelKeepsFewSpareBuffers(t *testing.T) {
 	}
 	if k.alloc(100) == 0 || k.spareBytes >= before {
 		t.Errorf("a small block did not reuse a spare buffer (spare bytes %d, then %d)", before, k.spareBytes)
+	}
+}
+
+// TestKernelOffsetsAreNeverReusedAcrossCalls: a block's offset names nothing in the calls after
+// its own, even once as many bytes were allocated again, so a handle a guest kept (in a global,
+// or from its initialisation) cannot free or read a block of a later call. Offsets go back to
+// kernelBase only at a call's start past maxKernelOffset.
+func TestKernelOffsetsAreNeverReusedAcrossCalls(t *testing.T) {
+	k := newKernel(1 << 20)
+	k.begin([]byte(`{"call":1}`))
+	in1 := k.input
+	kept := store(t, k, []byte("kept by call 1"))
+	k.begin([]byte(`{"call":2}`))
+	if k.input == in1 || k.input <= kept {
+		t.Errorf("call 2's input at %d; call 1's input was at %d, its last block at %d", k.input, in1, kept)
+	}
+	fresh := store(t, k, []byte("call 2's block"))
+	kcall(t, k, "free", kept)
+	kcall(t, k, "free", in1)
+	if got := string(load(t, k, fresh)); got != "call 2's block" {
+		t.Errorf("call 2's block after freeing call 1's offsets = %q", got)
+	}
+	if n, _ := kcall(t, k, "input_length"); !bytes.Equal(k.block(k.input), []byte(`{"call":2}`)) || n[0] != 10 {
+		t.Errorf("call 2's input after freeing call 1's offsets = %q", k.block(k.input))
+	}
+	if _, trap := kcall(t, k, "load_u8", kept); trap == "" {
+		t.Error("call 1's block is readable in call 2")
+	}
+
+	k.next = maxKernelOffset + 8
+	k.begin([]byte("{}"))
+	if k.input != kernelBase {
+		t.Errorf("a call starting past maxKernelOffset put its input at %d, want kernelBase", k.input)
+	}
+}
+
+// TestKernelFreeSparesTheBlocksTheHostReads: the input block and the blocks named by
+// output_set and error_set stay until the call ends, whoever frees them; a block output_set no
+// longer names can be freed.
+func TestKernelFreeSparesTheBlocksTheHostReads(t *testing.T) {
+	k := newKernel(1 << 20)
+	k.begin([]byte(`{"in":true}`))
+	first := store(t, k, []byte(`{"output":1}`))
+	kcall(t, k, "output_set", first+2, 8) // a range inside the block names it too
+	errBlock := store(t, k, []byte("error message"))
+	kcall(t, k, "error_set", errBlock)
+	for _, off := range []uint64{k.input, first, errBlock} {
+		kcall(t, k, "free", off)
+		kcall(t, k, "free", off)
+	}
+	if string(k.block(k.input)) != `{"in":true}` || string(k.block(first)) != `{"output":1}` || string(k.block(errBlock)) != "error message" {
+		t.Fatalf("after free: input %q, output %q, error %q", k.block(k.input), k.block(first), k.block(errBlock))
+	}
+	second := store(t, k, []byte(`{"output":2}`))
+	kcall(t, k, "output_set", second, 12)
+	kcall(t, k, "free", first)
+	if k.block(first) != nil {
+		t.Error("a block output_set no longer names was not freed")
+	}
+	kcall(t, k, "free", second)
+	if out, ok := k.bytes(k.output, k.outputLen); !ok || string(out) != `{"output":2}` {
+		t.Errorf("output after its block was freed = %q, %v", out, ok)
+	}
+}
+
+// TestKernelCountsBlockOverhead: each block costs its bytes and blockOverhead against the limit,
+// so tiny blocks cannot make the host hold many times the limit; an alloc of more than the
+// limit (2^63 or 2^64-1 bytes included) answers 0.
+func TestKernelCountsBlockOverhead(t *testing.T) {
+	const limit = 64 << 10
+	k := newKernel(limit)
+	k.begin(nil)
+	n := 0
+	for k.alloc(1) != 0 {
+		n++
+	}
+	if per := 1 + int(unsafe.Sizeof(block{})); n > limit/per || n < limit/(2*per) {
+		t.Errorf("%d one-byte blocks under a %d-byte limit; each holds %d bytes of the host", n, limit, per)
+	}
+	k.begin(nil)
+	for _, size := range []uint64{limit + 1, 1 << 63, ^uint64(0)} {
+		if s, trap := kcall(t, k, "alloc", size); s[0] != 0 || trap != "" {
+			t.Errorf("alloc(%d) = %d, trap %q; want 0", size, s[0], trap)
+		}
+	}
+}
+
+// TestKernelForgetsFreedBlocks: a guest that allocates and frees in a loop leaves a few block
+// entries, and the offsets it freed still name nothing.
+func TestKernelForgetsFreedBlocks(t *testing.T) {
+	k := newKernel(1 << 20)
+	k.begin([]byte("{}"))
+	anchor := store(t, k, []byte("anchor"))
+	var freed []uint64
+	for range 10000 {
+		s, _ := kcall(t, k, "alloc", 16)
+		kcall(t, k, "free", s[0])
+		freed = append(freed, s[0])
+	}
+	if len(k.blocks) > 128 {
+		t.Errorf("%d block entries after 10000 blocks freed", len(k.blocks))
+	}
+	late := store(t, k, []byte("late"))
+	for _, off := range freed {
+		kcall(t, k, "free", off)
+		if k.length(off) != 0 {
+			t.Fatalf("freed offset %d has a length", off)
+		}
+	}
+	if _, trap := kcall(t, k, "load_u8", freed[5000]); trap == "" {
+		t.Error("a forgotten block is readable")
+	}
+	if string(load(t, k, anchor)) != "anchor" || string(load(t, k, late)) != "late" {
+		t.Errorf("anchor %q, late %q", load(t, k, anchor), load(t, k, late))
 	}
 }
