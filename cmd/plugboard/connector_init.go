@@ -21,6 +21,7 @@ var langHelp = map[string]string{
 func (c *cli) connectorInit() *command {
 	var lang, dir string
 	var force bool
+	var output outputFormat
 	var langs strings.Builder
 	for _, l := range scaffold.Languages {
 		fmt.Fprintf(&langs, "\n  %-16s%s", l, langHelp[l])
@@ -48,6 +49,7 @@ func (c *cli) connectorInit() *command {
 			fs.StringVar(&lang, "lang", "", "the connector's `LANGUAGE`: "+strings.Join(scaffold.Languages, ", ")+" (required)")
 			fs.StringVar(&dir, "dir", "", "write into `DIR` instead of ./NAME")
 			fs.BoolVar(&force, "force", false, "write into a folder that is not empty, replacing the scaffold's files")
+			outputFlag(fs, &output)
 		},
 		run: func(ctx context.Context, args []string) error {
 			name := args[0]
@@ -69,6 +71,9 @@ func (c *cli) connectorInit() *command {
 			}
 			if err != nil {
 				return err
+			}
+			if output == outputJSON {
+				return printJSONValue(c.stdout, map[string]any{"name": name, "lang": lang, "dir": filepath.Clean(dir), "files": files})
 			}
 			fmt.Fprintf(c.stdout, "Wrote %s: a %s connector, %d files.\n\nNext:\n", filepath.Clean(dir), lang, len(files))
 			fmt.Fprintf(c.stdout, "  cd %s\n", dir)
