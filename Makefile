@@ -55,8 +55,11 @@ $(AS_TEST_DEPS): plugins/testdata/%/node_modules/.package-lock.json: plugins/tes
 	cd plugins/testdata/$* && npm ci --no-audit --no-fund
 
 # Only the bundled connectors: the test plugins (one needs npm) play no part in a running server.
-run: bin/plugboard plugins ## start the server on ./var with the bundled connectors
-	./bin/plugboard serve --data ./var --connectors-dir bin/plugins --print-token
+# EGRESS_ALLOW=127.0.0.0/8 (comma-separated CIDRs) is passed as --egress-allow, so connectors
+# may call a fake or a service on this machine: `make run EGRESS_ALLOW=127.0.0.0/8`.
+EGRESS_ALLOW ?=
+run: bin/plugboard plugins ## start the server on ./var with the bundled connectors (EGRESS_ALLOW=CIDR,... for local upstreams)
+	./bin/plugboard serve --data ./var --connectors-dir bin/plugins --print-token $(if $(EGRESS_ALLOW),--egress-allow $(EGRESS_ALLOW))
 
 test: build $(OAUTH_TEST_DEPS) ## every test, with the plugins and the npm test packages first
 	$(GO) test -count=1 ./... $(TESTDATA_PKGS)

@@ -43,7 +43,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	publicURL := fs.String("public-url", "", "externally reachable base URL for OAuth redirects and webhook URLs (default: the listen address)")
 	connectorsDir := fs.String("connectors-dir", "", "upload and activate every .wasm in this directory at start")
 	watch := fs.Bool("watch", false, "with --connectors-dir: upload and activate each .wasm there again whenever it changes (dev builds; capability changes approved)")
-	egressAllow := fs.String("egress-allow", "", "comma-separated CIDRs of private networks plugins may reach (default none)")
+	egressAllow := fs.String("egress-allow", "", "comma-separated CIDRs of private networks plugins may reach (default none), e.g. 127.0.0.0/8 for a fake API on this machine")
+	dev := fs.Bool("dev", false, "local development: plugins may also reach loopback and private networks ("+strings.Join(devEgressAllow, ", ")+"), so a connector can call a fake or a service on this machine or LAN; link-local (cloud metadata) stays refused, and nothing else changes. Never on a server others use")
 	egressConnectTo := fs.String("egress-connect-to", "", "comma-separated HOST:PORT=HOST2:PORT2: plugins' connections to HOST:PORT go to HOST2:PORT2 instead, keeping the URL, Host header and TLS name (as curl --connect-to; for staging servers and offline tests; HOST2 is checked like any address)")
 	egressCA := fs.String("egress-ca", "", "PEM file of extra CA certificates plugins' HTTPS upstreams may present (added to the system roots)")
 	masterKey := fs.String("master-key-file", "", "credential encryption key file (default <data>/master.key, generated if absent)")
@@ -62,7 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	skipCheck := fs.Bool("skip-store-check", false, "skip the consistency check of <data>/plugboard.db at start (it reads every page; for very large stores). A damaged store is then found only when a request reads the damaged page")
 	auditMax := fs.Int("audit-max-entries", 1_000_000, "most audit log entries kept (the oldest go first); a negative value means no cap")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: plugboard serve [flags]\n\nRun the Plugboard server. Every flag may also be set as PLUGBOARD_<FLAG> (e.g. PLUGBOARD_LISTEN).\nThe admin token comes from PLUGBOARD_ADMIN_TOKEN, or is generated at first start and stored in <data>/admin.token.\n\nExample:\n  plugboard serve --data ./var --connectors-dir bin/plugins\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: plugboard serve [flags]\n\nRun the Plugboard server. Every flag may also be set as PLUGBOARD_<FLAG> (e.g. PLUGBOARD_LISTEN).\nThe admin token comes from PLUGBOARD_ADMIN_TOKEN, or is generated at first start and stored in <data>/admin.token.\n\nExamples:\n  plugboard serve --data ./var --connectors-dir bin/plugins\n  plugboard serve --dev --connectors-dir bin/plugins   # connectors may call fakes on 127.0.0.1 and the LAN\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
@@ -120,16 +121,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logger.Info("tracing on: exporting spans with OTLP/HTTP")
 	}
 
-	var allow []netip.Prefix
-	for _, c := range strings.Split(*egressAllow, ",") {
-		if c = strings.TrimSpace(c); c == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			return fmt.Errorf("--egress-allow: %q is not a CIDR like 10.0.0.0/8: %w", c, err)
-		}
-		allow = append(allow, p.Masked())
+	allow, err := egressAllowList(*egressAllow, *dev)
+	if err != nil {
+		return err
 	}
 
 	hostCfg := host.Config{MaxOutputBytes: *maxOutput}
@@ -221,6 +215,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if adminLn != nil {
 		fmt.Fprintf(stdout, "Management API on %s (not on %s)\n", adminURL, baseURL)
 	}
+	if *dev {
+		fmt.Fprintf(stdout, "Dev mode (--dev): connectors may reach loopback and private networks (%s); do not use it on a server others use\n",
+			strings.Join(devEgressAllow, ", "))
+	}
 	switch {
 	case generated:
 		fmt.Fprintf(stdout, "Admin token (generated now, stored in %s/admin.token): %s\n", *data, token)
@@ -242,6 +240,33 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	return srv.Serve(ctx, server.ServeConfig{Public: ln, Admin: adminLn, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)})
+}
+
+// devEgressAllow are the ranges --dev lets plugins reach: loopback and the private networks
+// (RFC 1918 and IPv6 unique local), where a developer's fakes and local services live. Link-local
+// (169.254.0.0/16, fe80::/10: cloud metadata) is not among them.
+var devEgressAllow = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
+
+// egressAllowList parses --egress-allow (comma-separated CIDRs) and adds [devEgressAllow] for
+// --dev.
+func egressAllowList(list string, dev bool) ([]netip.Prefix, error) {
+	var allow []netip.Prefix
+	for _, c := range strings.Split(list, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("--egress-allow: %q is not a CIDR like 10.0.0.0/8: %w", c, err)
+		}
+		allow = append(allow, p.Masked())
+	}
+	if dev {
+		for _, c := range devEgressAllow {
+			allow = append(allow, netip.MustParsePrefix(c))
+		}
+	}
+	return allow, nil
 }
 
 // inProcess is an http.RoundTripper that serves requests with a handler in this process.
