@@ -188,7 +188,9 @@ func TestContextPrecedence(t *testing.T) {
 	}
 
 	t.Run("no config file: the default URL", func(t *testing.T) {
-		c := &cli{getenv: func(k string) string { return map[string]string{"PLUGBOARD_CONFIG": filepath.Join(t.TempDir(), "none.json")}[k] }}
+		c := &cli{getenv: func(k string) string {
+			return map[string]string{"PLUGBOARD_CONFIG": filepath.Join(t.TempDir(), "none.json")}[k]
+		}}
 		if ep := c.endpoint(); ep.url != defaultURL || ep.token != "" || ep.err != nil {
 			t.Errorf("endpoint = %+v", ep)
 		}
