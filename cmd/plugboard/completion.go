@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/plugboard/plugboard/cmd/plugboard/internal/scaffold"
 )
 
 // Shell completion works as gh's and kubectl's does: the script a shell loads is a thin shim
@@ -205,6 +207,10 @@ func (c *cli) completeFlagValue(ctx context.Context, cmd *command, fs *flagSet, 
 		items = c.dynamic(ctx, "connections", nil)
 	case name == "context":
 		items = c.contextCandidates()
+	case name == "lang":
+		for _, l := range scaffold.Languages {
+			items = append(items, candidate{l, langHelp[l]})
+		}
 	case (name == "version" || name == "canary") && len(pos) > 0:
 		items = c.dynamic(ctx, "versions", pos[:1])
 	case dirFlags[name] || placeholder == "DIR":

@@ -102,6 +102,7 @@ func TestComplete(t *testing.T) {
 		{"--url on the line picks the server", []string{"--url", other.URL, "connector", "get", ""}, []string{"jira"}, ""},
 		{"contexts from the config file", []string{"connector", "list", "--context", ""}, []string{"local", "prod"}, ""},
 		{"context use", []string{"context", "use", "p"}, []string{"prod"}, ""},
+		{"connector init --lang", []string{"connector", "init", "x", "--lang", ""}, []string{"go", "assemblyscript", "c", "rust"}, ""},
 		{"no more arguments", []string{"connector", "get", "github", ""}, nil, ""},
 		{"a plugin file", []string{"connector", "push", ""}, nil, "files .wasm"},
 		{"a directory", []string{"store", "check", "--data", ""}, nil, "dirs"},

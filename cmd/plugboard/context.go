@@ -472,7 +472,12 @@ func (c *cli) contextList() *command {
 				if n == current {
 					mark = "*"
 				}
-				t.row(mark, n, e.URL, map[bool]string{true: "stored", false: "none"}[e.Token != ""])
+				token := "none"
+				if e.Token != "" {
+					token = "stored"
+				}
+				// Written past row, which would show the blank mark as <none>.
+				fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\n", mark, cleanCell(n), cleanCell(e.URL), token)
 			}
 			return t.flush()
 		},

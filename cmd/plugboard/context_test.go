@@ -52,7 +52,8 @@ func TestContextCommands(t *testing.T) {
 	r := plugboard(t, e, "", "context", "list").ok(t)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], "*") || !strings.Contains(lines[1], "local") ||
-		!strings.Contains(lines[1], "stored") || strings.HasPrefix(lines[2], "*") || !strings.Contains(lines[2], "none") {
+		!strings.Contains(lines[1], "stored") || !strings.HasPrefix(lines[2], "   ") || !strings.Contains(lines[2], "prod") ||
+		!strings.HasSuffix(lines[2], "none") {
 		t.Errorf("context list:\n%s", r.stdout)
 	}
 	plugboard(t, e, "", "context", "current").want(t, exitOK, []string{"local\n"}, nil)
@@ -188,9 +189,8 @@ func TestContextPrecedence(t *testing.T) {
 	}
 
 	t.Run("no config file: the default URL", func(t *testing.T) {
-		c := &cli{getenv: func(k string) string {
-			return map[string]string{"PLUGBOARD_CONFIG": filepath.Join(t.TempDir(), "none.json")}[k]
-		}}
+		e := map[string]string{"PLUGBOARD_CONFIG": filepath.Join(t.TempDir(), "none.json")}
+		c := &cli{getenv: func(k string) string { return e[k] }}
 		if ep := c.endpoint(); ep.url != defaultURL || ep.token != "" || ep.err != nil {
 			t.Errorf("endpoint = %+v", ep)
 		}
