@@ -106,10 +106,18 @@ func (c *cli) complete(ctx context.Context, words []string) completions {
 				return completions{}
 			}
 			cmd = next
-			if cmd.ownFlags {
+			switch {
+			case cmd.name == "serve" && cmd.ownFlags:
+				sfs := serveFlags()
+				if sfs == nil {
+					return completions{}
+				}
+				fs = &flagSet{FlagSet: sfs, short: map[string]string{}, global: map[string]bool{}}
+			case cmd.ownFlags:
 				return completions{} // a command that reads its own flags: nothing known to offer
+			default:
+				fs = c.newFlagSet(cmd)
 			}
-			fs = c.newFlagSet(cmd)
 		default:
 			pos = append(pos, w)
 		}

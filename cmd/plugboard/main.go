@@ -156,15 +156,29 @@ func (c *cli) root() *command {
 }
 
 func (c *cli) serveCommand() *command {
-	return &command{
+	cmd := &command{
 		name:     "serve",
 		args:     "[flags]",
 		short:    "Run the Plugboard server",
-		ownFlags: true,
-		run: func(ctx context.Context, args []string) error {
-			return c.serve(ctx, args, c.stdout, c.stderr)
-		},
+		example:  serveExamples,
+		ownFlags: true, // its flags are also PLUGBOARD_<FLAG> variables; its help is serve_help.go's
 	}
+	cmd.run = func(ctx context.Context, args []string) error {
+		err := c.serve(ctx, args, c.stdout, c.stderr)
+		if ue, ok := errors.AsType[*usageError](err); ok && ue.cmd == nil {
+			ue.cmd = cmd
+		}
+		return err
+	}
+	return cmd
+}
+
+// serveFlags returns the flag set of `plugboard serve`, for completion: runServe with -h
+// defines its flags and returns before it starts anything.
+func serveFlags() *flag.FlagSet {
+	fc := &flagCollector{Writer: io.Discard}
+	_ = runServe(context.Background(), []string{"-h"}, fc, io.Discard)
+	return fc.fs
 }
 
 func (c *cli) helpCommand() *command {

@@ -31,7 +31,7 @@ import (
 // (upper case, dashes as underscores); a flag on the command line wins.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors and help are printed below, in the style of the other commands
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	data := fs.String("data", "./var", "data directory (bbolt store, compilation cache, keys); with --store nats://... only the compilation cache and keys")
 	storeURL := fs.String("store", "", "where the state is kept: empty for bbolt in --data, or nats://HOST:PORT[,nats://HOST:PORT...] for NATS JetStream shared by several nodes (API.md \"Cluster\")")
@@ -62,18 +62,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	auditRetention := fs.Duration("audit-retention", 90*24*time.Hour, "how long audit log entries are kept (pruned in the background); a negative value keeps them forever")
 	skipCheck := fs.Bool("skip-store-check", false, "skip the consistency check of <data>/plugboard.db at start (it reads every page; for very large stores). A damaged store is then found only when a request reads the damaged page")
 	auditMax := fs.Int("audit-max-entries", 1_000_000, "most audit log entries kept (the oldest go first); a negative value means no cap")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: plugboard serve [flags]\n\nRun the Plugboard server. Every flag may also be set as PLUGBOARD_<FLAG> (e.g. PLUGBOARD_LISTEN).\nThe admin token comes from PLUGBOARD_ADMIN_TOKEN, or is generated at first start and stored in <data>/admin.token.\n\nExamples:\n  plugboard serve --data ./var --connectors-dir bin/plugins\n  plugboard serve --dev --connectors-dir bin/plugins   # connectors may call fakes on 127.0.0.1 and the LAN\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printServeHelp(stdout, fs) // serve_help.go
 		return err
+	} else if err != nil {
+		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+		return usagef("serve takes no arguments, got %q", fs.Args())
 	}
 	if *maxOutput <= 0 {
 		return fmt.Errorf("--max-output-bytes must be a positive number of bytes, got %d", *maxOutput)
