@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -88,25 +87,7 @@ func TestConnectorInitScaffoldsBuildUploadAndRun(t *testing.T) {
 	}
 	_, bin := plugboardBinary(t)
 	tmp := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data", filepath.Join(tmp, "var"))
-	cmd.Env = append(os.Environ(), "PLUGBOARD_ADMIN_TOKEN=pba_init")
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	stdout, _ := cmd.StdoutPipe()
-	var serverLog lockedBuffer
-	cmd.Stderr = &serverLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", serverLog.String())
-		}
-	}()
-	server := env{"PLUGBOARD_URL": waitForURL(t, stdout), "PLUGBOARD_TOKEN": "pba_init"}
+	server := env{"PLUGBOARD_URL": startServe(t, bin, filepath.Join(tmp, "var"), "pba_init").url, "PLUGBOARD_TOKEN": "pba_init"}
 
 	// broken turns ping's true into false in each language's connector source.
 	broken := map[string][2]string{

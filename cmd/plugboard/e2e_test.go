@@ -45,26 +45,8 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data", filepath.Join(tmp, "var"),
-		"--connectors-dir", connectors, "--egress-allow", "127.0.0.0/8")
-	cmd.Env = append(os.Environ(), "PLUGBOARD_ADMIN_TOKEN=pba_e2e")
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", stderr.String())
-		}
-	}()
-	url := waitForURL(t, stdout)
+	srv := startServe(t, bin, filepath.Join(tmp, "var"), "pba_e2e", "--connectors-dir", connectors)
+	url := srv.url
 
 	env := map[string]string{"PLUGBOARD_URL": url, "PLUGBOARD_TOKEN": "pba_e2e"}
 	cli := func(stdin string, args ...string) string {
@@ -99,9 +81,8 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	mu.Unlock()
 	// Stop the server (SIGINT, graceful) before reading its whole log.
-	cancel()
-	cmd.Wait()
-	if strings.Contains(stderr.String(), secret) {
+	srv.stop()
+	if strings.Contains(srv.stderr.String(), secret) {
 		t.Error("the server log holds the secret")
 	}
 }
@@ -197,7 +178,10 @@ func waitForURL(t *testing.T, stdout interface{ Read([]byte) (int, error) }) str
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			lines <- sc.Text()
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads after the URL: drop, but keep draining so serve never blocks
+			}
 		}
 		close(lines)
 	}()

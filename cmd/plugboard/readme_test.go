@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -200,29 +199,14 @@ func TestREADME(t *testing.T) {
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(caFile, ca.pem, 0o644)
 
+	// As `make run` starts it, with the fake internet below it (startServe adds --egress-allow
+	// 127.0.0.0/8, which the fakes on loopback need).
+	srv := startServe(t, bin, filepath.Join(work, "var"), "", "--connectors-dir", filepath.Join(work, "bin", "plugins"),
+		"--print-token", "--egress-ca", caFile,
+		"--egress-connect-to", "api.github.com:443="+github+",httpbin.org:443="+httpbin+",app.example:443="+app)
+	base := srv.url
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	serve := exec.CommandContext(ctx, bin, "serve", "--data", "./var", "--connectors-dir", "bin/plugins", "--print-token",
-		"--listen", "127.0.0.1:0", "--egress-allow", "127.0.0.0/8", "--egress-ca", caFile,
-		"--egress-connect-to", "api.github.com:443="+github+",httpbin.org:443="+httpbin+",app.example:443="+app)
-	serve.Dir = work
-	serve.Cancel = func() error { return serve.Process.Signal(os.Interrupt) }
-	stdout, _ := serve.StdoutPipe()
-	var serverLog lockedBuffer
-	serve.Stderr = &serverLog
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		serve.Wait()
-	}()
-	base := waitForURL(t, stdout)
-	go func() { // keep draining the server's stdout
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-		}
-	}()
 	addr := strings.TrimPrefix(base, "http://")
 
 	script = strings.ReplaceAll(script, "127.0.0.1:8080", addr)
@@ -267,7 +251,7 @@ func TestREADME(t *testing.T) {
 	}
 	outText, _ := os.ReadFile(outFile.Name())
 	if err != nil {
-		t.Errorf("the README's snippets failed (%v); the last ### line names the block:\n%s\nserver log (tail):\n%s", err, tail(string(outText), 60), tail(serverLog.String(), 40))
+		t.Errorf("the README's snippets failed (%v); the last ### line names the block:\n%s\nserver log (tail):\n%s", err, tail(string(outText), 60), tail(srv.stderr.String(), 40))
 	} else {
 		t.Logf("README ran:\n%s", tail(string(outText), 30))
 	}

@@ -189,7 +189,8 @@ type serveProc struct {
 	stop   func()
 }
 
-// startServe runs `plugboard serve` on data with extra flags and waits until it serves.
+// startServe runs `plugboard serve` on data with extra flags and waits until it serves; token
+// is its PLUGBOARD_ADMIN_TOKEN, or "" to let it generate one in data/admin.token.
 func startServe(t *testing.T, bin, data, token string, extra ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--egress-allow", "127.0.0.0/8"}, extra...)...)
@@ -198,7 +199,9 @@ func startServe(t *testing.T, bin, data, token string, extra ...string) *servePr
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "PLUGBOARD_ADMIN_TOKEN="+token)
+	if token != "" {
+		cmd.Env = append(cmd.Env, "PLUGBOARD_ADMIN_TOKEN="+token)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
