@@ -116,6 +116,12 @@ func TestConnectorReadCommands(t *testing.T) {
 			`error: connector_not_found: no connector "nope" (HTTP 404)`, "hint: list the connectors with `plugboard connector list`",
 		})
 	})
+	t.Run("a hint names the connector of the command", func(t *testing.T) {
+		r := plugboard(t, e, "", "connector", "activate", "github", "9.9.9")
+		if r.code != exitError || !strings.Contains(r.stderr, "`plugboard connector versions github`") || strings.Contains(r.stderr, "versions NAME") {
+			t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	})
 	t.Run("versions", func(t *testing.T) {
 		r := plugboard(t, e, "", "connector", "versions", "github").ok(t)
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")

@@ -96,6 +96,27 @@ func (c *cli) hint(err error) string {
 }
 
 func (c *cli) problemHint(p *client.Problem) string {
+	return c.fillHint(c.rawProblemHint(p))
+}
+
+// fillHint puts the running command's connector name into a hint's commands in place of the
+// NAME or CONNECTOR placeholder (`plugboard connector versions NAME` after
+// `plugboard connector delete github 0.9.0` becomes `plugboard connector versions github`).
+// Other placeholders stay: a hint's VERSION or ID is usually another one than the command's.
+func (c *cli) fillHint(hint string) string {
+	v := c.named["CONNECTOR"]
+	if v == "" || strings.HasPrefix(v, "-") {
+		return hint
+	}
+	for _, ph := range []string{"NAME", "CONNECTOR"} {
+		for _, cmd := range []string{"connector versions ", "connector activate ", "connector actions ", "--connector "} {
+			hint = strings.ReplaceAll(hint, cmd+ph, cmd+v)
+		}
+	}
+	return hint
+}
+
+func (c *cli) rawProblemHint(p *client.Problem) string {
 	if p.Source == client.SourcePlugin {
 		switch p.Code {
 		case "unauthorized": // ABI.md section 4: the upstream service refused the credentials

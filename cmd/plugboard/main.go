@@ -67,6 +67,10 @@ type cli struct {
 
 	// Global flags; empty means "from the environment".
 	url, token, correlationID string
+
+	// named holds the running command's positional arguments by the names of its usage line
+	// ("NAME" -> "github"), so error hints show the real values.
+	named map[string]string
 	// contextName is --context; empty means PLUGBOARD_CONTEXT, else the config file's current one.
 	contextName string
 	// ep caches endpoint(); setting a global flag clears it.
@@ -257,6 +261,10 @@ func (c *cli) execute(ctx context.Context, cmd *command, args []string) error {
 	if c.correlationID != "" {
 		ctx = client.WithCorrelationID(ctx, c.correlationID)
 	}
+	c.named = namedArgs(cmd.args, pos)
+	if cmd.parent != nil && cmd.parent.name == "connector" && c.named["NAME"] != "" {
+		c.named["CONNECTOR"] = c.named["NAME"] // a connector command's NAME is a connector's
+	}
 	err = cmd.run(ctx, pos)
 	if ue, ok := errors.AsType[*usageError](err); ok && ue.cmd == nil {
 		ue.cmd = cmd
@@ -367,4 +375,18 @@ func exactArgs(names ...string) func([]string) error {
 		}
 		return fmt.Errorf("too many arguments: want %s, got %q", strings.Join(names, " "), strings.Join(args, " "))
 	}
+}
+
+// namedArgs pairs the names of a usage line's positional arguments ("NAME VERSION",
+// "[FILE]") with the arguments given.
+func namedArgs(usage string, pos []string) map[string]string {
+	m := map[string]string{}
+	for i, f := range strings.Fields(usage) {
+		name := strings.Trim(f, "[].")
+		if i >= len(pos) || name == "" || strings.ToUpper(name) != name {
+			break
+		}
+		m[name] = pos[i]
+	}
+	return m
 }
