@@ -44,7 +44,14 @@ type Options struct {
 	Now func() time.Time
 	// OpTimeout bounds one NATS request when the caller's context has no deadline; 0 means 5 s.
 	OpTimeout time.Duration
+	// ConnectWait is how long Open keeps trying when no NATS server answers yet (a node started
+	// with, or just before, its NATS: systemd units and compose files start them together);
+	// 0 means DefaultConnectWait, negative means one try. Refusals (credentials, TLS) fail at once.
+	ConnectWait time.Duration
 }
+
+// DefaultConnectWait is how long Open waits for a NATS server that is not up yet.
+const DefaultConnectWait = 30 * time.Second
 
 // Store is Plugboard's state in one JetStream namespace. It is safe for concurrent use, and
 // several Store values (one per node) may share one namespace.
@@ -154,7 +161,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.TLSCAFile != "" {
 		nopts = append(nopts, nats.RootCAs(opts.TLSCAFile))
 	}
-	nc, err := nats.Connect(opts.URLs, nopts...)
+	nc, err := connect(ctx, opts, log, nopts)
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: connecting to NATS at %s (is nats-server running with JetStream?): %w", opts.URLs, err)
 	}
@@ -415,4 +422,30 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// connect dials NATS, trying again every 250 ms for up to opts.ConnectWait while no server
+// answers (nats.ErrNoServers), and saying so in the log.
+func connect(ctx context.Context, opts Options, log *slog.Logger, nopts []nats.Option) (*nats.Conn, error) {
+	wait := opts.ConnectWait
+	if wait == 0 {
+		wait = DefaultConnectWait
+	}
+	deadline := time.Now().Add(wait)
+	var told time.Time
+	for {
+		nc, err := nats.Connect(opts.URLs, nopts...)
+		if err == nil || !errors.Is(err, nats.ErrNoServers) || wait < 0 || time.Now().After(deadline) {
+			return nc, err
+		}
+		if time.Since(told) >= 5*time.Second {
+			log.Info("natsstore: waiting for NATS to answer", "url", opts.URLs, "gives_up_in", time.Until(deadline).Round(time.Second).String())
+			told = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (stopped waiting: %v)", err, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
