@@ -145,6 +145,7 @@ func (c *cli) root() *command {
 			c.invokeCommand(),
 			c.subscribeCommand(),
 			c.subscriptionsCommand(),
+			c.rescheduleCommand(),
 			c.unsubscribeCommand(),
 			c.eventsCommand(),
 			c.devCommand(),

@@ -248,6 +248,7 @@ func TestEveryCommandPrintsJSON(t *testing.T) {
 	sub, _ = s["id"].(string)
 	jsonRun("", "subscriptions")
 	want(jsonRun("", "subscriptions", sub), "id", sub)
+	want(jsonRun("", "reschedule", sub, "--interval", "2"), "interval_s", float64(2))
 	upstream.add()
 	ev := jsonRun("", "events", "pull", sub, "--wait", "30s")
 	event, _ = ev["id"].(string)

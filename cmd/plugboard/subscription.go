@@ -260,6 +260,44 @@ func (c *cli) describeSubscription(s client.Subscription) error {
 	return d.flush()
 }
 
+func (c *cli) rescheduleCommand() *command {
+	var output outputFormat
+	var interval intervalFlag
+	var byDefault bool
+	return &command{
+		name:  "reschedule",
+		args:  "ID",
+		short: "Change a poll subscription's interval",
+		long: "Change how often a poll subscription asks for its events. Subscriptions that share a\n" +
+			"source are polled at the shortest interval any of them asks for, and the source's next\n" +
+			"poll moves at once (at most the last poll plus the new interval). --default goes back to\n" +
+			"the trigger's default interval.",
+		example: "plugboard reschedule sub_123 --interval 15\n" +
+			"plugboard reschedule sub_123 --interval 5m\n" +
+			"plugboard reschedule sub_123 --default",
+		nargs: exactArgs("ID"),
+		flags: func(fs *flagSet) {
+			fs.Var(&interval, "interval", "poll every `INTERVAL`: whole seconds (60) or a duration (5m); never below the trigger's min_interval_s")
+			fs.BoolVar(&byDefault, "default", false, "go back to the trigger's default interval")
+			outputFlag(fs, &output)
+		},
+		run: func(ctx context.Context, args []string) error {
+			if (interval == 0) == !byDefault {
+				return usagef("give --interval INTERVAL or --default (one of them)")
+			}
+			sub, err := c.api().SetSubscriptionInterval(ctx, args[0], int(interval))
+			if err != nil {
+				return err
+			}
+			if output == outputJSON {
+				return printJSON(c.stdout, sub.Raw)
+			}
+			fmt.Fprintf(c.stdout, "Subscription %s now polls every %ds; next poll %s.\n", sub.ID, sub.IntervalS, untilText(sub.NextPollAt, c.now()))
+			return nil
+		},
+	}
+}
+
 func (c *cli) unsubscribeCommand() *command {
 	var output outputFormat
 	return &command{

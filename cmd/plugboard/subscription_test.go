@@ -241,3 +241,11 @@ func TestSubscriptionHelp(t *testing.T) {
 	}
 	plugboard(t, e, "", "help").want(t, exitOK, []string{"subscribe ", "subscriptions ", "unsubscribe ", "events "}, nil)
 }
+
+// TestRescheduleRefusals: reschedule needs exactly one of --interval and --default.
+func TestRescheduleRefusals(t *testing.T) {
+	e := serverEnv(apitest.New(t))
+	plugboard(t, e, "", "reschedule", "sub_1").want(t, exitUsage, nil, []string{"give --interval INTERVAL or --default"})
+	plugboard(t, e, "", "reschedule", "sub_1", "--interval", "15", "--default").want(t, exitUsage, nil, []string{"give --interval INTERVAL or --default"})
+	plugboard(t, e, "", "reschedule", "sub_1", "--interval", "0").want(t, exitUsage, nil, []string{"must be positive"})
+}

@@ -160,6 +160,18 @@ func (c *Client) GetSubscription(ctx context.Context, id string) (Subscription, 
 	return out, err
 }
 
+// SetSubscriptionInterval changes a poll subscription's interval with PATCH
+// /v1/subscriptions/{id} {"interval_s": seconds}; 0 goes back to the trigger's default. The
+// shared source is rescheduled at once.
+func (c *Client) SetSubscriptionInterval(ctx context.Context, id string, seconds int) (Subscription, error) {
+	var out Subscription
+	p, err := pathf("/v1/subscriptions/%s", id)
+	if err == nil {
+		_, err = c.call(ctx, http.MethodPatch, p, nil, map[string]int{"interval_s": seconds}, &out)
+	}
+	return out, err
+}
+
 // DeleteSubscription stops a subscription with DELETE /v1/subscriptions/{id}.
 func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	p, err := pathf("/v1/subscriptions/%s", id)
