@@ -77,6 +77,11 @@ type Host struct {
 
 	mu      sync.Mutex
 	modules map[*Module]struct{}
+
+	// optimizing runs the background compiles of [Host.Prepare] one at a time; background
+	// counts them, for Close to wait.
+	optimizing sync.Mutex
+	background sync.WaitGroup
 }
 
 // New returns a Host. Close it to release the compilation cache.
@@ -140,7 +145,8 @@ func New(cfg Config) (*Host, error) {
 	}, nil
 }
 
-// Close closes every module still loaded and the compilation cache.
+// Close closes every module still loaded, waits for a background compile of [Host.Prepare] in
+// progress, and closes the compilation cache.
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
 	mods := make([]*Module, 0, len(h.modules))
@@ -151,6 +157,7 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, m := range mods {
 		m.Close(ctx)
 	}
+	h.background.Wait() // a background compile sees its module closed and releases its code
 	return h.cache.Close(ctx)
 }
 

@@ -24,7 +24,7 @@ var wasmMagic = []byte("\x00asm\x01\x00\x00\x00")
 // failure is returned as a *[CheckError]; on success the validated manifest is returned.
 func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) {
 	if !bytes.HasPrefix(wasm, wasmMagic) {
-		return nil, checkErr(CheckInvalidWasm, "not a WebAssembly 1.0 module (the file does not start with \\0asm version 1)")
+		return nil, notWasm()
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, h.inspectConfig())
 	defer rt.Close(context.WithoutCancel(ctx))
@@ -32,6 +32,27 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 	if err != nil {
 		return nil, checkErr(CheckInvalidWasm, "the module does not compile: %v", firstLine(err.Error()))
 	}
+	return h.check(ctx, cm, func() (*compiled, error) {
+		compiled, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB)
+		if errors.Is(err, ErrNoSpace) {
+			return nil, err
+		}
+		if err != nil {
+			return nil, checkErr(CheckInvalidWasm, "the module does not compile: %v", firstLine(err.Error()))
+		}
+		return compiled, nil
+	})
+}
+
+// notWasm is the refusal of bytes that do not start as a WebAssembly module.
+func notWasm() *CheckError {
+	return checkErr(CheckInvalidWasm, "not a WebAssembly 1.0 module (the file does not start with \\0asm version 1)")
+}
+
+// check runs the upload checks after decoding on cm, the module as decoded and validated:
+// imports, exports, then plugboard_describe on an instance of the code run returns (the
+// server's maximum memory limit), closed afterwards, and the manifest's rules.
+func (h *Host) check(ctx context.Context, cm wazero.CompiledModule, run func() (*compiled, error)) (*abi.Manifest, error) {
 	if err := checkImports(cm); err != nil {
 		return nil, err
 	}
@@ -40,15 +61,11 @@ func (h *Host) Inspect(ctx context.Context, wasm []byte) (*abi.Manifest, error) 
 		return nil, checkErr(CheckMissingExport, "the module does not export %s, which every plugin must", abi.ExportDescribe)
 	}
 
-	compiled, cache, err := h.compile(ctx, wasm, h.cfg.MaxMemoryMB)
-	if errors.Is(err, ErrNoSpace) {
+	compiled, err := run()
+	if err != nil {
 		return nil, err
 	}
-	if err != nil {
-		return nil, checkErr(CheckInvalidWasm, "the module does not compile: %v", firstLine(err.Error()))
-	}
-	m := &Module{h: h, manifest: &abi.Manifest{Name: "(upload)"}, memoryMB: h.cfg.MaxMemoryMB,
-		compiled: compiled, cache: cache, pools: map[string]*pool{}, done: make(chan struct{})}
+	m := h.newModule(&abi.Manifest{Name: "(upload)"}, "", h.cfg.MaxMemoryMB, compiled)
 	out, _, err := m.call(ctx, &Call{}, abi.ExportDescribe, "", nil, true)
 	m.Close(ctx)
 	if err != nil {

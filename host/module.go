@@ -32,10 +32,11 @@ type Module struct {
 	manifest *abi.Manifest
 	digest   string
 	memoryMB int
-	compiled *compiled
-	cache    wazero.CompilationCache // owned by this module; nil when it uses the Host's
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// compiled is the code new instances start from: the interpreter's for a module from
+	// [Host.Prepare] until its optimized code is compiled (tiered.go), then that.
+	compiled *compiled
 	pools    map[string]*pool // by connection id; "" for calls without a connection
 	inflight int
 	closed   bool
@@ -57,21 +58,64 @@ func (m *Module) MemoryMB() int { return m.memoryMB }
 type compiled struct {
 	rt   wazero.Runtime
 	code wazero.CompiledModule
+	// cache is the compilation cache the code lives in when this compiled owns it (see
+	// [Host.moduleCache]), closed after the runtime; nil when it is the Host's.
+	cache wazero.CompilationCache
+	// interpreted is true for code run by wazero's interpreter ([Host.Prepare]).
+	interpreted bool
+
+	// live counts the instances started from this code and not closed yet. Once retired
+	// (replaced by optimized code), the code is released when the last of them closes.
+	live      atomic.Int64
+	retired   atomic.Bool
+	closeOnce sync.Once
 }
 
-// Close releases the runtime and everything instantiated in it.
-func (c *compiled) Close(ctx context.Context) error { return c.rt.Close(ctx) }
+// Close releases the runtime and everything instantiated in it, then the cache it owns, which
+// is what frees the machine code wazero keeps in memory. Later calls do nothing.
+func (c *compiled) Close(ctx context.Context) {
+	c.closeOnce.Do(func() {
+		ctx = context.WithoutCancel(ctx)
+		c.rt.Close(ctx)
+		if c.cache != nil {
+			c.cache.Close(ctx)
+		}
+	})
+}
 
-// compile builds a version's runtime with Plugboard's host modules and compiles wasm in it.
-// cache is the compilation cache the module owns (see [Host.moduleCache]), nil when it uses
-// the shared one; the caller closes it after the runtime.
-func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (c *compiled, cache wazero.CompilationCache, err error) {
+// retire marks the code replaced, releasing it now when no instance of it is left and otherwise
+// when the last one closes ([compiled.instanceClosed]).
+func (c *compiled) retire(ctx context.Context) {
+	c.retired.Store(true)
+	if c.live.Load() == 0 {
+		c.Close(ctx)
+	}
+}
+
+// instanceClosed counts one instance of this code closed.
+func (c *compiled) instanceClosed(ctx context.Context) {
+	if c.live.Add(-1) == 0 && c.retired.Load() {
+		c.Close(ctx)
+	}
+}
+
+// compile builds a version's runtime with Plugboard's host modules and compiles wasm in it
+// with wazero's optimizing compiler. The compiled code owns the compilation cache it was
+// compiled with when [Host.moduleCache] says so.
+func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (*compiled, error) {
 	cc, owned, err := h.moduleCache()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	return h.compileWith(ctx, wasm, h.runtimeConfig(memoryMB, cc), cc, owned)
+}
+
+// compileWith builds a runtime of config (whose compilation cache is cache) with Plugboard's
+// host modules and compiles wasm in it. With owned, the compiled code owns cache, and on
+// failure cache is closed.
+func (h *Host) compileWith(ctx context.Context, wasm []byte, config wazero.RuntimeConfig, cache wazero.CompilationCache, owned bool) (c *compiled, err error) {
 	ctx = context.WithoutCancel(ctx) // a compile is not abandoned half-way
-	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig(memoryMB, cc))
+	rt := wazero.NewRuntimeWithConfig(ctx, config)
 	err = func() error {
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 			return err
@@ -94,16 +138,15 @@ func (h *Host) compile(ctx context.Context, wasm []byte, memoryMB int) (c *compi
 	}
 	if err != nil {
 		rt.Close(ctx)
-		c = nil
+		if owned {
+			cache.Close(ctx)
+		}
+		return nil, err
 	}
 	if owned {
-		cache = cc
-		if err != nil {
-			cache.Close(ctx)
-			cache = nil
-		}
+		c.cache = cache
 	}
-	return c, cache, err
+	return c, nil
 }
 
 // Load compiles a version whose manifest was checked by [Host.Inspect] and provisions it: a first
@@ -115,12 +158,11 @@ func (h *Host) Load(ctx context.Context, wasm []byte, manifest *abi.Manifest, di
 		memMB = manifest.Limits.MemoryMB
 	}
 	memMB = h.memoryMB(memMB)
-	compiled, cache, err := h.compile(ctx, wasm, memMB)
+	compiled, err := h.compile(ctx, wasm, memMB)
 	if err != nil {
 		return nil, fmt.Errorf("compiling %s %s: %w", manifest.Name, manifest.Version, err)
 	}
-	m := &Module{h: h, manifest: manifest, digest: digest, memoryMB: memMB, compiled: compiled, cache: cache,
-		pools: map[string]*pool{}, done: make(chan struct{})}
+	m := h.newModule(manifest, digest, memMB, compiled)
 	got, err := m.describe(ctx)
 	if err == nil && !sameManifest(got, manifest) {
 		err = errors.New("plugboard_describe answered a different manifest than at upload; describe must be deterministic")
@@ -133,6 +175,12 @@ func (h *Host) Load(ctx context.Context, wasm []byte, manifest *abi.Manifest, di
 	h.modules[m] = struct{}{}
 	h.mu.Unlock()
 	return m, nil
+}
+
+// newModule returns a module serving from compiled, not yet counted among the Host's.
+func (h *Host) newModule(manifest *abi.Manifest, digest string, memoryMB int, c *compiled) *Module {
+	return &Module{h: h, manifest: manifest, digest: digest, memoryMB: memoryMB, compiled: c,
+		pools: map[string]*pool{}, done: make(chan struct{})}
 }
 
 func sameManifest(a, b *abi.Manifest) bool {
@@ -166,14 +214,13 @@ func (m *Module) Close(ctx context.Context) {
 	}
 }
 
-// closeCompiled releases the compiled code: the runtime, and the module's own compilation
-// cache, which is what frees the machine code wazero keeps in memory.
+// closeCompiled releases the compiled code instances start from (see [compiled.Close]). Code
+// it replaced was released with its last instance.
 func (m *Module) closeCompiled(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
-	m.compiled.Close(ctx)
-	if m.cache != nil {
-		m.cache.Close(ctx)
-	}
+	m.mu.Lock()
+	c := m.compiled
+	m.mu.Unlock()
+	c.Close(ctx)
 }
 
 // Done is closed once a closed module has drained and released its resources.
@@ -430,6 +477,9 @@ type instance struct {
 	// Close. exitCode is the status it closed with.
 	ended    atomic.Bool
 	exitCode atomic.Uint32
+	// code is the compiled code the instance started from; closed makes close run once.
+	code   *compiled
+	closed atomic.Bool
 }
 
 // exited reports whether wazero closed the instance, and with which exit status.
@@ -466,8 +516,9 @@ func (p *pool) put(inst *instance, ok bool) {
 	defer func() { <-p.sem }()
 	p.m.mu.Lock()
 	closed := p.m.closed
+	current := inst.code == p.m.compiled // not code that optimized code replaced
 	p.m.mu.Unlock()
-	if _, ended := inst.exited(); ok && !closed && !ended {
+	if _, ended := inst.exited(); ok && !closed && !ended && current {
 		p.mu.Lock()
 		if len(p.idle) < p.m.h.cfg.MaxIdlePerPool && !p.dead {
 			inst.idleAt = time.Now()
@@ -549,11 +600,18 @@ func (m *Module) newInstance(ctx context.Context, cs *callState) (*instance, err
 		WithStdout(logWriter{inst: inst, level: "info"}).
 		WithStderr(logWriter{inst: inst, level: "error"}).
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
-	mod, err := m.compiled.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), m.compiled.code, mc)
+	// The instance counts as live before it starts, under the lock that swaps the code, so the
+	// code is never released under a starting instance.
+	m.mu.Lock()
+	c := m.compiled
+	c.live.Add(1)
+	m.mu.Unlock()
+	mod, err := c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, inst.mem), c.code, mc)
 	if err != nil {
+		c.instanceClosed(ctx)
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
-	inst.mod = mod
+	inst.mod, inst.code = mod, c
 	for _, name := range []string{"_initialize", "__wasm_call_ctors"} {
 		if fn := mod.ExportedFunction(name); fn != nil {
 			init := &callState{m: m, call: cs.call, describe: true, k: inst.k}
@@ -617,7 +675,11 @@ func (inst *instance) call(ctx context.Context, export string, input []byte) ([]
 // size is the memory the instance holds: its linear memory and its kernel's blocks.
 func (inst *instance) size() uint64 { return inst.mem.size() + inst.k.size() }
 
-// close closes the instance's module.
+// close closes the instance's module, once.
 func (inst *instance) close(ctx context.Context) {
+	if inst.closed.Swap(true) {
+		return
+	}
 	inst.mod.Close(ctx)
+	inst.code.instanceClosed(ctx)
 }

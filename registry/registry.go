@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -81,7 +82,10 @@ type Registry struct {
 	mu      sync.Mutex          // guards the maps below; never held while compiling or calling a plugin
 	loaded  map[string]*Version // by name@version: every version in memory, routed or pinned
 	loading map[string]*loadCall
-	closed  bool
+	// prepared holds, by digest, the modules that dev uploads checked with [host.Host.Prepare]
+	// while their activation runs, for [Registry.load] to take instead of compiling again.
+	prepared map[string]*host.Module
+	closed   bool
 
 	stop        chan struct{}
 	janitorDone chan struct{}
@@ -98,7 +102,7 @@ func New(st storage.Store, h *host.Host, opts *Options) *Registry {
 		opts = &Options{}
 	}
 	r := &Registry{st: st, h: h, log: opts.Logger, now: opts.Now, ret: opts.Retention.withDefaults(),
-		loaded: map[string]*Version{}, loading: map[string]*loadCall{},
+		loaded: map[string]*Version{}, loading: map[string]*loadCall{}, prepared: map[string]*host.Module{},
 		stop: make(chan struct{}), janitorDone: make(chan struct{})}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -193,6 +197,10 @@ type Version struct {
 // Manifest returns the version's manifest. Callers must not modify it.
 func (v *Version) Manifest() *abi.Manifest { return v.mod.Manifest() }
 
+// Interpreted reports whether the version's new instances start in wazero's interpreter: the
+// version of a dev upload until its optimized code is compiled ([host.Host.Prepare]).
+func (v *Version) Interpreted() bool { return v.mod.Interpreted() }
+
 // PoolStats reports the instances the version holds: pools, idle and busy instances.
 func (v *Version) PoolStats() (pools, idle, busy int) { return v.mod.PoolStats() }
 
@@ -213,17 +221,19 @@ func (r *Registry) load(ctx context.Context, name, version string) (*Version, er
 		}
 		return nil, err
 	}
-	blob, err := r.st.Blob(ctx, info.Digest)
-	if err != nil {
-		return nil, fmt.Errorf("reading blob %s: %w", info.Digest, err)
-	}
 	man, err := check.ParseManifest(info.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("stored manifest: %w", err)
 	}
-	mod, err := r.h.Load(ctx, blob, man, info.Digest)
-	if err != nil {
-		return nil, err
+	mod := r.takePrepared(info)
+	if mod == nil {
+		blob, err := r.st.Blob(ctx, info.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading blob %s: %w", info.Digest, err)
+		}
+		if mod, err = r.h.Load(ctx, blob, man, info.Digest); err != nil {
+			return nil, err
+		}
 	}
 	v := &Version{mod: mod, Info: info, inputs: map[string]*check.Schema{}}
 	for _, a := range man.Actions {
@@ -251,6 +261,10 @@ type UploadResult struct {
 	Created bool
 	// Activated is true when the upload made this version the active one.
 	Activated bool
+	// Checked, Stored and Activating are how long the upload checks (compilation included),
+	// storing the version, and its activation took; Activating is zero when it was not
+	// activated.
+	Checked, Stored, Activating time.Duration
 }
 
 // ErrVersionExists: the name and version are stored with other bytes.
@@ -273,6 +287,46 @@ type UploadOptions struct {
 	DevBuild bool
 }
 
+// takePrepared returns the module a dev upload prepared for info's bytes, nil when there is
+// none or it describes another manifest than the stored one. The caller owns it.
+func (r *Registry) takePrepared(info storage.Version) *host.Module {
+	r.mu.Lock()
+	mod := r.prepared[info.Digest]
+	delete(r.prepared, info.Digest)
+	r.mu.Unlock()
+	if mod == nil {
+		return nil
+	}
+	if mj, err := json.Marshal(mod.Manifest()); err != nil || !bytes.Equal(mj, info.Manifest) {
+		mod.Close(context.Background())
+		return nil
+	}
+	return mod
+}
+
+// keepPrepared offers mod, prepared for the bytes of digest, to the loads of the activation
+// that follows; the returned function closes it unless a load took it.
+func (r *Registry) keepPrepared(digest string, mod *host.Module) (drop func()) {
+	r.mu.Lock()
+	prev := r.prepared[digest]
+	r.prepared[digest] = mod
+	r.mu.Unlock()
+	if prev != nil {
+		prev.Close(context.Background()) // the same bytes uploaded twice at once: one is enough
+	}
+	return func() {
+		r.mu.Lock()
+		unused := r.prepared[digest] == mod
+		if unused {
+			delete(r.prepared, digest)
+		}
+		r.mu.Unlock()
+		if unused {
+			mod.Close(context.Background())
+		}
+	}
+}
+
 // Upload checks a plugin (API.md "upload checks"), stores it content-addressed, and activates
 // it when it is the connector's first version or when activate is true. It is the entry point
 // of the operator's own tooling (the --connectors-dir loader, benchmarks): a version it
@@ -286,12 +340,25 @@ func (r *Registry) Upload(ctx context.Context, wasm []byte, activate bool) (Uplo
 // failures are *host.CheckError; an activation that fails leaves the version stored and the
 // previous version serving, with a *[CapabilitiesError] or an *[ActivationError].
 func (r *Registry) UploadWith(ctx context.Context, wasm []byte, o UploadOptions) (UploadResult, error) {
-	man, err := r.h.Inspect(ctx, wasm)
+	start := time.Now()
+	sum := sha256.Sum256(wasm)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	var man *abi.Manifest
+	var err error
+	if o.DevBuild && o.Activate {
+		// A dev build is to answer at once: checked and served by the interpreter while the
+		// optimizing compiler runs in the background (host.Host.Prepare).
+		var mod *host.Module
+		if man, mod, err = r.h.Prepare(ctx, wasm, digest); err == nil {
+			defer r.keepPrepared(digest, mod)()
+		}
+	} else {
+		man, err = r.h.Inspect(ctx, wasm)
+	}
 	if err != nil {
 		return UploadResult{}, err
 	}
-	sum := sha256.Sum256(wasm)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	checked := time.Now()
 	mj, err := json.Marshal(man)
 	if err != nil {
 		return UploadResult{}, err
@@ -317,17 +384,23 @@ func (r *Registry) UploadWith(ctx context.Context, wasm []byte, o UploadOptions)
 	if !created {
 		info, _ = r.st.Version(ctx, man.Name, version)
 	}
-	res := UploadResult{Version: info, Created: created}
+	res := UploadResult{Version: info, Created: created, Checked: checked.Sub(start)}
 	_, activeErr := r.st.Active(ctx, man.Name)
 	first := errors.Is(activeErr, storage.ErrNotFound)
 	if o.Activate || first {
-		if _, err := r.SetActive(ctx, man.Name, Rollout{Version: version, ApproveCapabilities: o.ApproveCapabilities || first}); err != nil {
+		stored := time.Now()
+		res.Stored = stored.Sub(checked)
+		_, err := r.SetActive(ctx, man.Name, Rollout{Version: version, ApproveCapabilities: o.ApproveCapabilities || first})
+		res.Activating = time.Since(stored)
+		if err != nil {
 			return res, err
 		}
 		res.Activated = true
 		if version != man.Version {
 			r.pruneDevBuilds(ctx, man.Name, version)
 		}
+	} else {
+		res.Stored = time.Since(checked)
 	}
 	return res, nil
 }

@@ -72,6 +72,9 @@ func (s *Server) uploadConnector(w http.ResponseWriter, r *http.Request) error {
 		return s.swapFailed(w, r, err, note)
 	}
 	s.metrics.add("plugboard_uploads_total", labels("outcome", "ok"), 1)
+	// The steps' durations, for a watcher's progress line (plugboard dev).
+	w.Header().Set("Server-Timing", fmt.Sprintf("check;dur=%.1f, store;dur=%.1f, activate;dur=%.1f",
+		ms(res.Checked), ms(res.Stored), ms(res.Activating)))
 	_, isActive, _ := s.reg.Version(r.Context(), res.Version.Name, res.Version.Version)
 	status := http.StatusOK
 	if res.Created {
@@ -80,6 +83,9 @@ func (s *Server) uploadConnector(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, status, toVersionDoc(res.Version, isActive))
 	return nil
 }
+
+// ms is d in milliseconds, for a Server-Timing header.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // approveQuery reads ?approve=capabilities, the only approval there is.
 func approveQuery(r *http.Request) (bool, error) {

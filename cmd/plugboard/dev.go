@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +18,10 @@ import (
 	"github.com/plugboard/plugboard/registry"
 )
 
-// defaultWatchInterval is how often `plugboard dev` and `serve --watch` look at the directory.
-const defaultWatchInterval = 500 * time.Millisecond
+// defaultWatchInterval is how often `plugboard dev` and `serve --watch` look at the directory:
+// a look is a directory listing and a stat a file, so a short interval is cheap, and a build is
+// pushed within two intervals of its end (BENCHMARKS.md "Dev loop").
+const defaultWatchInterval = 100 * time.Millisecond
 
 func (c *cli) devCommand() *command {
 	var dir string
@@ -29,17 +33,23 @@ func (c *cli) devCommand() *command {
 		args:  "--watch DIR",
 		short: "Re-upload and activate connectors whenever their .wasm changes",
 		long: "Watch a directory of connector plugins and push each .wasm to the server whenever it\n" +
-			"changes (polling modification times and sizes; a file is pushed once it stops changing),\n" +
-			"activating it at once and printing the result: the loop for a connector author is edit,\n" +
-			"build, call. Every file is pushed once at start, once it stops changing (an empty file\n" +
-			"waits: a build is writing it).\n\n" +
+			"changes (polling modification times and sizes; a file is pushed once two looks agree and\n" +
+			"its WebAssembly sections add up to its size), activating it at once and printing each\n" +
+			"step: the loop for a connector author is edit, build, call. Every file is pushed once at\n" +
+			"start, once it stops changing (an empty or cut-short file waits: a build is writing it).\n\n" +
+			"A pushed build answers within a second or two: the server checks it and serves it with\n" +
+			"wazero's interpreter at once, and compiles it with the optimizing compiler in the\n" +
+			"background; calls in those first seconds run slower (about ten times for a Go plugin).\n\n" +
 			"A rebuild that keeps the manifest's version is stored as VERSION+dev.<digest> (SemVer build\n" +
 			"metadata) instead of being refused, and the previous dev build is deleted once the new one\n" +
 			"serves. A version asking for new hosts, auth types or reveal capabilities is refused\n" +
 			"unless --approve-capabilities is given. Stop with Ctrl-C.\n\n" +
 			"-o json prints one JSON object a line (JSON lines) for each push: {\"time\", \"file\",\n" +
 			"\"result\" (uploaded, activated, unchanged or error), \"connector\", \"version\", \"took_ms\",\n" +
-			"\"changes\" (against the version it replaced), \"error\": {\"code\", \"message\"}}.",
+			"\"size\", \"since_build_ms\" (from the file's modification time to the version serving;\n" +
+			"not for a file found at start), \"check_ms\", \"store_ms\", \"activate_ms\" (the server's\n" +
+			"steps, when it reports them), \"changes\" (against the version it replaced), \"error\":\n" +
+			"{\"code\", \"message\"}}; the progress lines go to standard error.",
 		example: "# Terminal 1: a local server; terminal 2: the watcher; terminal 3: build and call\n" +
 			"plugboard serve\n" +
 			"plugboard dev --watch ./build\n" +
@@ -85,9 +95,18 @@ type watcher struct {
 	json  bool
 	notes io.Writer
 
-	pushed  map[string]fileStamp // the state of each file when it was last pushed
+	started time.Time            // when run began: a file modified since was built while watched
+	pushed  map[string]fileStamp // the state of each file when it was last pushed (or found cut short)
 	pending map[string]fileStamp // changed files, pushed once two looks agree
 	names   map[string]string    // file -> connector name, from its last push
+}
+
+// notesOut is where the lines other than the push results go: out, or with -o json notes.
+func (w *watcher) notesOut() io.Writer {
+	if w.json {
+		return w.notes
+	}
+	return w.out
 }
 
 // fileStamp is what the watcher compares to see a change.
@@ -99,11 +118,8 @@ type fileStamp struct {
 // run pushes every file once, then every change, until ctx ends.
 func (w *watcher) run(ctx context.Context) error {
 	w.pushed, w.pending, w.names = map[string]fileStamp{}, map[string]fileStamp{}, map[string]string{}
-	notes := w.out
-	if w.json {
-		notes = w.notes
-	}
-	fmt.Fprintf(notes, "Watching %s for .wasm changes (every %s); Ctrl-C to stop.\n", w.dir, w.interval)
+	w.started = time.Now()
+	fmt.Fprintf(w.notesOut(), "Watching %s for .wasm changes (every %s); Ctrl-C to stop.\n", w.dir, w.interval)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
@@ -120,7 +136,8 @@ func (w *watcher) run(ctx context.Context) error {
 // and agrees with the previous look, so a file being written is not pushed half-way. That holds
 // at start too: a build that is writing a file when the watcher starts (`go build -o` truncates
 // the file, then copies it in) would otherwise be pushed empty or cut short. An empty file is
-// never pushed: it is a build between truncating and writing.
+// never pushed: it is a build between truncating and writing. push then checks that the bytes
+// read are a whole module, for a writer that paused between two looks.
 func (w *watcher) scan(ctx context.Context) {
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
@@ -147,19 +164,26 @@ func (w *watcher) scan(ctx context.Context) {
 		if p, ok := w.pending[name]; ok && p == st && st.size > 0 {
 			delete(w.pending, name)
 			w.pushed[name] = st
-			w.push(ctx, name)
+			w.push(ctx, name, st)
 			continue
 		}
 		w.pending[name] = st
 	}
 }
 
-// push uploads and activates one file and prints one line with the result, plus the changes
-// against the version it replaced.
-func (w *watcher) push(ctx context.Context, file string) {
+// push uploads and activates one file, whose stamp was st when two looks agreed: it prints a
+// progress line as the upload starts and one with the result and the time of each step, plus
+// the changes against the version it replaced.
+func (w *watcher) push(ctx context.Context, file string, st fileStamp) {
 	wasm, err := os.ReadFile(filepath.Join(w.dir, file))
 	if err != nil {
 		w.report(devEvent{File: file, Result: "error", Error: &devError{Message: err.Error()}})
+		return
+	}
+	if int64(len(wasm)) != st.size || !wasmComplete(wasm) {
+		// Still being written, or a build cut short: the next change is pushed.
+		fmt.Fprintf(w.notesOut(), "%s %s is not a whole WebAssembly module yet (%s); waiting for the build to finish writing it\n",
+			w.now().Format("15:04:05"), file, mib(int64(len(wasm))))
 		return
 	}
 	var before *client.Connector
@@ -168,6 +192,12 @@ func (w *watcher) push(ctx context.Context, file string) {
 			before = &con
 		}
 	}
+	built := !st.mod.Before(w.started) // written while watched, not found at start
+	what := "found"
+	if built {
+		what = "changed"
+	}
+	fmt.Fprintf(w.notesOut(), "%s %s %s → uploading (%s)\n", w.now().Format("15:04:05"), file, what, mib(st.size))
 	start := time.Now()
 	v, created, err := w.api.UploadConnectorWith(ctx, wasm, client.UploadOptions{Activate: true, ApproveCapabilities: w.approve, Dev: true})
 	took := time.Since(start).Round(time.Millisecond)
@@ -187,7 +217,13 @@ func (w *watcher) push(ctx context.Context, file string) {
 		return
 	}
 	w.names[file] = v.Name
-	ev := devEvent{File: file, Connector: v.Name, Version: v.Version, TookMS: took.Milliseconds(), took: took}
+	var sinceBuild time.Duration
+	if built {
+		sinceBuild = max(time.Millisecond, time.Since(st.mod).Round(time.Millisecond))
+	}
+	ev := devEvent{File: file, Connector: v.Name, Version: v.Version, TookMS: took.Milliseconds(), Size: st.size,
+		SinceBuildMS: sinceBuild.Milliseconds(), CheckMS: v.Timing.Check.Milliseconds(), StoreMS: v.Timing.Store.Milliseconds(),
+		ActivateMS: v.Timing.Activate.Milliseconds(), took: took, sinceBuild: sinceBuild, timing: v.Timing}
 	switch {
 	case !created && before != nil && before.ActiveVersion == v.Version:
 		ev.Result = "unchanged"
@@ -210,14 +246,26 @@ type devEvent struct {
 	File string    `json:"file,omitempty"`
 	// Result is "uploaded" (a new version, now active), "activated" (already stored, now
 	// active), "unchanged" (the active version's own bytes) or "error".
-	Result    string    `json:"result"`
-	Connector string    `json:"connector,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	TookMS    int64     `json:"took_ms,omitempty"`
-	Changes   []string  `json:"changes,omitempty"`
-	Error     *devError `json:"error,omitempty"`
+	Result    string `json:"result"`
+	Connector string `json:"connector,omitempty"`
+	Version   string `json:"version,omitempty"`
+	// TookMS is the upload and activation as the watcher saw it.
+	TookMS int64 `json:"took_ms,omitempty"`
+	// Size is the file's size in bytes.
+	Size int64 `json:"size,omitempty"`
+	// SinceBuildMS is from the file's modification time (the end of the build) to the version
+	// serving, for a file written while watched (not one found at start).
+	SinceBuildMS int64 `json:"since_build_ms,omitempty"`
+	// CheckMS, StoreMS and ActivateMS are the server's steps (upload checks and compilation,
+	// storing, activation), when it reports them (a Server-Timing header).
+	CheckMS    int64     `json:"check_ms,omitempty"`
+	StoreMS    int64     `json:"store_ms,omitempty"`
+	ActivateMS int64     `json:"activate_ms,omitempty"`
+	Changes    []string  `json:"changes,omitempty"`
+	Error      *devError `json:"error,omitempty"`
 
-	took time.Duration
+	took, sinceBuild time.Duration
+	timing           client.UploadTiming
 }
 
 // devError is why a push failed: the API's problem code when the server refused it.
@@ -248,11 +296,51 @@ func (w *watcher) report(ev devEvent) {
 	case "activated":
 		w.logf("%s: %s %s active (already stored; took %s)", ev.File, ev.Connector, ev.Version, ev.took)
 	default:
-		w.logf("%s: %s %s active (uploaded and swapped in %s)", ev.File, ev.Connector, ev.Version, ev.took)
+		steps := fmt.Sprintf("uploaded and swapped in %s", seconds(ev.took))
+		if t := ev.timing; t.Check > 0 {
+			steps = fmt.Sprintf("compiled and checked in %s, stored in %s, swapped in %s", seconds(t.Check), seconds(t.Store), seconds(t.Activate))
+		}
+		if ev.sinceBuild > 0 {
+			w.logf("%s: %s → %s %s active, answering (%s after the build)", ev.File, steps, ev.Connector, ev.Version, seconds(ev.sinceBuild))
+		} else {
+			w.logf("%s: %s → %s %s active, answering", ev.File, steps, ev.Connector, ev.Version)
+		}
 	}
 	for _, ch := range ev.Changes {
 		fmt.Fprintf(w.out, "  %s\n", ch)
 	}
+}
+
+// seconds formats d for a progress line: "0.42 s".
+func seconds(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// mib formats a size for a progress line: "3.1 MiB".
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// wasmComplete reports whether b is a whole WebAssembly module as far as its framing goes: the
+// header, then sections whose sizes add up to exactly the end of b. A file that a build is
+// still writing (or that was cut short) ends inside a section. Bytes that are not WebAssembly at
+// all count as complete: the server's upload checks say what is wrong with them.
+func wasmComplete(b []byte) bool {
+	const header = 8 // "\0asm" and the version
+	if len(b) < header {
+		return false
+	}
+	if !bytes.HasPrefix(b, []byte("\x00asm")) {
+		return true
+	}
+	for at := header; at < len(b); {
+		at++ // section id
+		size, n := binary.Uvarint(b[min(at, len(b)):])
+		if n <= 0 || size > uint64(len(b)) {
+			return false
+		}
+		at += n + int(size)
+		if at > len(b) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *watcher) logf(format string, args ...any) {

@@ -29,6 +29,9 @@ type Version struct {
 
 	// Raw is the document as the server sent it.
 	Raw json.RawMessage `json:"-"`
+	// Timing is how long the server's steps of the upload that answered this took; only
+	// [Client.UploadConnectorWith] sets it.
+	Timing UploadTiming `json:"-"`
 }
 
 // UnmarshalJSON decodes the document and keeps it in Raw.

@@ -5,6 +5,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // UploadOptions are the query parameters of an upload beyond ?activate.
@@ -45,7 +48,44 @@ func (c *Client) UploadConnectorWith(ctx context.Context, wasm []byte, o UploadO
 	if err := decodeDocument(resp, &v); err != nil {
 		return Version{}, false, err
 	}
+	v.Timing = parseUploadTiming(resp.header.Get("Server-Timing"))
 	return v, resp.status == http.StatusCreated, nil
+}
+
+// UploadTiming is how long the server's steps of an upload took, from the Server-Timing header
+// of its answer ("check;dur=612.3, store;dur=4.1, activate;dur=35.0", milliseconds). A step the
+// server did not report is zero.
+type UploadTiming struct {
+	// Check is the upload checks, compilation included.
+	Check time.Duration
+	// Store is storing the plugin and its version.
+	Store time.Duration
+	// Activate is the activation, until the version served.
+	Activate time.Duration
+}
+
+func parseUploadTiming(h string) UploadTiming {
+	var t UploadTiming
+	for _, metric := range strings.Split(h, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(metric), ";")
+		var d time.Duration
+		for _, p := range strings.Split(params, ";") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(p), "dur="); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
+					d = time.Duration(f * float64(time.Millisecond))
+				}
+			}
+		}
+		switch name {
+		case "check":
+			t.Check = d
+		case "store":
+			t.Store = d
+		case "activate":
+			t.Activate = d
+		}
+	}
+	return t
 }
 
 // Canary is the canary of an activation: a second version taking a share of the calls.
