@@ -124,6 +124,17 @@ bench-cluster: bin/plugboard bin/testplugins/anymanifest.wasm bin/testplugins/tr
 	$(GO) run ./cmd/plugboard/internal/clusterbench -bin bin/plugboard -plugin bin/testplugins/anymanifest.wasm \
 		-trig bin/testplugins/trig.wasm -vegeta $(VEGETA)
 
+# The dev loop figures (BENCHMARKS.md "Dev loop (issue 14)"): the real server with serve
+# --watch, then with plugboard dev --watch, each pushed 8 rebuilds of the anymanifest test
+# plugin; the time from the .wasm written to the rebuild answering an invoke, median, min and
+# max. About 3 minutes. BENCH_BASE=path/to/older/plugboard measures it too; BENCH_DEV_FLAGS
+# passes more flags (e.g. -n 20 -write inplace -v). Fails on any failed call.
+BENCH_DEV_FLAGS ?=
+.PHONY: bench-dev
+bench-dev: bin/plugboard bin/testplugins/anymanifest.wasm ## dev loop figures: build written to the new version answering, for serve --watch and dev --watch
+	$(GO) run ./cmd/plugboard/internal/devbench -bin bin/plugboard -plugin bin/testplugins/anymanifest.wasm \
+		$(if $(BENCH_BASE),-base $(BENCH_BASE)) $(BENCH_DEV_FLAGS)
+
 clean:
 	rm -rf bin
 

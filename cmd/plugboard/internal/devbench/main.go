@@ -59,20 +59,22 @@ const (
 
 // config is the command line.
 type config struct {
-	bin, plugin string
-	modes       []string
-	pushes      int
-	gap         time.Duration
-	poll        time.Duration
-	timeout     time.Duration
-	write       string
-	verbose     bool
+	bin, base string
+	plugin    string
+	modes     []string
+	pushes    int
+	gap       time.Duration
+	poll      time.Duration
+	timeout   time.Duration
+	write     string
+	verbose   bool
 }
 
 func main() {
 	var c config
 	var modes string
 	flag.StringVar(&c.bin, "bin", "bin/plugboard", "the plugboard binary to measure")
+	flag.StringVar(&c.base, "base", "", "an older plugboard binary to measure the same way, after -bin (the before figures)")
 	flag.StringVar(&c.plugin, "plugin", "bin/testplugins/anymanifest.wasm", "the anymanifest test plugin (make bin/testplugins/anymanifest.wasm)")
 	flag.StringVar(&modes, "modes", "serve,dev", "comma-separated watchers to measure: serve (serve --watch) and dev (plugboard dev --watch)")
 	flag.IntVar(&c.pushes, "n", 8, "builds pushed per watcher")
@@ -98,22 +100,34 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("%w (build it with make bin/testplugins/anymanifest.wasm)", err)
 	}
+	bins := []string{c.bin}
+	if c.base != "" {
+		bins = append(bins, c.base)
+	}
 	fmt.Printf("devbench: %s, plugin %s (%.1f MiB), %d builds per watcher, written by %s, %d CPUs\n",
-		c.bin, filepath.Base(c.plugin), float64(len(wasm))/(1<<20), c.pushes, c.write, runtime.NumCPU())
-	results := map[string][]time.Duration{}
-	for _, mode := range c.modes {
-		d, err := measure(c, mode, wasm)
-		if err != nil {
-			return fmt.Errorf("%s: %w", mode, err)
+		strings.Join(bins, " and "), filepath.Base(c.plugin), float64(len(wasm))/(1<<20), c.pushes, c.write, runtime.NumCPU())
+	type row struct {
+		bin, mode string
+		took      []time.Duration
+	}
+	var rows []row
+	for _, bin := range bins {
+		for _, mode := range c.modes {
+			c.bin = bin
+			d, err := measure(c, mode, wasm)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", bin, mode, err)
+			}
+			rows = append(rows, row{bin, mode, d})
 		}
-		results[mode] = d
 	}
 	fmt.Println()
-	fmt.Printf("%-6s %8s %8s %8s   %s\n", "watcher", "median", "min", "max", "(from the build written to the new version answering)")
-	for _, mode := range c.modes {
-		d := slices.Clone(results[mode])
+	fmt.Println("From the build written to the new version answering an invoke:")
+	fmt.Printf("%-30s %-7s %8s %8s %8s\n", "binary", "watcher", "median", "min", "max")
+	for _, r := range rows {
+		d := slices.Clone(r.took)
 		slices.Sort(d)
-		fmt.Printf("%-7s %7.2fs %7.2fs %7.2fs   n=%d\n", mode, median(d).Seconds(), d[0].Seconds(), d[len(d)-1].Seconds(), len(d))
+		fmt.Printf("%-30s %-7s %7.2fs %7.2fs %7.2fs   n=%d\n", r.bin, r.mode, median(d).Seconds(), d[0].Seconds(), d[len(d)-1].Seconds(), len(d))
 	}
 	return nil
 }
@@ -182,7 +196,7 @@ func measure(c config, mode string, wasm []byte) ([]time.Duration, error) {
 	}
 	api := client.New(base, token, nil)
 	api.UserAgent = "devbench"
-	fmt.Printf("\n%s: waiting for the first build to answer\n", mode)
+	fmt.Printf("\n%s %s: waiting for the first build to answer\n", c.bin, mode)
 	if _, err := waitVersion(api, baseVer, time.Now().Add(3*time.Minute), c.poll); err != nil {
 		return nil, fmt.Errorf("the first build: %w; the server's log is %s", err, filepath.Join(root, "serve.log"))
 	}
