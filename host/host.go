@@ -77,6 +77,7 @@ type Host struct {
 
 	mu      sync.Mutex
 	modules map[*Module]struct{}
+	closing bool // set by Close: no background compile starts after it
 
 	// optimizing runs the background compiles of [Host.Prepare] one at a time; background
 	// counts them, for Close to wait.
@@ -149,6 +150,7 @@ func New(cfg Config) (*Host, error) {
 // progress, and closes the compilation cache.
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
+	h.closing = true
 	mods := make([]*Module, 0, len(h.modules))
 	for m := range h.modules {
 		mods = append(mods, m)

@@ -41,6 +41,12 @@ type Module struct {
 	inflight int
 	closed   bool
 	done     chan struct{}
+
+	// tiered marks a module from [Host.Prepare]: its first call starts the background compile
+	// of wasm (optimizeStart, tiered.go).
+	tiered        bool
+	wasm          []byte
+	optimizeStart sync.Once
 }
 
 // Manifest returns the module's manifest. Callers must not modify it.
@@ -357,6 +363,9 @@ func (m *Module) call(ctx context.Context, call *Call, export, action string, bu
 		return nil, nil, err
 	}
 	defer m.leave()
+	if m.tiered {
+		m.optimizeStart.Do(m.startOptimize)
+	}
 	if call == nil {
 		call = &Call{}
 	}

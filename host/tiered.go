@@ -18,7 +18,8 @@ import (
 // Inspect and Load compile with wazero's optimizing compiler before the first call, which takes
 // seconds for a Go plugin of a few MiB. Prepare instead decodes the module once for wazero's
 // interpreter, runs plugboard_describe there, and serves from the interpreter at once, while the
-// optimizing compiler runs in the background (one compile at a time per Host). Once it is done,
+// optimizing compiler runs in the background from the module's first call on (one compile at a
+// time per Host). Once it is done,
 // new instances start from the compiled code, idle interpreter instances are closed, and calls
 // in flight finish where they started: no call fails for the change, calls only run slower until
 // it (the interpreter runs a Go plugin about ten times slower). Should the background compile
@@ -58,15 +59,29 @@ func (h *Host) Prepare(ctx context.Context, wasm []byte, digest string) (*abi.Ma
 	}
 	serving.interpreted = true
 	m := h.newModule(man, digest, memMB, serving)
+	m.tiered, m.wasm = true, wasm
 	h.mu.Lock()
 	h.modules[m] = struct{}{}
 	h.mu.Unlock()
-	h.background.Add(1)
+	return man, m, nil
+}
+
+// startOptimize starts the background compile of a prepared module; its first call does, so a
+// module prepared for an upload that activates nothing (the bytes already active) compiles
+// nothing. A Host that is closing starts none.
+func (m *Module) startOptimize() {
+	h, wasm := m.h, m.wasm
+	m.wasm = nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return
+	}
+	h.background.Add(1) // under h.mu, before Close's Wait
 	go func() {
 		defer h.background.Done()
 		m.optimize(wasm)
 	}()
-	return man, m, nil
 }
 
 // Interpreted reports whether new instances of the module start in wazero's interpreter: a

@@ -133,8 +133,9 @@ func TestPrepareRefusesWhatInspectRefuses(t *testing.T) {
 	}
 }
 
-// TestPreparedModuleClosedBeforeItsCompile: a prepared module closed while its background
-// compile waits is released at once, the compile is skipped, and Host.Close returns.
+// TestPreparedModuleClosedBeforeItsCompile: a prepared module closed after its first call, while
+// the background compile that call started waits, is released at once, the compile swaps
+// nothing in, and Host.Close returns.
 func TestPreparedModuleClosedBeforeItsCompile(t *testing.T) {
 	h, err := New(Config{})
 	if err != nil {
@@ -145,6 +146,10 @@ func TestPreparedModuleClosedBeforeItsCompile(t *testing.T) {
 	h.optimizing.Lock()
 	_, m, err := h.Prepare(ctx, wasm, "sha256:test")
 	if err != nil {
+		h.optimizing.Unlock()
+		t.Fatal(err)
+	}
+	if _, _, err := m.Invoke(ctx, &Call{}, "ok", json.RawMessage(`{}`)); err != nil {
 		h.optimizing.Unlock()
 		t.Fatal(err)
 	}
