@@ -114,7 +114,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request, token string) {
 	header := r.Header.Get("Mcp-Protocol-Version")
 	if header >= versionStateless {
 		if r.Method == http.MethodPost {
-			if _, werr := e.h.checkPOST(r, header); werr != nil {
+			if _, _, werr := e.h.checkPOST(r, header); werr != nil {
 				writeRPCError(w, werr)
 				return
 			}
@@ -162,13 +162,13 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request, token string) {
 // message needs one (the lifecycle: nothing but ping, server/discover and per-request _meta
 // comes before initialize).
 func (e *endpoint) servePOST(w http.ResponseWriter, r *http.Request, token, version string, claims *sessionClaims) {
-	body, werr := e.h.checkPOST(r, version)
+	body, msg, werr := e.h.checkPOST(r, version)
 	if werr != nil {
 		writeRPCError(w, werr)
 		return
 	}
 	if claims != nil {
-		if !e.callTool(w, r, body, version) {
+		if !e.callTool(w, r, msg, version) {
 			e.serveSDK(w, r, "")
 		}
 		return

@@ -1,7 +1,6 @@
 package mcpserver
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -27,15 +26,10 @@ import (
 //
 // One difference from the SDK, on purpose: a handler's internal error (not a tool error) is
 // JSON-RPC code -32603 (internal error) here, where the SDK sends code 0.
-func (e *endpoint) callTool(w http.ResponseWriter, r *http.Request, body []byte, version string) bool {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' || version >= versionStateless || !slices.Contains(mcp.SupportedProtocolVersions(), version) {
-		return false
-	}
-	// Member names match exactly, as the SDK's decoder does (encoding/json alone would also
-	// take "Method" for "method").
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
+func (e *endpoint) callTool(w http.ResponseWriter, r *http.Request, m map[string]json.RawMessage, version string) bool {
+	// m is the checked message's members (nil for a batch), matched by exact name as the SDK's
+	// decoder matches them (encoding/json into a struct would also take "Method" for "method").
+	if m == nil || version >= versionStateless || !slices.Contains(mcp.SupportedProtocolVersions(), version) {
 		return false
 	}
 	var method string

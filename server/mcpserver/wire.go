@@ -104,33 +104,35 @@ func writeRPCError(w http.ResponseWriter, e *wireError) {
 }
 
 // checkPOST validates a POST's headers and body before the SDK reads it, puts the body back
-// for the SDK and returns it. version is the request's protocol revision as far as it is known
-// (the MCP-Protocol-Version header, else the session's negotiated one, else "").
-func (h *Handler) checkPOST(r *http.Request, version string) ([]byte, *wireError) {
+// for the SDK and returns it, with its members when it is one message (not a batch). version
+// is the request's protocol revision as far as it is known (the MCP-Protocol-Version header,
+// else the session's negotiated one, else "").
+func (h *Handler) checkPOST(r *http.Request, version string) ([]byte, map[string]json.RawMessage, *wireError) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		if ct == "" {
 			ct = "none"
 		}
-		return nil, &wireError{status: http.StatusUnsupportedMediaType, code: CodeInvalidRequest,
+		return nil, nil, &wireError{status: http.StatusUnsupportedMediaType, code: CodeInvalidRequest,
 			message: "send the JSON-RPC message with Content-Type: application/json (this request had " + ct + ")"}
 	}
 	if !acceptsBoth(r.Header.Values("Accept")) {
-		return nil, &wireError{status: http.StatusNotAcceptable, code: CodeInvalidRequest,
+		return nil, nil, &wireError{status: http.StatusNotAcceptable, code: CodeInvalidRequest,
 			message: "send Accept: application/json, text/event-stream (the server may answer with either)"}
 	}
 	max := h.opts.MaxRequestBytes
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 	if err != nil {
-		return nil, invalid(nil, "reading the request body failed: send it again")
+		return nil, nil, invalid(nil, "reading the request body failed: send it again")
 	}
 	if int64(len(body)) > max {
-		return nil, &wireError{status: http.StatusRequestEntityTooLarge, code: CodeInvalidRequest,
+		return nil, nil, &wireError{status: http.StatusRequestEntityTooLarge, code: CodeInvalidRequest,
 			message: fmt.Sprintf("the request body is over the %d-byte limit: send a smaller message", max)}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	return body, checkBody(body, version)
+	msg, werr := checkBody(body, version)
+	return body, msg, werr
 }
 
 // acceptsBoth reports whether an Accept header allows both JSON and an event stream.
@@ -152,41 +154,41 @@ func acceptsBoth(values []string) bool {
 	return j && s
 }
 
-// checkBody validates a POST body: one JSON-RPC 2.0 message, or a batch where the protocol
-// revision still has them.
-func checkBody(body []byte, version string) *wireError {
+// checkBody validates a POST body: one JSON-RPC 2.0 message, whose members it returns, or a
+// batch where the protocol revision still has them.
+func checkBody(body []byte, version string) (map[string]json.RawMessage, *wireError) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return &wireError{status: http.StatusBadRequest, code: CodeParseError,
+		return nil, &wireError{status: http.StatusBadRequest, code: CodeParseError,
 			message: "the request body is empty: send one JSON-RPC 2.0 message"}
 	}
 	if err := syntaxError(trimmed); err != "" {
-		return &wireError{status: http.StatusBadRequest, code: CodeParseError,
+		return nil, &wireError{status: http.StatusBadRequest, code: CodeParseError,
 			message: "the request body is not valid JSON (" + err + "): send one JSON-RPC 2.0 message"}
 	}
 	switch trimmed[0] {
 	case '{':
-		return checkMessage(trimmed)
+		return parseMessage(trimmed)
 	case '[':
 		var batch []json.RawMessage
 		_ = json.Unmarshal(trimmed, &batch)
 		if len(batch) == 0 {
-			return invalid(nil, "the batch is empty: send one JSON-RPC 2.0 message")
+			return nil, invalid(nil, "the batch is empty: send one JSON-RPC 2.0 message")
 		}
 		if version == "" {
 			version = versionNoHeader
 		}
 		if version >= versionNoBatches {
-			return invalid(nil, "JSON-RPC batches are not part of MCP %s: send each message in its own POST", version)
+			return nil, invalid(nil, "JSON-RPC batches are not part of MCP %s: send each message in its own POST", version)
 		}
 		for i, m := range batch {
 			if err := checkMessage(m); err != nil {
-				return invalid(nil, "message %d of the batch: %s", i+1, err.message)
+				return nil, invalid(nil, "message %d of the batch: %s", i+1, err.message)
 			}
 		}
-		return nil
+		return nil, nil
 	default:
-		return invalid(nil, "the body is JSON %s, not a JSON-RPC 2.0 message: send an object with jsonrpc \"2.0\" and a method", jsonKind(trimmed))
+		return nil, invalid(nil, "the body is JSON %s, not a JSON-RPC 2.0 message: send an object with jsonrpc \"2.0\" and a method", jsonKind(trimmed))
 	}
 }
 
@@ -241,27 +243,33 @@ func jsonKind(b []byte) string {
 // checkMessage validates one JSON-RPC 2.0 message (a valid JSON value): a request, a
 // notification or a response to a server's request.
 func checkMessage(raw json.RawMessage) *wireError {
+	_, werr := parseMessage(raw)
+	return werr
+}
+
+// parseMessage is [checkMessage], returning the message's members when it is valid.
+func parseMessage(raw json.RawMessage) (map[string]json.RawMessage, *wireError) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return invalid(nil, "a JSON-RPC 2.0 message is an object, not %s", jsonKind(raw))
+		return nil, invalid(nil, "a JSON-RPC 2.0 message is an object, not %s", jsonKind(raw))
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return invalid(nil, "the message does not parse as an object")
+		return nil, invalid(nil, "the message does not parse as an object")
 	}
 	idRaw, hasID := m["id"]
 	var id json.RawMessage
 	if hasID {
 		if !validID(idRaw) {
-			return invalid(nil, "id must be a string or an integer, not %s", describe(idRaw))
+			return nil, invalid(nil, "id must be a string or an integer, not %s", describe(idRaw))
 		}
 		id = idRaw
 	}
 	if v, ok := m["jsonrpc"]; !ok || string(bytes.TrimSpace(v)) != `"2.0"` {
 		if !ok {
-			return invalid(id, `the message has no "jsonrpc" member: set "jsonrpc": "2.0"`)
+			return nil, invalid(id, `the message has no "jsonrpc" member: set "jsonrpc": "2.0"`)
 		}
-		return invalid(id, `"jsonrpc" must be the string "2.0", not %s`, describe(v))
+		return nil, invalid(id, `"jsonrpc" must be the string "2.0", not %s`, describe(v))
 	}
 	methodRaw, hasMethod := m["method"]
 	if !hasMethod {
@@ -269,28 +277,28 @@ func checkMessage(raw json.RawMessage) *wireError {
 		_, hasError := m["error"]
 		switch {
 		case !hasResult && !hasError:
-			return invalid(id, `the message has no "method": a request or notification needs one (a response needs "result" or "error")`)
+			return nil, invalid(id, `the message has no "method": a request or notification needs one (a response needs "result" or "error")`)
 		case hasResult && hasError:
-			return invalid(id, `a response carries "result" or "error", not both`)
+			return nil, invalid(id, `a response carries "result" or "error", not both`)
 		case !hasID:
-			return invalid(id, `a response needs the "id" of the request it answers`)
+			return nil, invalid(id, `a response needs the "id" of the request it answers`)
 		}
-		return nil
+		return m, nil
 	}
 	var method string
 	if err := json.Unmarshal(methodRaw, &method); err != nil {
-		return invalid(id, `"method" must be a string, not %s`, describe(methodRaw))
+		return nil, invalid(id, `"method" must be a string, not %s`, describe(methodRaw))
 	}
 	if method == "" {
-		return invalid(id, `"method" is empty: name an MCP method such as "tools/list"`)
+		return nil, invalid(id, `"method" is empty: name an MCP method such as "tools/list"`)
 	}
 	spec, known := newParams[method]
 	if !known {
 		if hasID {
-			return &wireError{status: http.StatusNotFound, id: id, code: CodeMethodNotFound,
+			return nil, &wireError{status: http.StatusNotFound, id: id, code: CodeMethodNotFound,
 				message: fmt.Sprintf("%q is not a method this MCP server serves", method)}
 		}
-		return nil // an unknown notification is the SDK's to ignore
+		return m, nil // an unknown notification is the SDK's to ignore
 	}
 	params, hasParams := m["params"]
 	if hasParams && string(bytes.TrimSpace(params)) == "null" {
@@ -302,19 +310,19 @@ func checkMessage(raw json.RawMessage) *wireError {
 	}
 	if !hasParams {
 		if spec.required {
-			return badParams(`"params" is required`)
+			return nil, badParams(`"params" is required`)
 		}
-		return nil
+		return m, nil
 	}
 	if p := bytes.TrimSpace(params); p[0] != '{' {
-		return badParams(`"params" must be an object, not %s`, describe(params))
+		return nil, badParams(`"params" must be an object, not %s`, describe(params))
 	}
 	if err := json.Unmarshal(params, spec.zero()); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return badParams("params.%s must be %s, not %s", te.Field, jsonType(te.Type), te.Value)
+			return nil, badParams("params.%s must be %s, not %s", te.Field, jsonType(te.Type), te.Value)
 		}
-		return badParams(`"params" do not match the method's schema in the MCP specification`)
+		return nil, badParams(`"params" do not match the method's schema in the MCP specification`)
 	}
 	if method == "tools/call" {
 		var p struct {
@@ -324,13 +332,13 @@ func checkMessage(raw json.RawMessage) *wireError {
 		_ = json.Unmarshal(params, &p)
 		var name string
 		if json.Unmarshal(p.Name, &name) != nil || name == "" {
-			return badParams(`params.name must name the tool to call`)
+			return nil, badParams(`params.name must name the tool to call`)
 		}
 		if a := bytes.TrimSpace(p.Arguments); len(a) > 0 && string(a) != "null" && a[0] != '{' {
-			return badParams("params.arguments must be an object, not %s", describe(a))
+			return nil, badParams("params.arguments must be an object, not %s", describe(a))
 		}
 	}
-	return nil
+	return m, nil
 }
 
 // validID reports whether an id is a string or an integer (MCP: never null).
