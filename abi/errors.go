@@ -78,12 +78,8 @@ const DetailHostCode = "host_code"
 // IsHostCode reports whether code is one a host import answers in an error document (ABI.md
 // section 5), rather than a guest error code (section 4).
 func IsHostCode(code string) bool {
-	switch code {
-	case CodeHostNotAllowed, CodePrivateAddress, CodeTimeout, CodeNetwork, CodeInvalidRequest,
-		CodeDenied, CodeTooManyRedirects, CodeTooLarge, CodeTooManyRequests, CodeDeadline:
-		return true
-	}
-	return false
+	_, ok := HostErrorStatus(code)
+	return ok && code != PolicyRateLimited && code != PolicyCircuitOpen
 }
 
 // HostErrorStatus is the HTTP status the API answers for a guest error that passes on the host
