@@ -88,6 +88,12 @@ type WebhookReceipt struct {
 	Events []Event
 	// Response is what the host answers the upstream; nil means 200 with an empty body.
 	Response *abi.WebhookResponse
+	// RenewAt, when set, asks the host to call renew at that time (or at once, when it has
+	// passed) instead of at the renew_at of the last subscribe or renew: for a delivery that
+	// says the upstream subscription needs attention (Microsoft Graph's
+	// reauthorizationRequired and subscriptionRemoved lifecycle notifications). Zero keeps
+	// the schedule.
+	RenewAt time.Time
 }
 
 // Webhook holds the handlers of a webhook trigger's lifecycle (ABI.md section 2). Subscribe and
@@ -248,7 +254,11 @@ func newWebhookTrigger[P any](name string, h Webhook[P], opts []Option) *trigger
 			if err != nil {
 				return nil, err
 			}
-			return &abi.WebhookResult{Events: events, Response: rec.Response}, nil
+			res := &abi.WebhookResult{Events: events, Response: rec.Response}
+			if !rec.RenewAt.IsZero() {
+				res.RenewAt = rec.RenewAt.UTC().Format(time.RFC3339)
+			}
+			return res, nil
 		}
 		return nil, errInternalf("unknown webhook op %q", req.Op)
 	}
