@@ -723,17 +723,6 @@ func (f *Fake) resolve(d *fdrive, a address) *fitem {
 	return walk(base, a.rel)
 }
 
-// resolveParent finds the folder that holds the addressed (maybe new) item and its name; for
-// an address without a relative path, it is the item itself with name "".
-func (f *Fake) resolveParent(d *fdrive, a address) (*fitem, string) {
-	if len(a.rel) == 0 {
-		return f.resolve(d, a), ""
-	}
-	pa := a
-	pa.rel = a.rel[:len(a.rel)-1]
-	return f.resolve(d, pa), a.rel[len(a.rel)-1]
-}
-
 func (f *Fake) getItem(w http.ResponseWriter, d *fdrive, a address) {
 	f.mu.Lock()
 	it := f.resolve(d, a)
@@ -948,18 +937,8 @@ func (f *Fake) putContent(w http.ResponseWriter, r *http.Request, d *fdrive, a a
 		}
 		it = f.putFile(d, target.parent, target.name, data, "replace")
 	} else {
-		// Graph creates the missing folders of a path upload.
-		base := a
-		base.rel = nil
-		parent := f.resolve(d, base)
-		for _, seg := range a.rel[:len(a.rel)-1] {
-			if parent == nil || !parent.folder {
-				break
-			}
-			parent = f.mkdirsUnder(d, parent, seg)
-		}
-		name := a.rel[len(a.rel)-1]
-		if parent == nil || !parent.folder {
+		parent, name := f.pathParent(d, a)
+		if parent == nil {
 			notFound(w)
 			return
 		}
@@ -974,6 +953,25 @@ func (f *Fake) putContent(w http.ResponseWriter, r *http.Request, d *fdrive, a a
 		status = http.StatusCreated
 	}
 	WriteJSON(w, status, f.itemJSON(d, it, false))
+}
+
+// pathParent is the folder a path upload writes into and the file's name, creating the
+// missing folders of the path as Graph does; nil when the base item is missing or a segment is
+// a file.
+func (f *Fake) pathParent(d *fdrive, a address) (*fitem, string) {
+	base := a
+	base.rel = nil
+	parent := f.resolve(d, base)
+	for _, seg := range a.rel[:len(a.rel)-1] {
+		if parent == nil || !parent.folder {
+			return nil, ""
+		}
+		parent = f.mkdirsUnder(d, parent, seg)
+	}
+	if parent == nil || !parent.folder {
+		return nil, ""
+	}
+	return parent, a.rel[len(a.rel)-1]
 }
 
 func (f *Fake) mkdirsUnder(d *fdrive, parent *fitem, name string) *fitem {
@@ -1009,8 +1007,8 @@ func (f *Fake) createUploadSession(w http.ResponseWriter, r *http.Request, d *fd
 		}
 		s.target, s.parent, s.name = target, target.parent, target.name
 	} else {
-		parent, name := f.resolveParent(d, a)
-		if parent == nil || !parent.folder {
+		parent, name := f.pathParent(d, a)
+		if parent == nil {
 			notFound(w)
 			return
 		}
