@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -43,7 +44,14 @@ const (
 	deltaPageSize = 200
 	maxInFolders  = 2000
 	maxOutFolders = 500
+	// maxLookups bounds the parent folders one poll looks up, so that the poll stays well
+	// inside the host's request budget (100 by default) with its maxDeltaPages pages; past
+	// it the poll answers more and re-reads the page it stopped in.
+	maxLookups = 50
 )
+
+// errLookups stops a poll that has looked up maxLookups parents.
+var errLookups = errors.New("parent lookups of this poll spent")
 
 func init() {
 	pdk.PollTrigger("file_changed", pollFileChanged,
@@ -122,6 +130,7 @@ func pollFileChanged(ctx *pdk.Context, p FileChangedParams, cursor *string) (pdk
 	since := parseTime(cur.Since)
 	changes := map[string]wireItem{}
 	var order []string
+	lookups := 0
 	for page := 0; ; page++ {
 		if page == maxDeltaPages {
 			cur.Next = next
@@ -150,7 +159,13 @@ func pollFileChanged(ctx *pdk.Context, p FileChangedParams, cursor *string) (pdk
 				// read: the next round's "created" starts after it.
 				cur.Round = w.CreatedDateTime.UTC().Format(time.RFC3339Nano)
 			}
-			in, err := c.inScope(&cur, w)
+			in, err := c.inScope(&cur, w, &lookups)
+			if errors.Is(err, errLookups) {
+				// Answer what this poll found and continue from this page (the events
+				// already emitted from it come again with the same ids and are dropped).
+				cur.Next = next
+				return fileResult(c.events(changes, order, since, p), cur, true)
+			}
 			if err != nil {
 				return pdk.PollResult{}, err
 			}
@@ -261,7 +276,7 @@ func (c *client) resync(p FileChangedParams, cur fileCursor, gone *pdk.Response)
 
 // inScope reports whether a changed item lies under the watched folder, learning folder ids
 // on the way.
-func (c *client) inScope(cur *fileCursor, w wireItem) (bool, error) {
+func (c *client) inScope(cur *fileCursor, w wireItem, lookups *int) (bool, error) {
 	if w.Root != nil {
 		return false, nil
 	}
@@ -287,12 +302,17 @@ func (c *client) inScope(cur *fileCursor, w wireItem) (bool, error) {
 		in, known = under(parentPath(w.ParentReference.Path), cur.FolderPath), true
 	}
 	if !known {
+		if *lookups >= maxLookups {
+			return false, errLookups
+		}
+		*lookups++
 		var pw wireItem
 		u := c.URL("/drives/" + escapeSegment(cur.DriveID) + "/items/" + escapeSegment(parent) + "?$select=id,name,parentReference,root")
 		resp, err := c.HTTP.GetJSON(u, &pw)
 		switch {
 		case err != nil && resp != nil && resp.Status == 404:
-			in = false // the parent is gone too: where it was cannot be told any more
+			// The parent is gone too: where it was cannot be told any more.
+			in, err = false, nil
 		case err != nil:
 			return false, err
 		case pw.Root != nil:

@@ -228,3 +228,36 @@ func TestFileChangedRefusesForeignCursors(t *testing.T) {
 		t.Errorf("%d delta requests with bad cursors", n)
 	}
 }
+
+// A scoped poll looks up at most maxLookups unknown parents, then answers more and goes on
+// from the page it stopped in, with the parents it learned kept in the cursor.
+func TestFileChangedBoundsParentLookups(t *testing.T) {
+	f := graphfake.New(t)
+	h := harness(t, f)
+	drive := f.UserDriveID()
+	f.AddFolder(drive, "/In")
+	params := FileChangedParams{Path: "/In"}
+	cursor := poll(t, h, params, nil).Cursor
+	for i := range maxLookups + 10 {
+		f.AddFile(drive, fmt.Sprintf("/Out/d%02d/f.txt", i), []byte("x"))
+	}
+	in := f.AddFile(drive, "/In/wanted.txt", []byte("w"))
+
+	var events []abi.Event
+	polls := 0
+	for more := true; more; polls++ {
+		if polls == 5 {
+			t.Fatal("no end after 5 polls")
+		}
+		before := f.CountRequests("GET", "/items/")
+		res := poll(t, h, params, &cursor)
+		if n := f.CountRequests("GET", "/items/") - before; n > maxLookups {
+			t.Errorf("poll %d looked up %d parents", polls, n)
+		}
+		events = append(events, res.Events...)
+		cursor, more = res.Cursor, res.More
+	}
+	if polls < 2 || len(events) != 1 || events[0].ID != in.ID+":"+in.ETag {
+		t.Errorf("%d polls, events %+v", polls, events)
+	}
+}
