@@ -26,8 +26,8 @@ const (
 	simpleUploadBytes = 4 << 20
 	// maxUploadBytes bounds upload_file: the decoded file, its base64 input and one chunk's
 	// request document must fit the plugin's memory (128 MiB by default) in one call, whose
-	// deadline is at most 60 s. The server's API body cap (4 MiB by default, MaxBodyBytes)
-	// bounds it further unless the operator raises it.
+	// deadline is at most 60 s. The server's API body cap (server.Options.MaxBodyBytes, 4 MiB
+	// by default, with no serve flag yet) bounds it further: about 3 MiB of file as base64.
 	maxUploadBytes = 16 << 20
 	// chunkBytes is an upload session's chunk: ten times the 320 KiB unit Graph requires.
 	chunkBytes = 10 * 320 << 10

@@ -78,7 +78,8 @@ func init() {
 	pdk.Action("upload_file", uploadFile,
 		pdk.Title("Upload file"),
 		pdk.Description("Writes a file from content_base64 or text, at path (folder path and name) or as name in the folder parent_id; missing folders of a path are created. "+
-			"Up to 4 MiB goes in one request, larger files (up to 16 MiB) through an upload session. conflict says what to do when the name exists: replace (default), rename or fail."),
+			"Up to 4 MiB goes in one request, larger files (up to 16 MiB) through an upload session. conflict says what to do when the name exists: replace (default), rename or fail. "+
+			"Plugboard's API caps request bodies (4 MiB by default, about 3 MiB of file as base64), which bounds the file first unless the server allows larger bodies."),
 		pdk.Timeout(60*time.Second))
 	pdk.Action("create_folder", createFolder,
 		pdk.Title("Create folder"),
