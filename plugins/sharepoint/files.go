@@ -253,6 +253,7 @@ func (c *client) uploadSession(target, name, conflict string, data []byte) (Item
 func (c *client) sendChunks(uploadURL string, data []byte) (Item, error) {
 	total := int64(len(data))
 	var off int64
+	resumed := 0
 	for {
 		end := min(off+chunkBytes, total)
 		resp, err := c.HTTP.Do(pdk.Request{Method: "PUT", URL: uploadURL, Body: data[off:end], NoAuth: true,
@@ -273,6 +274,28 @@ func (c *client) sendChunks(uploadURL string, data []byte) (Item, error) {
 			next, ok := nextRangeStart(st.NextExpectedRanges)
 			if !ok || next <= off || next >= total {
 				return Item{}, pdk.Errorf(abi.CodeUpstreamError, "the upload session answered nextExpectedRanges %v after bytes %d-%d of %d", st.NextExpectedRanges, off, end-1, total)
+			}
+			off = next
+		case resp.Status == 416 && resumed < 3:
+			// The range was received already: the host retried a chunk whose answer was lost.
+			// Ask the session where it stands and go on from there.
+			resumed++
+			st, err := c.HTTP.Do(pdk.Request{URL: uploadURL, NoAuth: true})
+			if err != nil {
+				return Item{}, err
+			}
+			if !st.OK() {
+				return Item{}, msgraph.Error(st)
+			}
+			var status struct {
+				NextExpectedRanges []string `json:"nextExpectedRanges"`
+			}
+			if err := st.JSON(&status); err != nil {
+				return Item{}, err
+			}
+			next, ok := nextRangeStart(status.NextExpectedRanges)
+			if !ok || next >= total {
+				return Item{}, pdk.Errorf(abi.CodeUpstreamError, "the upload session refused bytes %d-%d of %d (416) and expects %v", off, end-1, total, status.NextExpectedRanges)
 			}
 			off = next
 		default:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -250,5 +251,54 @@ func TestUploadSessionIsCancelledOnFailure(t *testing.T) {
 	}
 	if _, ok := f.Item(f.UserDriveID(), "/x.bin"); ok {
 		t.Error("a failed upload left a file")
+	}
+}
+
+// replayedChunk sends the second chunk PUT twice and answers the second answer (416), as when
+// the host retries a chunk whose 202 was lost.
+type replayedChunk struct {
+	host string
+	puts atomic.Int32
+}
+
+func (rc *replayedChunk) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == "PUT" && r.URL.Host == rc.host && rc.puts.Add(1) == 2 {
+		body, _ := io.ReadAll(r.Body)
+		first := r.Clone(r.Context())
+		first.Body = io.NopCloser(bytes.NewReader(body))
+		resp, err := http.DefaultTransport.RoundTrip(first)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		again := r.Clone(r.Context())
+		again.Body = io.NopCloser(bytes.NewReader(body))
+		return http.DefaultTransport.RoundTrip(again)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestUploadSessionResumesAfterAReplayedChunk(t *testing.T) {
+	f := graphfake.New(t)
+	rc := &replayedChunk{host: strings.TrimPrefix(f.DownloadURL, "http://")}
+	h := harness(t, f, func(o *pdktest.Options) { o.Transport = rc })
+	content := bytes.Repeat([]byte("abcdefgh"), (9<<20)/8)
+	var it Item
+	if e := h.InvokeInto("upload_file", UploadInput{Path: "/r.bin", ContentBase64: ptr(base64.StdEncoding.EncodeToString(content))}, &it); e != nil {
+		t.Fatal(e)
+	}
+	stored, _ := f.Item(f.UserDriveID(), "/r.bin")
+	if !bytes.Equal(stored.Content, content) || it.ID != stored.ID {
+		t.Fatalf("stored %d bytes", len(stored.Content))
+	}
+	var statuses []int
+	for _, r := range downloadHostRequests(f, "PUT", "/upload/") {
+		statuses = append(statuses, r.Status)
+	}
+	if got := fmt.Sprint(statuses); got != "[202 202 416 201]" {
+		t.Errorf("chunk answers %s", got)
+	}
+	if n := len(downloadHostRequests(f, "GET", "/upload/")); n != 1 {
+		t.Errorf("%d status requests", n)
 	}
 }
