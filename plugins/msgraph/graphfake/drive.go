@@ -34,12 +34,12 @@ import (
 //     [Fake.ExpireDeltaTokens] answers 410 Gone with resyncChangesApplyDifferences and a
 //     Location that starts a fresh enumeration.
 
-// simpleUploadLimit is the largest body PUT .../content accepts (a variable so the tests can
+// driveSimpleUploadLimit is the largest body PUT .../content accepts (a variable so the tests can
 // lower it).
-var simpleUploadLimit int64 = 250 << 20
+var driveSimpleUploadLimit int64 = 250 << 20
 
-// uploadFragment is the unit every non-final upload session chunk is a multiple of: 320 KiB.
-const uploadFragment = 320 << 10
+// driveUploadFragment is the unit every non-final upload session chunk is a multiple of: 320 KiB.
+const driveUploadFragment = 320 << 10
 
 // Site is a SharePoint site of the fake.
 type Site struct {
@@ -68,8 +68,8 @@ type driveStore struct {
 	sites     []*Site
 	drives    map[string]*fdrive
 	userDrive string
-	sessions  map[string]*uploadSession
-	downloads map[string]downloadRef
+	sessions  map[string]*driveUploadSession
+	downloads map[string]driveDownloadRef
 	epoch     int // delta tokens of an older epoch are expired
 }
 
@@ -96,7 +96,7 @@ type fitem struct {
 	childOrder []*fitem
 }
 
-type uploadSession struct {
+type driveUploadSession struct {
 	id       string
 	drive    *fdrive
 	parent   *fitem
@@ -108,13 +108,13 @@ type uploadSession struct {
 	expires  time.Time
 }
 
-type downloadRef struct {
+type driveDownloadRef struct {
 	drive *fdrive
 	item  *fitem
 }
 
 func (f *Fake) initDrives() {
-	f.drives = &driveStore{drives: map[string]*fdrive{}, sessions: map[string]*uploadSession{}, downloads: map[string]downloadRef{}}
+	f.drives = &driveStore{drives: map[string]*fdrive{}, sessions: map[string]*driveUploadSession{}, downloads: map[string]driveDownloadRef{}}
 	d := f.newDrive("OneDrive", "business", "https://contoso-my.sharepoint.com/personal/adele_vance_contoso_example/Documents")
 	f.drives.userDrive = d.id
 
@@ -126,9 +126,9 @@ func (f *Fake) initDrives() {
 		f.handle(method, `(/drives/[^/]+|/me/drive|/sites/[^/]+/drive)(/.*)?`, f.serveDrive)
 	}
 	f.handleDownload("GET", `/download/([^/]+)`, f.serveDownloadContent)
-	f.handleDownload("PUT", `/upload/([^/]+)`, f.uploadChunk)
-	f.handleDownload("GET", `/upload/([^/]+)`, f.uploadStatus)
-	f.handleDownload("DELETE", `/upload/([^/]+)`, f.cancelUpload)
+	f.handleDownload("PUT", `/upload/([^/]+)`, f.driveUploadChunk)
+	f.handleDownload("GET", `/upload/([^/]+)`, f.driveUploadStatus)
+	f.handleDownload("DELETE", `/upload/([^/]+)`, f.cancelDriveUpload)
 }
 
 // newDrive creates a drive (with f.mu not held).
@@ -169,13 +169,13 @@ func (f *Fake) AddFile(driveID, path string, content []byte) Item {
 	if d == nil {
 		f.t.Fatalf("graphfake: no drive %q", driveID)
 	}
-	segs := splitPath(path)
+	segs := driveSplitPath(path)
 	if len(segs) == 0 {
 		f.t.Fatalf("graphfake: AddFile needs a file path, not %q", path)
 	}
-	parent := f.mkdirs(d, segs[:len(segs)-1])
-	it := f.putFile(d, parent, segs[len(segs)-1], content, "replace")
-	return f.export(d, it)
+	parent := f.driveMkdirs(d, segs[:len(segs)-1])
+	it := f.drivePutFile(d, parent, segs[len(segs)-1], content, "replace")
+	return f.exportItem(d, it)
 }
 
 // UpdateFile replaces the content of the file at path (a new eTag and cTag).
@@ -196,7 +196,7 @@ func (f *Fake) AddFolder(driveID, path string) Item {
 	if d == nil {
 		f.t.Fatalf("graphfake: no drive %q", driveID)
 	}
-	return f.export(d, f.mkdirs(d, splitPath(path)))
+	return f.exportItem(d, f.driveMkdirs(d, driveSplitPath(path)))
 }
 
 // DeleteItem deletes the item at path (a folder with what it holds), as DELETE does.
@@ -207,12 +207,12 @@ func (f *Fake) DeleteItem(driveID, path string) {
 	d := f.drives.drives[driveID]
 	var it *fitem
 	if d != nil {
-		it = walk(d.root, splitPath(path))
+		it = driveWalk(d.root, driveSplitPath(path))
 	}
 	if it == nil || it == d.root {
 		f.t.Fatalf("graphfake: DeleteItem: no item %q in drive %q", path, driveID)
 	}
-	f.remove(it)
+	f.removeItem(it)
 }
 
 // Item returns the item at path in the drive.
@@ -223,11 +223,11 @@ func (f *Fake) Item(driveID, path string) (Item, bool) {
 	if d == nil {
 		return Item{}, false
 	}
-	it := walk(d.root, splitPath(path))
+	it := driveWalk(d.root, driveSplitPath(path))
 	if it == nil {
 		return Item{}, false
 	}
-	return f.export(d, it), true
+	return f.exportItem(d, it), true
 }
 
 // ExpireDeltaTokens makes every delta token issued so far expired: using one answers 410 Gone,
@@ -246,9 +246,9 @@ func (f *Fake) UploadSessions() int {
 	return len(f.drives.sessions)
 }
 
-func (f *Fake) export(d *fdrive, it *fitem) Item {
-	out := Item{ID: it.id, Name: it.name, DriveID: d.id, Path: itemPath(it), Folder: it.folder, Size: size(it),
-		ETag: etag(it), CTag: ctag(it), Content: append([]byte(nil), it.content...), Created: it.created, Modified: it.modified}
+func (f *Fake) exportItem(d *fdrive, it *fitem) Item {
+	out := Item{ID: it.id, Name: it.name, DriveID: d.id, Path: driveItemPath(it), Folder: it.folder, Size: driveSize(it),
+		ETag: driveETag(it), CTag: driveCTag(it), Content: append([]byte(nil), it.content...), Created: it.created, Modified: it.modified}
 	if it.parent != nil {
 		out.ParentID = it.parent.id
 	}
@@ -257,7 +257,7 @@ func (f *Fake) export(d *fdrive, it *fitem) Item {
 
 // --- the tree (f.mu held) ---
 
-func splitPath(p string) []string {
+func driveSplitPath(p string) []string {
 	var out []string
 	for _, s := range strings.Split(p, "/") {
 		if s != "" {
@@ -267,7 +267,7 @@ func splitPath(p string) []string {
 	return out
 }
 
-func walk(from *fitem, segs []string) *fitem {
+func driveWalk(from *fitem, segs []string) *fitem {
 	it := from
 	for _, s := range segs {
 		if it == nil || !it.folder {
@@ -278,7 +278,7 @@ func walk(from *fitem, segs []string) *fitem {
 	return it
 }
 
-func itemPath(it *fitem) string {
+func driveItemPath(it *fitem) string {
 	if it.parent == nil {
 		return "/"
 	}
@@ -289,32 +289,36 @@ func itemPath(it *fitem) string {
 	return "/" + strings.Join(segs, "/")
 }
 
-func size(it *fitem) int64 {
+func driveSize(it *fitem) int64 {
 	if !it.folder {
 		return int64(len(it.content))
 	}
 	var n int64
 	for _, c := range it.childOrder {
-		n += size(c)
+		n += driveSize(c)
 	}
 	return n
 }
 
-func etag(it *fitem) string { return fmt.Sprintf("\"{%s},%d\"", strings.ToUpper(it.id), it.version) }
-func ctag(it *fitem) string { return fmt.Sprintf("\"c:{%s},%d\"", strings.ToUpper(it.id), it.cversion) }
+func driveETag(it *fitem) string {
+	return fmt.Sprintf("\"{%s},%d\"", strings.ToUpper(it.id), it.version)
+}
+func driveCTag(it *fitem) string {
+	return fmt.Sprintf("\"c:{%s},%d\"", strings.ToUpper(it.id), it.cversion)
+}
 
-// touch records a change of it (and of its folders, which delta reports with their children).
-func (f *Fake) touch(it *fitem) {
+// touchItem records a change of it (and of its folders, which delta reports with their children).
+func (f *Fake) touchItem(it *fitem) {
 	f.seq++
 	for x := it; x != nil; x = x.parent {
 		x.changed = f.seq
 	}
 }
 
-func (f *Fake) newItem(d *fdrive, parent *fitem, name string, folder bool) *fitem {
+func (f *Fake) newDriveItem(d *fdrive, parent *fitem, name string, folder bool) *fitem {
 	f.seq++
 	now := time.Now().UTC()
-	it := &fitem{id: fmt.Sprintf("01F%06dQ%s", f.seq, strings.ToUpper(randHex(6))), name: name, parent: parent, folder: folder,
+	it := &fitem{id: fmt.Sprintf("01F%06dQ%s", f.seq, strings.ToUpper(driveRandHex(6))), name: name, parent: parent, folder: folder,
 		created: now, modified: now, version: 1, cversion: 1}
 	if folder {
 		it.children = map[string]*fitem{}
@@ -322,50 +326,50 @@ func (f *Fake) newItem(d *fdrive, parent *fitem, name string, folder bool) *fite
 	parent.children[strings.ToLower(name)] = it
 	parent.childOrder = append(parent.childOrder, it)
 	d.items[it.id] = it
-	f.touch(it)
+	f.touchItem(it)
 	return it
 }
 
-func (f *Fake) mkdirs(d *fdrive, segs []string) *fitem {
+func (f *Fake) driveMkdirs(d *fdrive, segs []string) *fitem {
 	it := d.root
 	for _, s := range segs {
 		next := it.children[strings.ToLower(s)]
 		if next == nil {
-			next = f.newItem(d, it, s, true)
+			next = f.newDriveItem(d, it, s, true)
 		}
 		it = next
 	}
 	return it
 }
 
-// putFile writes content to parent/name under the conflict behaviour; nil means it conflicts.
-func (f *Fake) putFile(d *fdrive, parent *fitem, name string, content []byte, conflict string) *fitem {
+// drivePutFile writes content to parent/name under the conflict behaviour; nil means it conflicts.
+func (f *Fake) drivePutFile(d *fdrive, parent *fitem, name string, content []byte, conflict string) *fitem {
 	existing := parent.children[strings.ToLower(name)]
 	switch {
 	case existing != nil && conflict == "fail":
 		return nil
 	case existing != nil && conflict == "rename":
-		name = freeName(parent, name)
+		name = driveFreeName(parent, name)
 		existing = nil
 	case existing != nil && existing.folder:
-		f.remove(existing)
+		f.removeItem(existing)
 		existing = nil
 	}
 	it := existing
 	if it == nil {
-		it = f.newItem(d, parent, name, false)
+		it = f.newDriveItem(d, parent, name, false)
 	} else {
 		it.version++
 		it.cversion++
 		it.modified = time.Now().UTC()
-		f.touch(it)
+		f.touchItem(it)
 	}
 	it.content = append([]byte(nil), content...)
-	it.mime = mimeType(name)
+	it.mime = driveMimeType(name)
 	return it
 }
 
-func freeName(parent *fitem, name string) string {
+func driveFreeName(parent *fitem, name string) string {
 	ext := ""
 	if i := strings.LastIndex(name, "."); i > 0 {
 		name, ext = name[:i], name[i:]
@@ -378,7 +382,7 @@ func freeName(parent *fitem, name string) string {
 	}
 }
 
-func (f *Fake) remove(it *fitem) {
+func (f *Fake) removeItem(it *fitem) {
 	if it.parent != nil {
 		delete(it.parent.children, strings.ToLower(it.name))
 		for i, c := range it.parent.childOrder {
@@ -391,7 +395,7 @@ func (f *Fake) remove(it *fitem) {
 	var mark func(x *fitem)
 	mark = func(x *fitem) {
 		x.deleted = true
-		f.touch(x)
+		f.touchItem(x)
 		for _, c := range x.childOrder {
 			mark(c)
 		}
@@ -400,7 +404,7 @@ func (f *Fake) remove(it *fitem) {
 	// The tombstone keeps its parent pointer so delta can name the parent.
 }
 
-func mimeType(name string) string {
+func driveMimeType(name string) string {
 	switch strings.ToLower(name[strings.LastIndex(name, ".")+1:]) {
 	case "txt":
 		return "text/plain"
@@ -420,7 +424,7 @@ func mimeType(name string) string {
 	return "application/octet-stream"
 }
 
-func randHex(n int) string {
+func driveRandHex(n int) string {
 	id := newRequestID()
 	return strings.ReplaceAll(id, "-", "")[:n*2]
 }
@@ -436,18 +440,18 @@ func (f *Fake) driveJSON(d *fdrive) map[string]any {
 	return map[string]any{"id": d.id, "name": d.name, "driveType": d.driveType, "webUrl": d.webURL,
 		"createdDateTime": d.created.Format(time.RFC3339),
 		"owner":           map[string]any{"user": map[string]any{"displayName": "Adele Vance", "id": UserID}},
-		"quota":           map[string]any{"total": int64(1) << 40, "used": size(d.root), "state": "normal"}}
+		"quota":           map[string]any{"total": int64(1) << 40, "used": driveSize(d.root), "state": "normal"}}
 }
 
-// itemJSON is the driveItem resource. inDelta drops what delta answers lack (parentReference's
+// driveItemJSON is the driveItem resource. inDelta drops what delta answers lack (parentReference's
 // path, cTag) and renders a deleted item as a tombstone.
-func (f *Fake) itemJSON(d *fdrive, it *fitem, inDelta bool) map[string]any {
+func (f *Fake) driveItemJSON(d *fdrive, it *fitem, inDelta bool) map[string]any {
 	m := map[string]any{"id": it.id}
 	parent := map[string]any{"driveId": d.id, "driveType": d.driveType}
 	if it.parent != nil {
 		parent["id"] = it.parent.id
 		if !inDelta {
-			pp := itemPath(it.parent)
+			pp := driveItemPath(it.parent)
 			if pp == "/" {
 				pp = ""
 			}
@@ -465,14 +469,14 @@ func (f *Fake) itemJSON(d *fdrive, it *fitem, inDelta bool) map[string]any {
 		return m
 	}
 	m["name"] = it.name
-	m["size"] = size(it)
-	m["eTag"] = etag(it)
+	m["size"] = driveSize(it)
+	m["eTag"] = driveETag(it)
 	if !inDelta {
-		m["cTag"] = ctag(it)
+		m["cTag"] = driveCTag(it)
 	}
 	m["createdDateTime"] = it.created.Format(time.RFC3339Nano)
 	m["lastModifiedDateTime"] = it.modified.Format(time.RFC3339Nano)
-	m["webUrl"] = d.webURL + strings.ReplaceAll(url.PathEscape(itemPath(it)), "%2F", "/")
+	m["webUrl"] = d.webURL + strings.ReplaceAll(url.PathEscape(driveItemPath(it)), "%2F", "/")
 	by := map[string]any{"user": map[string]any{"displayName": "Adele Vance", "email": UserPrincipalName, "id": UserID}}
 	m["createdBy"], m["lastModifiedBy"] = by, by
 	switch {
@@ -482,19 +486,19 @@ func (f *Fake) itemJSON(d *fdrive, it *fitem, inDelta bool) map[string]any {
 	case it.folder:
 		m["folder"] = map[string]any{"childCount": len(it.childOrder)}
 	default:
-		m["file"] = map[string]any{"mimeType": it.mime, "hashes": map[string]any{"quickXorHash": base64.StdEncoding.EncodeToString([]byte(ctag(it)))[:20]}}
+		m["file"] = map[string]any{"mimeType": it.mime, "hashes": map[string]any{"quickXorHash": base64.StdEncoding.EncodeToString([]byte(driveCTag(it)))[:20]}}
 		if !inDelta {
-			m["@microsoft.graph.downloadUrl"] = f.downloadURL(d, it)
+			m["@microsoft.graph.downloadUrl"] = f.driveDownloadURL(d, it)
 		}
 	}
 	return m
 }
 
-// downloadURL mints a pre-authenticated URL of it on the download host (f.mu held).
-func (f *Fake) downloadURL(d *fdrive, it *fitem) string {
-	tok := randHex(16)
-	f.drives.downloads[tok] = downloadRef{drive: d, item: it}
-	return f.DownloadURL + "/download/" + tok + "?tempauth=" + randHex(8)
+// driveDownloadURL mints a pre-authenticated URL of it on the download host (f.mu held).
+func (f *Fake) driveDownloadURL(d *fdrive, it *fitem) string {
+	tok := driveRandHex(16)
+	f.drives.downloads[tok] = driveDownloadRef{drive: d, item: it}
+	return f.DownloadURL + "/download/" + tok + "?tempauth=" + driveRandHex(8)
 }
 
 // --- handlers ---
@@ -513,11 +517,11 @@ func (f *Fake) searchSites(w http.ResponseWriter, r *http.Request, _ []string) {
 		}
 	}
 	f.mu.Unlock()
-	f.writePage(w, r, "/sites", list)
+	f.writeDrivePage(w, r, "/sites", list)
 }
 
-// writePage answers one page of list with $top and $skiptoken, linking the next page.
-func (f *Fake) writePage(w http.ResponseWriter, r *http.Request, path string, list []map[string]any) {
+// writeDrivePage answers one page of list with $top and $skiptoken, linking the next page.
+func (f *Fake) writeDrivePage(w http.ResponseWriter, r *http.Request, path string, list []map[string]any) {
 	q := r.URL.Query()
 	top := 200
 	if s := q.Get("$top"); s != "" {
@@ -556,7 +560,7 @@ func (f *Fake) writePage(w http.ResponseWriter, r *http.Request, path string, li
 	WriteJSON(w, http.StatusOK, body)
 }
 
-func (f *Fake) site(id string) *Site {
+func (f *Fake) findSite(id string) *Site {
 	for _, s := range f.drives.sites {
 		if s.ID == id || strings.EqualFold(s.Name, id) {
 			return s
@@ -565,20 +569,20 @@ func (f *Fake) site(id string) *Site {
 	return nil
 }
 
-func notFound(w http.ResponseWriter) {
+func driveNotFound(w http.ResponseWriter) {
 	WriteError(w, http.StatusNotFound, "itemNotFound", "The resource could not be found.")
 }
 
 func (f *Fake) getSite(w http.ResponseWriter, r *http.Request, m []string) {
 	f.mu.Lock()
-	s := f.site(m[1])
+	s := f.findSite(m[1])
 	var body map[string]any
 	if s != nil {
 		body = f.siteJSON(s)
 	}
 	f.mu.Unlock()
 	if s == nil {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	WriteJSON(w, http.StatusOK, body)
@@ -586,44 +590,44 @@ func (f *Fake) getSite(w http.ResponseWriter, r *http.Request, m []string) {
 
 func (f *Fake) listSiteDrives(w http.ResponseWriter, r *http.Request, m []string) {
 	f.mu.Lock()
-	s := f.site(m[1])
+	s := f.findSite(m[1])
 	var list []map[string]any
 	if s != nil {
 		list = append(list, f.driveJSON(f.drives.drives[s.DriveID]))
 	}
 	f.mu.Unlock()
 	if s == nil {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
-	f.writePage(w, r, r.URL.Path[len("/v1.0"):], list)
+	f.writeDrivePage(w, r, r.URL.Path[len("/v1.0"):], list)
 }
 
 func (f *Fake) listUserDrives(w http.ResponseWriter, r *http.Request, _ []string) {
 	f.mu.Lock()
 	list := []map[string]any{f.driveJSON(f.drives.drives[f.drives.userDrive])}
 	f.mu.Unlock()
-	f.writePage(w, r, "/me/drives", list)
+	f.writeDrivePage(w, r, "/me/drives", list)
 }
 
-// drivePath splits what follows the drive: the base item ("root", or an id), the path
+// driveItemAddr splits what follows the drive: the base item ("root", or an id), the path
 // relative to it (when addressed with ":/path:"), and the operation suffix ("", "children",
 // "content", "delta", "createUploadSession").
-var itemAddr = regexp.MustCompile(`^/(root|items/([^/:]+))(.*)$`)
+var driveItemAddr = regexp.MustCompile(`^/(root|items/([^/:]+))(.*)$`)
 
-type address struct {
+type driveAddress struct {
 	base   string // "root" or an item id
 	rel    []string
 	hasRel bool
 	op     string
 }
 
-func parseAddress(rest string) (address, bool) {
-	m := itemAddr.FindStringSubmatch(rest)
+func parseDriveAddress(rest string) (driveAddress, bool) {
+	m := driveItemAddr.FindStringSubmatch(rest)
 	if m == nil {
-		return address{}, false
+		return driveAddress{}, false
 	}
-	a := address{base: "root"}
+	a := driveAddress{base: "root"}
 	if m[2] != "" {
 		a.base = m[2]
 	}
@@ -632,9 +636,9 @@ func parseAddress(rest string) (address, bool) {
 		a.hasRel = true
 		body := tail[1:]
 		if j := strings.Index(body, ":"); j >= 0 {
-			a.rel, tail = splitPath(body[:j]), body[j+1:]
+			a.rel, tail = driveSplitPath(body[:j]), body[j+1:]
 		} else {
-			a.rel, tail = splitPath(body), ""
+			a.rel, tail = driveSplitPath(body), ""
 		}
 		a.hasRel = len(a.rel) > 0
 	}
@@ -643,7 +647,7 @@ func parseAddress(rest string) (address, bool) {
 	case "/children", "/content", "/delta", "/createUploadSession":
 		a.op = tail[1:]
 	default:
-		return address{}, false
+		return driveAddress{}, false
 	}
 	return a, true
 }
@@ -655,7 +659,7 @@ func (f *Fake) driveFor(prefix string) *fdrive {
 	case strings.HasPrefix(prefix, "/drives/"):
 		return f.drives.drives[strings.TrimPrefix(prefix, "/drives/")]
 	default:
-		if s := f.site(strings.TrimSuffix(strings.TrimPrefix(prefix, "/sites/"), "/drive")); s != nil {
+		if s := f.findSite(strings.TrimSuffix(strings.TrimPrefix(prefix, "/sites/"), "/drive")); s != nil {
 			return f.drives.drives[s.DriveID]
 		}
 	}
@@ -667,7 +671,7 @@ func (f *Fake) serveDrive(w http.ResponseWriter, r *http.Request, m []string) {
 	d := f.driveFor(m[1])
 	f.mu.Unlock()
 	if d == nil {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	prefix, rest := m[1], m[2]
@@ -682,37 +686,37 @@ func (f *Fake) serveDrive(w http.ResponseWriter, r *http.Request, m []string) {
 		WriteJSON(w, http.StatusOK, body)
 		return
 	}
-	a, ok := parseAddress(rest)
+	a, ok := parseDriveAddress(rest)
 	if !ok {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "Resource not found for the segment '"+lastSegment(rest)+"'.")
 		return
 	}
 	switch {
 	case a.op == "delta" && r.Method == "GET":
-		f.delta(w, r, d, prefix, a)
+		f.driveDelta(w, r, d, prefix, a)
 	case a.op == "children" && r.Method == "GET":
-		f.listChildren(w, r, d, prefix+rest, a)
+		f.listDriveChildren(w, r, d, prefix+rest, a)
 	case a.op == "children" && r.Method == "POST":
-		f.createChild(w, r, d, a)
+		f.createDriveChild(w, r, d, a)
 	case a.op == "content" && r.Method == "GET":
-		f.getContent(w, d, a)
+		f.getDriveContent(w, d, a)
 	case a.op == "content" && r.Method == "PUT":
-		f.putContent(w, r, d, a)
+		f.putDriveContent(w, r, d, a)
 	case a.op == "createUploadSession" && r.Method == "POST":
-		f.createUploadSession(w, r, d, a)
+		f.createDriveUploadSession(w, r, d, a)
 	case a.op == "" && r.Method == "GET":
-		f.getItem(w, d, a)
+		f.getDriveItem(w, d, a)
 	case a.op == "" && r.Method == "PATCH":
-		f.patchItem(w, r, d, a)
+		f.patchDriveItem(w, r, d, a)
 	case a.op == "" && r.Method == "DELETE":
-		f.deleteItem(w, d, a)
+		f.deleteDriveItem(w, d, a)
 	default:
 		WriteError(w, http.StatusMethodNotAllowed, "invalidRequest", "The HTTP method '"+r.Method+"' is not allowed on this resource.")
 	}
 }
 
-// resolve finds the addressed item (f.mu held); nil when it does not exist.
-func (f *Fake) resolve(d *fdrive, a address) *fitem {
+// resolveItem finds the addressed item (f.mu held); nil when it does not exist.
+func (f *Fake) resolveItem(d *fdrive, a driveAddress) *fitem {
 	base := d.root
 	if a.base != "root" {
 		base = d.items[a.base]
@@ -720,48 +724,48 @@ func (f *Fake) resolve(d *fdrive, a address) *fitem {
 			return nil
 		}
 	}
-	return walk(base, a.rel)
+	return driveWalk(base, a.rel)
 }
 
-func (f *Fake) getItem(w http.ResponseWriter, d *fdrive, a address) {
+func (f *Fake) getDriveItem(w http.ResponseWriter, d *fdrive, a driveAddress) {
 	f.mu.Lock()
-	it := f.resolve(d, a)
+	it := f.resolveItem(d, a)
 	var body map[string]any
 	if it != nil {
-		body = f.itemJSON(d, it, false)
+		body = f.driveItemJSON(d, it, false)
 	}
 	f.mu.Unlock()
 	if it == nil {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	WriteJSON(w, http.StatusOK, body)
 }
 
-func (f *Fake) listChildren(w http.ResponseWriter, r *http.Request, d *fdrive, path string, a address) {
+func (f *Fake) listDriveChildren(w http.ResponseWriter, r *http.Request, d *fdrive, path string, a driveAddress) {
 	f.mu.Lock()
-	it := f.resolve(d, a)
+	it := f.resolveItem(d, a)
 	var list []map[string]any
 	isFolder := it != nil && it.folder
 	if isFolder {
 		kids := append([]*fitem(nil), it.childOrder...)
 		sort.Slice(kids, func(i, j int) bool { return strings.ToLower(kids[i].name) < strings.ToLower(kids[j].name) })
 		for _, c := range kids {
-			list = append(list, f.itemJSON(d, c, false))
+			list = append(list, f.driveItemJSON(d, c, false))
 		}
 	}
 	f.mu.Unlock()
 	switch {
 	case it == nil:
-		notFound(w)
+		driveNotFound(w)
 	case !isFolder:
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "The item is not a folder, so it has no children.")
 	default:
-		f.writePage(w, r, path, list)
+		f.writeDrivePage(w, r, path, list)
 	}
 }
 
-func conflictBehavior(s, def string) (string, bool) {
+func driveConflict(s, def string) (string, bool) {
 	switch s {
 	case "":
 		return def, true
@@ -771,7 +775,7 @@ func conflictBehavior(s, def string) (string, bool) {
 	return "", false
 }
 
-func (f *Fake) createChild(w http.ResponseWriter, r *http.Request, d *fdrive, a address) {
+func (f *Fake) createDriveChild(w http.ResponseWriter, r *http.Request, d *fdrive, a driveAddress) {
 	var body struct {
 		Name     string         `json:"name"`
 		Folder   map[string]any `json:"folder"`
@@ -781,7 +785,7 @@ func (f *Fake) createChild(w http.ResponseWriter, r *http.Request, d *fdrive, a 
 	if !readJSON(w, r, &body) {
 		return
 	}
-	conflict, ok := conflictBehavior(body.Conflict, "fail")
+	conflict, ok := driveConflict(body.Conflict, "fail")
 	switch {
 	case !ok:
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "Invalid value for @microsoft.graph.conflictBehavior: "+body.Conflict)
@@ -795,9 +799,9 @@ func (f *Fake) createChild(w http.ResponseWriter, r *http.Request, d *fdrive, a 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	parent := f.resolve(d, a)
+	parent := f.resolveItem(d, a)
 	if parent == nil || !parent.folder {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	name := body.Name
@@ -807,16 +811,16 @@ func (f *Fake) createChild(w http.ResponseWriter, r *http.Request, d *fdrive, a 
 			WriteError(w, http.StatusConflict, "nameAlreadyExists", "The specified item name already exists.")
 			return
 		case "rename":
-			name = freeName(parent, name)
+			name = driveFreeName(parent, name)
 		case "replace":
-			f.remove(existing)
+			f.removeItem(existing)
 		}
 	}
-	it := f.newItem(d, parent, name, true)
-	WriteJSON(w, http.StatusCreated, f.itemJSON(d, it, false))
+	it := f.newDriveItem(d, parent, name, true)
+	WriteJSON(w, http.StatusCreated, f.driveItemJSON(d, it, false))
 }
 
-func (f *Fake) patchItem(w http.ResponseWriter, r *http.Request, d *fdrive, a address) {
+func (f *Fake) patchDriveItem(w http.ResponseWriter, r *http.Request, d *fdrive, a driveAddress) {
 	var body struct {
 		Name string `json:"name"`
 	}
@@ -825,16 +829,16 @@ func (f *Fake) patchItem(w http.ResponseWriter, r *http.Request, d *fdrive, a ad
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	it := f.resolve(d, a)
+	it := f.resolveItem(d, a)
 	switch {
 	case it == nil:
-		notFound(w)
+		driveNotFound(w)
 		return
 	case it.parent == nil:
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "The root cannot be renamed.")
 		return
 	case body.Name == "":
-		WriteJSON(w, http.StatusOK, f.itemJSON(d, it, false))
+		WriteJSON(w, http.StatusOK, f.driveItemJSON(d, it, false))
 		return
 	case strings.ContainsAny(body.Name, `"*:<>?/\|`):
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "The provided name is not valid.")
@@ -849,36 +853,36 @@ func (f *Fake) patchItem(w http.ResponseWriter, r *http.Request, d *fdrive, a ad
 	it.parent.children[strings.ToLower(it.name)] = it
 	it.version++
 	it.modified = time.Now().UTC()
-	f.touch(it)
-	WriteJSON(w, http.StatusOK, f.itemJSON(d, it, false))
+	f.touchItem(it)
+	WriteJSON(w, http.StatusOK, f.driveItemJSON(d, it, false))
 }
 
-func (f *Fake) deleteItem(w http.ResponseWriter, d *fdrive, a address) {
+func (f *Fake) deleteDriveItem(w http.ResponseWriter, d *fdrive, a driveAddress) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	it := f.resolve(d, a)
+	it := f.resolveItem(d, a)
 	switch {
 	case it == nil:
-		notFound(w)
+		driveNotFound(w)
 	case it.parent == nil:
 		WriteError(w, http.StatusForbidden, "accessDenied", "The root of a drive cannot be deleted.")
 	default:
-		f.remove(it)
+		f.removeItem(it)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
-func (f *Fake) getContent(w http.ResponseWriter, d *fdrive, a address) {
+func (f *Fake) getDriveContent(w http.ResponseWriter, d *fdrive, a driveAddress) {
 	f.mu.Lock()
-	it := f.resolve(d, a)
+	it := f.resolveItem(d, a)
 	loc := ""
 	if it != nil && !it.folder {
-		loc = f.downloadURL(d, it)
+		loc = f.driveDownloadURL(d, it)
 	}
 	f.mu.Unlock()
 	switch {
 	case it == nil:
-		notFound(w)
+		driveNotFound(w)
 	case loc == "":
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "A folder has no content to download.")
 	default:
@@ -897,7 +901,7 @@ func (f *Fake) serveDownloadContent(w http.ResponseWriter, r *http.Request, m []
 	}
 	f.mu.Unlock()
 	if !ok || ref.item.deleted {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	w.Header().Set("Content-Type", mime)
@@ -906,18 +910,18 @@ func (f *Fake) serveDownloadContent(w http.ResponseWriter, r *http.Request, m []
 	_, _ = w.Write(body)
 }
 
-func (f *Fake) putContent(w http.ResponseWriter, r *http.Request, d *fdrive, a address) {
-	conflict, ok := conflictBehavior(r.URL.Query().Get("@microsoft.graph.conflictBehavior"), "replace")
+func (f *Fake) putDriveContent(w http.ResponseWriter, r *http.Request, d *fdrive, a driveAddress) {
+	conflict, ok := driveConflict(r.URL.Query().Get("@microsoft.graph.conflictBehavior"), "replace")
 	if !ok {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "Invalid value for @microsoft.graph.conflictBehavior.")
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, simpleUploadLimit+1))
+	data, err := io.ReadAll(io.LimitReader(r.Body, driveSimpleUploadLimit+1))
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "The request body could not be read.")
 		return
 	}
-	if int64(len(data)) > simpleUploadLimit {
+	if int64(len(data)) > driveSimpleUploadLimit {
 		WriteError(w, http.StatusRequestEntityTooLarge, "requestTooLarge", "The request is too large for a simple upload; use an upload session.")
 		return
 	}
@@ -926,24 +930,24 @@ func (f *Fake) putContent(w http.ResponseWriter, r *http.Request, d *fdrive, a a
 	var it *fitem
 	created := false
 	if !a.hasRel {
-		target := f.resolve(d, a)
+		target := f.resolveItem(d, a)
 		if target == nil {
-			notFound(w)
+			driveNotFound(w)
 			return
 		}
 		if target.folder {
 			WriteError(w, http.StatusBadRequest, "invalidRequest", "Content cannot be written to a folder.")
 			return
 		}
-		it = f.putFile(d, target.parent, target.name, data, "replace")
+		it = f.drivePutFile(d, target.parent, target.name, data, "replace")
 	} else {
-		parent, name := f.pathParent(d, a)
+		parent, name := f.drivePathParent(d, a)
 		if parent == nil {
-			notFound(w)
+			driveNotFound(w)
 			return
 		}
 		created = parent.children[strings.ToLower(name)] == nil || conflict == "rename"
-		if it = f.putFile(d, parent, name, data, conflict); it == nil {
+		if it = f.drivePutFile(d, parent, name, data, conflict); it == nil {
 			WriteError(w, http.StatusConflict, "nameAlreadyExists", "The specified item name already exists.")
 			return
 		}
@@ -952,21 +956,21 @@ func (f *Fake) putContent(w http.ResponseWriter, r *http.Request, d *fdrive, a a
 	if created {
 		status = http.StatusCreated
 	}
-	WriteJSON(w, status, f.itemJSON(d, it, false))
+	WriteJSON(w, status, f.driveItemJSON(d, it, false))
 }
 
-// pathParent is the folder a path upload writes into and the file's name, creating the
+// drivePathParent is the folder a path upload writes into and the file's name, creating the
 // missing folders of the path as Graph does; nil when the base item is missing or a segment is
 // a file.
-func (f *Fake) pathParent(d *fdrive, a address) (*fitem, string) {
+func (f *Fake) drivePathParent(d *fdrive, a driveAddress) (*fitem, string) {
 	base := a
 	base.rel = nil
-	parent := f.resolve(d, base)
+	parent := f.resolveItem(d, base)
 	for _, seg := range a.rel[:len(a.rel)-1] {
 		if parent == nil || !parent.folder {
 			return nil, ""
 		}
-		parent = f.mkdirsUnder(d, parent, seg)
+		parent = f.driveMkdirUnder(d, parent, seg)
 	}
 	if parent == nil || !parent.folder {
 		return nil, ""
@@ -974,14 +978,14 @@ func (f *Fake) pathParent(d *fdrive, a address) (*fitem, string) {
 	return parent, a.rel[len(a.rel)-1]
 }
 
-func (f *Fake) mkdirsUnder(d *fdrive, parent *fitem, name string) *fitem {
+func (f *Fake) driveMkdirUnder(d *fdrive, parent *fitem, name string) *fitem {
 	if c := parent.children[strings.ToLower(name)]; c != nil {
 		return c
 	}
-	return f.newItem(d, parent, name, true)
+	return f.newDriveItem(d, parent, name, true)
 }
 
-func (f *Fake) createUploadSession(w http.ResponseWriter, r *http.Request, d *fdrive, a address) {
+func (f *Fake) createDriveUploadSession(w http.ResponseWriter, r *http.Request, d *fdrive, a driveAddress) {
 	var body struct {
 		Item struct {
 			Conflict string `json:"@microsoft.graph.conflictBehavior"`
@@ -991,25 +995,25 @@ func (f *Fake) createUploadSession(w http.ResponseWriter, r *http.Request, d *fd
 	if r.ContentLength != 0 && !readJSON(w, r, &body) {
 		return
 	}
-	conflict, ok := conflictBehavior(body.Item.Conflict, "replace")
+	conflict, ok := driveConflict(body.Item.Conflict, "replace")
 	if !ok {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "Invalid value for @microsoft.graph.conflictBehavior: "+body.Item.Conflict)
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := &uploadSession{id: randHex(12), drive: d, conflict: conflict, expires: time.Now().UTC().Add(24 * time.Hour)}
+	s := &driveUploadSession{id: driveRandHex(12), drive: d, conflict: conflict, expires: time.Now().UTC().Add(24 * time.Hour)}
 	if len(a.rel) == 0 {
-		target := f.resolve(d, a)
+		target := f.resolveItem(d, a)
 		if target == nil || target.folder {
-			notFound(w)
+			driveNotFound(w)
 			return
 		}
 		s.target, s.parent, s.name = target, target.parent, target.name
 	} else {
-		parent, name := f.pathParent(d, a)
+		parent, name := f.drivePathParent(d, a)
 		if parent == nil {
-			notFound(w)
+			driveNotFound(w)
 			return
 		}
 		if conflict == "fail" && parent.children[strings.ToLower(name)] != nil {
@@ -1020,15 +1024,15 @@ func (f *Fake) createUploadSession(w http.ResponseWriter, r *http.Request, d *fd
 	}
 	f.drives.sessions[s.id] = s
 	WriteJSON(w, http.StatusOK, map[string]any{
-		"uploadUrl":          f.DownloadURL + "/upload/" + s.id + "?guid=" + randHex(8),
+		"uploadUrl":          f.DownloadURL + "/upload/" + s.id + "?guid=" + driveRandHex(8),
 		"expirationDateTime": s.expires.Format(time.RFC3339Nano),
 		"nextExpectedRanges": []string{"0-"},
 	})
 }
 
-var contentRange = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+)$`)
+var driveContentRange = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+)$`)
 
-func (f *Fake) uploadChunk(w http.ResponseWriter, r *http.Request, m []string) {
+func (f *Fake) driveUploadChunk(w http.ResponseWriter, r *http.Request, m []string) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 61<<20))
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "The request body could not be read.")
@@ -1041,7 +1045,7 @@ func (f *Fake) uploadChunk(w http.ResponseWriter, r *http.Request, m []string) {
 		WriteError(w, http.StatusNotFound, "itemNotFound", "The upload session was not found; it expired, completed or was cancelled.")
 		return
 	}
-	cr := contentRange.FindStringSubmatch(r.Header.Get("Content-Range"))
+	cr := driveContentRange.FindStringSubmatch(r.Header.Get("Content-Range"))
 	if cr == nil {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "The Content-Range header is missing or malformed: "+r.Header.Get("Content-Range"))
 		return
@@ -1063,7 +1067,7 @@ func (f *Fake) uploadChunk(w http.ResponseWriter, r *http.Request, m []string) {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", total))
 		WriteError(w, http.StatusRequestedRangeNotSatisfiable, "invalidRange", fmt.Sprintf("The fragment starts at %d; the next expected range starts at %d.", start, len(s.data)))
 		return
-	case end != total-1 && len(data)%uploadFragment != 0:
+	case end != total-1 && len(data)%driveUploadFragment != 0:
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "Fragments other than the last must be a multiple of 320 KiB (327,680 bytes).")
 		return
 	}
@@ -1077,11 +1081,11 @@ func (f *Fake) uploadChunk(w http.ResponseWriter, r *http.Request, m []string) {
 	}
 	delete(f.drives.sessions, s.id)
 	if s.parent == nil || s.parent.deleted {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	created := s.target == nil && (s.parent.children[strings.ToLower(s.name)] == nil || s.conflict == "rename")
-	it := f.putFile(s.drive, s.parent, s.name, s.data, s.conflict)
+	it := f.drivePutFile(s.drive, s.parent, s.name, s.data, s.conflict)
 	if it == nil {
 		WriteError(w, http.StatusConflict, "nameAlreadyExists", "The specified item name already exists.")
 		return
@@ -1090,10 +1094,10 @@ func (f *Fake) uploadChunk(w http.ResponseWriter, r *http.Request, m []string) {
 	if created {
 		status = http.StatusCreated
 	}
-	WriteJSON(w, status, f.itemJSON(s.drive, it, false))
+	WriteJSON(w, status, f.driveItemJSON(s.drive, it, false))
 }
 
-func (f *Fake) uploadStatus(w http.ResponseWriter, _ *http.Request, m []string) {
+func (f *Fake) driveUploadStatus(w http.ResponseWriter, _ *http.Request, m []string) {
 	f.mu.Lock()
 	s := f.drives.sessions[m[1]]
 	var body map[string]any
@@ -1106,35 +1110,35 @@ func (f *Fake) uploadStatus(w http.ResponseWriter, _ *http.Request, m []string) 
 	}
 	f.mu.Unlock()
 	if s == nil {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	WriteJSON(w, http.StatusOK, body)
 }
 
-func (f *Fake) cancelUpload(w http.ResponseWriter, _ *http.Request, m []string) {
+func (f *Fake) cancelDriveUpload(w http.ResponseWriter, _ *http.Request, m []string) {
 	f.mu.Lock()
 	_, ok := f.drives.sessions[m[1]]
 	delete(f.drives.sessions, m[1])
 	f.mu.Unlock()
 	if !ok {
-		notFound(w)
+		driveNotFound(w)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// deltaToken is the opaque token of a delta link: the epoch it was issued in, the change
+// driveDeltaToken is the opaque token of a delta link: the epoch it was issued in, the change
 // sequence it covers up to, and (for a nextLink) the sequence the enumeration started after and
 // the offset reached.
-type deltaToken struct {
+type driveDeltaToken struct {
 	epoch       int
 	since, upto int64
 	offset      int
 	paging      bool
 }
 
-func (t deltaToken) String() string {
+func (t driveDeltaToken) String() string {
 	s := fmt.Sprintf("%d.%d.%d.%d", t.epoch, t.since, t.upto, t.offset)
 	if t.paging {
 		s += ".p"
@@ -1142,16 +1146,16 @@ func (t deltaToken) String() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
-func parseDeltaToken(s string) (deltaToken, bool) {
+func parseDriveDeltaToken(s string) (driveDeltaToken, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return deltaToken{}, false
+		return driveDeltaToken{}, false
 	}
 	parts := strings.Split(string(b), ".")
 	if len(parts) < 4 {
-		return deltaToken{}, false
+		return driveDeltaToken{}, false
 	}
-	var t deltaToken
+	var t driveDeltaToken
 	var e1, e2, e3, e4 error
 	t.epoch, e1 = strconv.Atoi(parts[0])
 	t.since, e2 = strconv.ParseInt(parts[1], 10, 64)
@@ -1161,7 +1165,7 @@ func parseDeltaToken(s string) (deltaToken, bool) {
 	return t, e1 == nil && e2 == nil && e3 == nil && e4 == nil
 }
 
-func (f *Fake) delta(w http.ResponseWriter, r *http.Request, d *fdrive, prefix string, a address) {
+func (f *Fake) driveDelta(w http.ResponseWriter, r *http.Request, d *fdrive, prefix string, a driveAddress) {
 	if a.base != "root" || a.hasRel {
 		WriteError(w, http.StatusBadRequest, "invalidRequest", "Delta is only supported on the root of a drive in OneDrive for Business and SharePoint.")
 		return
@@ -1173,33 +1177,33 @@ func (f *Fake) delta(w http.ResponseWriter, r *http.Request, d *fdrive, prefix s
 			top = min(n, 999)
 		}
 	}
-	link := func(t deltaToken) string {
+	link := func(t driveDeltaToken) string {
 		return f.baseURL(prefix+"/root/delta") + "?" + url.Values{"token": {t.String()}, "$top": {strconv.Itoa(top)}}.Encode()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.seq
-	var tok deltaToken
+	var tok driveDeltaToken
 	switch s := q.Get("token"); s {
 	case "latest":
 		WriteJSON(w, http.StatusOK, map[string]any{"@odata.context": f.baseURL("/$metadata#Collection(driveItem)"), "value": []any{},
-			"@odata.deltaLink": link(deltaToken{epoch: f.drives.epoch, since: now, upto: now})})
+			"@odata.deltaLink": link(driveDeltaToken{epoch: f.drives.epoch, since: now, upto: now})})
 		return
 	case "":
-		tok = deltaToken{epoch: f.drives.epoch, since: -1, upto: now, paging: true}
+		tok = driveDeltaToken{epoch: f.drives.epoch, since: -1, upto: now, paging: true}
 	default:
-		t, ok := parseDeltaToken(s)
+		t, ok := parseDriveDeltaToken(s)
 		if !ok {
 			WriteError(w, http.StatusBadRequest, "invalidRequest", "The delta token is not valid.")
 			return
 		}
 		if t.epoch != f.drives.epoch {
-			w.Header().Set("Location", link(deltaToken{epoch: f.drives.epoch, since: -1, upto: now, paging: true}))
+			w.Header().Set("Location", link(driveDeltaToken{epoch: f.drives.epoch, since: -1, upto: now, paging: true}))
 			WriteError(w, http.StatusGone, "resyncChangesApplyDifferences", "The delta token is expired; start a new enumeration from the Location.")
 			return
 		}
 		if !t.paging {
-			t = deltaToken{epoch: t.epoch, since: t.upto, upto: now, paging: true}
+			t = driveDeltaToken{epoch: t.epoch, since: t.upto, upto: now, paging: true}
 		}
 		tok = t
 	}
@@ -1220,7 +1224,7 @@ func (f *Fake) delta(w http.ResponseWriter, r *http.Request, d *fdrive, prefix s
 	end := min(tok.offset+top, len(changed))
 	page := []map[string]any{}
 	for _, it := range changed[min(tok.offset, len(changed)):end] {
-		page = append(page, f.itemJSON(d, it, true))
+		page = append(page, f.driveItemJSON(d, it, true))
 	}
 	body := map[string]any{"@odata.context": f.baseURL("/$metadata#Collection(driveItem)"), "value": page}
 	if end < len(changed) {
@@ -1228,7 +1232,7 @@ func (f *Fake) delta(w http.ResponseWriter, r *http.Request, d *fdrive, prefix s
 		next.offset = end
 		body["@odata.nextLink"] = link(next)
 	} else {
-		body["@odata.deltaLink"] = link(deltaToken{epoch: tok.epoch, since: tok.upto, upto: tok.upto})
+		body["@odata.deltaLink"] = link(driveDeltaToken{epoch: tok.epoch, since: tok.upto, upto: tok.upto})
 	}
 	WriteJSON(w, http.StatusOK, body)
 }

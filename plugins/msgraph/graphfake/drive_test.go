@@ -10,19 +10,19 @@ import (
 	"testing"
 )
 
-// client talks to the fake as a Graph client would; redirects are not followed.
-type client struct {
+// driveClient talks to the fake as a Graph driveClient would; redirects are not followed.
+type driveClient struct {
 	t *testing.T
 	f *Fake
 }
 
-type reply struct {
+type driveReply struct {
 	status int
 	header http.Header
 	body   []byte
 }
 
-func (r reply) json(t *testing.T) map[string]any {
+func (r driveReply) json(t *testing.T) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -31,7 +31,7 @@ func (r reply) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r reply) graphCode(t *testing.T) string {
+func (r driveReply) graphCode(t *testing.T) string {
 	t.Helper()
 	e, _ := r.json(t)["error"].(map[string]any)
 	c, _ := e["code"].(string)
@@ -40,7 +40,7 @@ func (r reply) graphCode(t *testing.T) string {
 
 // do sends a request; a url without a scheme is relative to the fake's /v1.0; token "" sends no
 // Authorization header.
-func (c client) do(method, url, token string, body []byte, header ...string) reply {
+func (c driveClient) do(method, url, token string, body []byte, header ...string) driveReply {
 	c.t.Helper()
 	if !strings.HasPrefix(url, "http") {
 		url = c.f.URL + "/v1.0" + url
@@ -65,10 +65,10 @@ func (c client) do(method, url, token string, body []byte, header ...string) rep
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+	return driveReply{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func (c client) graph(method, url string, body any) reply {
+func (c driveClient) graph(method, url string, body any) driveReply {
 	c.t.Helper()
 	var b []byte
 	switch x := body.(type) {
@@ -81,7 +81,7 @@ func (c client) graph(method, url string, body any) reply {
 	return c.do(method, url, Token, b, "Content-Type", "application/json")
 }
 
-func must(t *testing.T, status int, r reply) reply {
+func mustDrive(t *testing.T, status int, r driveReply) driveReply {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
@@ -91,13 +91,13 @@ func must(t *testing.T, status int, r reply) reply {
 
 func TestDriveAddressing(t *testing.T) {
 	f := New(t)
-	c := client{t, f}
+	c := driveClient{t, f}
 	drive := f.UserDriveID()
 	file := f.AddFile(drive, "/Reports/2026/q3 summary.txt", []byte("hello"))
 
-	byPath := must(t, 200, c.graph("GET", "/me/drive/root:/Reports/2026/q3%20summary.txt:", nil)).json(t)
-	byID := must(t, 200, c.graph("GET", "/drives/"+drive+"/items/"+file.ID, nil)).json(t)
-	byUser := must(t, 200, c.graph("GET", "/users/"+UserPrincipalName+"/drive/items/"+file.ID, nil)).json(t)
+	byPath := mustDrive(t, 200, c.graph("GET", "/me/drive/root:/Reports/2026/q3%20summary.txt:", nil)).json(t)
+	byID := mustDrive(t, 200, c.graph("GET", "/drives/"+drive+"/items/"+file.ID, nil)).json(t)
+	byUser := mustDrive(t, 200, c.graph("GET", "/users/"+UserPrincipalName+"/drive/items/"+file.ID, nil)).json(t)
 	for _, m := range []map[string]any{byPath, byID, byUser} {
 		parent := m["parentReference"].(map[string]any)
 		if m["id"] != file.ID || m["name"] != "q3 summary.txt" || m["size"] != 5.0 || m["eTag"] != file.ETag || m["cTag"] != file.CTag ||
@@ -108,19 +108,19 @@ func TestDriveAddressing(t *testing.T) {
 	}
 	// A path relative to a folder addressed by id, without the closing colon.
 	folder, _ := f.Item(drive, "/Reports")
-	if m := must(t, 200, c.graph("GET", "/me/drive/items/"+folder.ID+":/2026/q3 summary.txt", nil)).json(t); m["id"] != file.ID {
+	if m := mustDrive(t, 200, c.graph("GET", "/me/drive/items/"+folder.ID+":/2026/q3 summary.txt", nil)).json(t); m["id"] != file.ID {
 		t.Errorf("relative path: %v", m)
 	}
-	root := must(t, 200, c.graph("GET", "/me/drive/root", nil)).json(t)
+	root := mustDrive(t, 200, c.graph("GET", "/me/drive/root", nil)).json(t)
 	if root["root"] == nil || root["folder"].(map[string]any)["childCount"] != 1.0 {
 		t.Errorf("root = %v", root)
 	}
-	if d := must(t, 200, c.graph("GET", "/me/drive", nil)).json(t); d["id"] != drive || d["driveType"] != "business" {
+	if d := mustDrive(t, 200, c.graph("GET", "/me/drive", nil)).json(t); d["id"] != drive || d["driveType"] != "business" {
 		t.Errorf("drive = %v", d)
 	}
 
 	for _, u := range []string{"/me/drive/root:/nope.txt:", "/me/drive/items/01NOPE", "/drives/b!nope/root", "/sites/nope"} {
-		r := must(t, 404, c.graph("GET", u, nil))
+		r := mustDrive(t, 404, c.graph("GET", u, nil))
 		if r.graphCode(t) != "itemNotFound" || !strings.Contains(string(r.body), "The resource could not be found.") {
 			t.Errorf("%s: %s", u, r.body)
 		}
@@ -132,20 +132,20 @@ func TestDriveAddressing(t *testing.T) {
 
 func TestDriveSitesAndPaging(t *testing.T) {
 	f := New(t)
-	c := client{t, f}
+	c := driveClient{t, f}
 	mk := f.AddSite("Marketing")
 	f.AddSite("Engineering")
-	list := must(t, 200, c.graph("GET", "/sites?search=market", nil)).json(t)["value"].([]any)
+	list := mustDrive(t, 200, c.graph("GET", "/sites?search=market", nil)).json(t)["value"].([]any)
 	if len(list) != 1 || list[0].(map[string]any)["id"] != mk.ID {
 		t.Fatalf("search = %v", list)
 	}
-	if all := must(t, 200, c.graph("GET", "/sites?search=*", nil)).json(t)["value"].([]any); len(all) != 2 {
+	if all := mustDrive(t, 200, c.graph("GET", "/sites?search=*", nil)).json(t)["value"].([]any); len(all) != 2 {
 		t.Errorf("search=* found %d sites", len(all))
 	}
-	if d := must(t, 200, c.graph("GET", "/sites/"+mk.ID+"/drive", nil)).json(t); d["id"] != mk.DriveID || d["driveType"] != "documentLibrary" {
+	if d := mustDrive(t, 200, c.graph("GET", "/sites/"+mk.ID+"/drive", nil)).json(t); d["id"] != mk.DriveID || d["driveType"] != "documentLibrary" {
 		t.Errorf("site drive = %v", d)
 	}
-	if ds := must(t, 200, c.graph("GET", "/sites/"+mk.ID+"/drives", nil)).json(t)["value"].([]any); len(ds) != 1 {
+	if ds := mustDrive(t, 200, c.graph("GET", "/sites/"+mk.ID+"/drives", nil)).json(t)["value"].([]any); len(ds) != 1 {
 		t.Errorf("site drives = %v", ds)
 	}
 
@@ -156,7 +156,7 @@ func TestDriveSitesAndPaging(t *testing.T) {
 	next := "/sites/" + mk.ID + "/drive/root:/Plans:/children?$top=2"
 	pages := 0
 	for next != "" {
-		m := must(t, 200, c.graph("GET", next, nil)).json(t)
+		m := mustDrive(t, 200, c.graph("GET", next, nil)).json(t)
 		pages++
 		for _, v := range m["value"].([]any) {
 			names = append(names, v.(map[string]any)["name"].(string))
@@ -173,80 +173,80 @@ func TestDriveSitesAndPaging(t *testing.T) {
 
 func TestDriveContentRedirectsToTheDownloadHost(t *testing.T) {
 	f := New(t)
-	c := client{t, f}
+	c := driveClient{t, f}
 	file := f.AddFile(f.UserDriveID(), "/a.bin", []byte{0, 1, 2, 0xff})
-	r := must(t, 302, c.graph("GET", "/me/drive/items/"+file.ID+"/content", nil))
+	r := mustDrive(t, 302, c.graph("GET", "/me/drive/items/"+file.ID+"/content", nil))
 	loc := r.header.Get("Location")
 	if !strings.HasPrefix(loc, f.DownloadURL+"/") {
 		t.Fatalf("Location %q is not on the download host %s", loc, f.DownloadURL)
 	}
-	got := must(t, 200, c.do("GET", loc, "", nil))
+	got := mustDrive(t, 200, c.do("GET", loc, "", nil))
 	if !bytes.Equal(got.body, []byte{0, 1, 2, 0xff}) {
 		t.Errorf("content = %v", got.body)
 	}
 	if len(f.CredentialLeaks()) != 0 {
 		t.Fatalf("leaks before any: %v", f.CredentialLeaks())
 	}
-	// A client that forwards the bearer token is refused and recorded.
+	// A driveClient that forwards the bearer token is refused and recorded.
 	if r := c.do("GET", loc, Token, nil); r.status != 401 {
 		t.Errorf("with a token: %d", r.status)
 	}
 	if leaks := f.CredentialLeaks(); len(leaks) != 1 || leaks[0].Authorization != "Bearer "+Token {
 		t.Errorf("leaks = %+v", leaks)
 	}
-	if r := must(t, 302, c.graph("GET", "/me/drive/root:/a.bin:/content", nil)); !strings.HasPrefix(r.header.Get("Location"), f.DownloadURL) {
+	if r := mustDrive(t, 302, c.graph("GET", "/me/drive/root:/a.bin:/content", nil)); !strings.HasPrefix(r.header.Get("Location"), f.DownloadURL) {
 		t.Errorf("by path: %v", r.header)
 	}
 }
 
 func TestDriveSimpleUploadAndFolders(t *testing.T) {
 	f := New(t)
-	c := client{t, f}
+	c := driveClient{t, f}
 	drive := f.UserDriveID()
-	created := must(t, 201, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content", []byte("one"))).json(t)
-	replaced := must(t, 200, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content", []byte("two!"))).json(t)
+	created := mustDrive(t, 201, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content", []byte("one"))).json(t)
+	replaced := mustDrive(t, 200, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content", []byte("two!"))).json(t)
 	if created["id"] != replaced["id"] || created["eTag"] == replaced["eTag"] || replaced["size"] != 4.0 {
 		t.Errorf("created %v, replaced %v", created, replaced)
 	}
-	if r := must(t, 409, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content?@microsoft.graph.conflictBehavior=fail", []byte("x"))); r.graphCode(t) != "nameAlreadyExists" {
+	if r := mustDrive(t, 409, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content?@microsoft.graph.conflictBehavior=fail", []byte("x"))); r.graphCode(t) != "nameAlreadyExists" {
 		t.Errorf("fail: %s", r.body)
 	}
-	if m := must(t, 201, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content?@microsoft.graph.conflictBehavior=rename", []byte("x"))).json(t); m["name"] != "new 1.txt" {
+	if m := mustDrive(t, 201, c.graph("PUT", "/me/drive/root:/Docs/new.txt:/content?@microsoft.graph.conflictBehavior=rename", []byte("x"))).json(t); m["name"] != "new 1.txt" {
 		t.Errorf("rename: %v", m)
 	}
-	old := simpleUploadLimit
-	simpleUploadLimit = 10
-	defer func() { simpleUploadLimit = old }()
+	old := driveSimpleUploadLimit
+	driveSimpleUploadLimit = 10
+	defer func() { driveSimpleUploadLimit = old }()
 	if r := c.graph("PUT", "/me/drive/root:/big.bin:/content", bytes.Repeat([]byte("x"), 11)); r.status != 413 {
 		t.Errorf("over the simple upload limit: %d %s", r.status, r.body)
 	}
 
 	folder := map[string]any{"name": "Docs", "folder": map[string]any{}}
-	if r := must(t, 409, c.graph("POST", "/me/drive/root/children", folder)); r.graphCode(t) != "nameAlreadyExists" {
+	if r := mustDrive(t, 409, c.graph("POST", "/me/drive/root/children", folder)); r.graphCode(t) != "nameAlreadyExists" {
 		t.Errorf("create an existing folder: %s", r.body)
 	}
 	folder["@microsoft.graph.conflictBehavior"] = "rename"
-	if m := must(t, 201, c.graph("POST", "/me/drive/root/children", folder)).json(t); m["name"] != "Docs 1" || m["folder"] == nil {
+	if m := mustDrive(t, 201, c.graph("POST", "/me/drive/root/children", folder)).json(t); m["name"] != "Docs 1" || m["folder"] == nil {
 		t.Errorf("renamed folder: %v", m)
 	}
 	docs, _ := f.Item(drive, "/Docs")
-	if m := must(t, 200, c.graph("PATCH", "/me/drive/items/"+docs.ID, map[string]any{"name": "Papers"})).json(t); m["name"] != "Papers" {
+	if m := mustDrive(t, 200, c.graph("PATCH", "/me/drive/items/"+docs.ID, map[string]any{"name": "Papers"})).json(t); m["name"] != "Papers" {
 		t.Errorf("rename: %v", m)
 	}
-	must(t, 204, c.graph("DELETE", "/me/drive/root:/Papers:", nil))
+	mustDrive(t, 204, c.graph("DELETE", "/me/drive/root:/Papers:", nil))
 	if _, ok := f.Item(drive, "/Papers/new.txt"); ok {
 		t.Error("a deleted folder's file is still there")
 	}
-	must(t, 404, c.graph("DELETE", "/me/drive/items/"+docs.ID, nil))
+	mustDrive(t, 404, c.graph("DELETE", "/me/drive/items/"+docs.ID, nil))
 }
 
 func TestDriveUploadSession(t *testing.T) {
 	f := New(t)
-	c := client{t, f}
-	content := bytes.Repeat([]byte("0123456789abcdef"), (2*uploadFragment+1000)/16)
+	c := driveClient{t, f}
+	content := bytes.Repeat([]byte("0123456789abcdef"), (2*driveUploadFragment+1000)/16)
 	total := len(content)
 	start := func() string {
-		s := must(t, 200, c.graph("POST", "/me/drive/root:/Big/large.bin:/createUploadSession",
+		s := mustDrive(t, 200, c.graph("POST", "/me/drive/root:/Big/large.bin:/createUploadSession",
 			map[string]any{"item": map[string]any{"@microsoft.graph.conflictBehavior": "replace"}})).json(t)
 		u := s["uploadUrl"].(string)
 		if !strings.HasPrefix(u, f.DownloadURL+"/") || s["expirationDateTime"] == nil || fmt.Sprint(s["nextExpectedRanges"]) != "[0-]" {
@@ -254,7 +254,7 @@ func TestDriveUploadSession(t *testing.T) {
 		}
 		return u
 	}
-	put := func(u string, a, b int) reply {
+	put := func(u string, a, b int) driveReply {
 		return c.do("PUT", u, "", content[a:b], "Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b-1, total))
 	}
 	f.AddFolder(f.UserDriveID(), "/Big")
@@ -262,27 +262,27 @@ func TestDriveUploadSession(t *testing.T) {
 	if r := put(u, 0, 1000); r.status != 400 {
 		t.Errorf("a first chunk that is not a multiple of 320 KiB: %d %s", r.status, r.body)
 	}
-	r := must(t, 202, put(u, 0, uploadFragment))
-	if fmt.Sprint(r.json(t)["nextExpectedRanges"]) != fmt.Sprintf("[%d-%d]", uploadFragment, total-1) {
+	r := mustDrive(t, 202, put(u, 0, driveUploadFragment))
+	if fmt.Sprint(r.json(t)["nextExpectedRanges"]) != fmt.Sprintf("[%d-%d]", driveUploadFragment, total-1) {
 		t.Errorf("202 = %s", r.body)
 	}
-	if r := put(u, 0, uploadFragment); r.status != 416 {
+	if r := put(u, 0, driveUploadFragment); r.status != 416 {
 		t.Errorf("a range received already: %d %s", r.status, r.body)
 	}
-	must(t, 202, put(u, uploadFragment, 2*uploadFragment))
-	done := must(t, 201, put(u, 2*uploadFragment, total)).json(t)
+	mustDrive(t, 202, put(u, driveUploadFragment, 2*driveUploadFragment))
+	done := mustDrive(t, 201, put(u, 2*driveUploadFragment, total)).json(t)
 	it, ok := f.Item(f.UserDriveID(), "/Big/large.bin")
 	if !ok || done["id"] != it.ID || !bytes.Equal(it.Content, content) || f.UploadSessions() != 0 {
 		t.Fatalf("completed upload: %v (%d bytes stored)", done, len(it.Content))
 	}
-	if r := put(u, 0, uploadFragment); r.status != 404 {
+	if r := put(u, 0, driveUploadFragment); r.status != 404 {
 		t.Errorf("a completed session: %d", r.status)
 	}
 
 	u = start()
-	must(t, 202, put(u, 0, uploadFragment))
-	must(t, 204, c.do("DELETE", u, "", nil))
-	if r := put(u, uploadFragment, 2*uploadFragment); r.status != 404 || f.UploadSessions() != 0 {
+	mustDrive(t, 202, put(u, 0, driveUploadFragment))
+	mustDrive(t, 204, c.do("DELETE", u, "", nil))
+	if r := put(u, driveUploadFragment, 2*driveUploadFragment); r.status != 404 || f.UploadSessions() != 0 {
 		t.Errorf("a cancelled session: %d", r.status)
 	}
 	if len(f.CredentialLeaks()) != 0 {
@@ -292,18 +292,18 @@ func TestDriveUploadSession(t *testing.T) {
 
 func TestDriveDelta(t *testing.T) {
 	f := New(t)
-	c := client{t, f}
+	c := driveClient{t, f}
 	drive := f.UserDriveID()
 	old := f.AddFile(drive, "/old.txt", []byte("old"))
 	gone := f.AddFile(drive, "/Folder/gone.txt", []byte("bye"))
 
-	latest := must(t, 200, c.graph("GET", "/me/drive/root/delta?token=latest&$top=2", nil)).json(t)
+	latest := mustDrive(t, 200, c.graph("GET", "/me/drive/root/delta?token=latest&$top=2", nil)).json(t)
 	link, _ := latest["@odata.deltaLink"].(string)
 	if len(latest["value"].([]any)) != 0 || !strings.HasPrefix(link, f.URL+"/v1.0/me/drive/root/delta?") {
 		t.Fatalf("token=latest = %v", latest)
 	}
 	// Nothing changed: the deltaLink answers nothing.
-	if m := must(t, 200, c.graph("GET", link, nil)).json(t); len(m["value"].([]any)) != 0 {
+	if m := mustDrive(t, 200, c.graph("GET", link, nil)).json(t); len(m["value"].([]any)) != 0 {
 		t.Errorf("no change: %v", m)
 	}
 
@@ -313,7 +313,7 @@ func TestDriveDelta(t *testing.T) {
 	byID := map[string]map[string]any{}
 	next, pages := link, 0
 	for next != "" {
-		m := must(t, 200, c.graph("GET", next, nil)).json(t)
+		m := mustDrive(t, 200, c.graph("GET", next, nil)).json(t)
 		pages++
 		for _, v := range m["value"].([]any) {
 			byID[v.(map[string]any)["id"].(string)] = v.(map[string]any)
@@ -336,7 +336,7 @@ func TestDriveDelta(t *testing.T) {
 	if g := byID[gone.ID]; g == nil || g["deleted"] == nil || g["name"] != nil {
 		t.Errorf("deleted = %v", g)
 	}
-	if m := must(t, 200, c.graph("GET", link, nil)).json(t); len(m["value"].([]any)) != 0 {
+	if m := mustDrive(t, 200, c.graph("GET", link, nil)).json(t); len(m["value"].([]any)) != 0 {
 		t.Errorf("after the deltaLink: %v", m)
 	}
 
@@ -344,7 +344,7 @@ func TestDriveDelta(t *testing.T) {
 	full := map[string]bool{}
 	next = "/me/drive/root/delta"
 	for next != "" {
-		m := must(t, 200, c.graph("GET", next, nil)).json(t)
+		m := mustDrive(t, 200, c.graph("GET", next, nil)).json(t)
 		for _, v := range m["value"].([]any) {
 			full[v.(map[string]any)["id"].(string)] = true
 		}
@@ -355,7 +355,7 @@ func TestDriveDelta(t *testing.T) {
 	}
 
 	f.ExpireDeltaTokens()
-	r := must(t, 410, c.graph("GET", link, nil))
+	r := mustDrive(t, 410, c.graph("GET", link, nil))
 	if r.graphCode(t) != "resyncChangesApplyDifferences" || !strings.HasPrefix(r.header.Get("Location"), f.URL+"/v1.0/me/drive/root/delta?") || !strings.Contains(r.header.Get("Location"), "token=") {
 		t.Errorf("expired token: %v %s", r.header, r.body)
 	}
