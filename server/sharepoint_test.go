@@ -132,7 +132,7 @@ func TestSharePointActionsEndToEnd(t *testing.T) {
 			token = r.Authorization
 		}
 	}
-	req, _ := http.NewRequest("GET", downloadLocation(t, fake, token, stored.ID), nil)
+	req, _ := http.NewRequest("GET", sharepointDownloadLocation(t, fake, token, stored.ID), nil)
 	req.Header.Set("Authorization", token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -172,9 +172,9 @@ func TestSharePointActionsEndToEnd(t *testing.T) {
 	}
 }
 
-// downloadLocation asks Graph for a file's content with token and returns the redirect's
+// sharepointDownloadLocation asks Graph for a file's content with token and returns the redirect's
 // Location, without following it.
-func downloadLocation(t *testing.T, fake *graphfake.Fake, token, itemID string) string {
+func sharepointDownloadLocation(t *testing.T, fake *graphfake.Fake, token, itemID string) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", fake.URL+"/v1.0/me/drive/items/"+itemID+"/content", nil)
 	req.Header.Set("Authorization", token)
@@ -207,12 +207,12 @@ func TestSharePointFileChangedEndToEnd(t *testing.T) {
 	a := fake.AddFile(drive, "/Docs/a.txt", []byte("a"))
 	b := fake.AddFile(drive, "/Docs/b.txt", []byte("b"))
 	first := e.drain(sub, 2, 30*time.Second)
-	checkFileEvents(t, first, "created:"+a.ID+":"+a.ETag, "created:"+b.ID+":"+b.ETag)
+	checkSharePointEvents(t, first, "created:"+a.ID+":"+a.ETag, "created:"+b.ID+":"+b.ETag)
 
 	a2 := fake.UpdateFile(drive, "/Docs/a.txt", []byte("a, edited"))
 	fake.DeleteItem(drive, "/Docs/b.txt")
 	second := e.drain(sub, 2, 30*time.Second)
-	checkFileEvents(t, second, "updated:"+a.ID+":"+a2.ETag, "deleted:"+b.ID+":deleted")
+	checkSharePointEvents(t, second, "updated:"+a.ID+":"+a2.ETag, "deleted:"+b.ID+":deleted")
 	if d := second[0]["data"].(map[string]any); d["size"] != 9.0 || d["name"] != "a.txt" {
 		t.Errorf("updated data = %v", d)
 	}
@@ -221,8 +221,8 @@ func TestSharePointFileChangedEndToEnd(t *testing.T) {
 	}
 }
 
-// checkFileEvents asserts the delivered events' event_type and source_event_id, in order.
-func checkFileEvents(t *testing.T, got []map[string]any, want ...string) {
+// checkSharePointEvents asserts the delivered events' event_type and source_event_id, in order.
+func checkSharePointEvents(t *testing.T, got []map[string]any, want ...string) {
 	t.Helper()
 	var have []string
 	for _, ev := range got {
