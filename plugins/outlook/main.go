@@ -187,14 +187,14 @@ func folderRef(field, folder string) (string, error) {
 	return url.PathEscape(folder), nil
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9+/=_-]{1,1024}$`)
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9+/=_-]+$`)
 
 // checkID refuses an empty or malformed Graph id.
 func checkID(field, id string) error {
 	if id == "" {
 		return pdk.Errorf(abi.CodeInvalidInput, "%s is required (a message id from list_messages)", field)
 	}
-	if !idPattern.MatchString(id) {
+	if len(id) > 1024 || !idPattern.MatchString(id) {
 		return pdk.Errorf(abi.CodeInvalidInput, "%s %q is not a Graph id (letters, digits, + / = _ -)", field, id)
 	}
 	return nil
