@@ -381,7 +381,9 @@ func parseMailFilter(s string, onlyTime bool) (mailFilter, string, bool) {
 		} else if m := mailClauseFrom.FindStringSubmatch(c); m != nil {
 			addr := m[1]
 			prop = "from"
-			fn = func(it *mailItem) bool { return it.m.From != nil && strings.EqualFold(it.m.From.EmailAddress.Address, addr) }
+			fn = func(it *mailItem) bool {
+				return it.m.From != nil && strings.EqualFold(it.m.From.EmailAddress.Address, addr)
+			}
 		} else {
 			return nil, "", false
 		}
