@@ -412,3 +412,16 @@ func TestMessageReceivedMissedCatchesUpWithDelta(t *testing.T) {
 		t.Fatalf("second catch-up = %+v, want %s only", r.Events, c.ID)
 	}
 }
+
+func TestMessageReceivedRefusesABadFolder(t *testing.T) {
+	fake := graphfake.New(t)
+	h := hookHarness(t, fake, "")
+	_, e := h.Webhook(abi.WebhookRequest{Op: abi.WebhookSubscribe, Trigger: "message_received", Params: json.RawMessage(`{"folder":"in')/x"}`),
+		CallbackURL: "http://127.0.0.1:1/hooks/tok", Secret: hookSecret})
+	if e == nil || e.Code != abi.CodeInvalidInput || !strings.Contains(e.Message, "folder") {
+		t.Fatalf("subscribe = %+v, want invalid_input naming the folder", e)
+	}
+	if n := len(fake.Subscriptions()); n != 0 {
+		t.Fatalf("%d subscriptions after a refused folder", n)
+	}
+}
