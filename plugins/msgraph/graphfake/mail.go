@@ -900,10 +900,10 @@ func (f *Fake) mailDelta(w http.ResponseWriter, r *http.Request, m []string) {
 		page = page[:size]
 		next := tok
 		next.Skip += size
-		body["@odata.nextLink"] = link + url.Values{"$skiptoken": {next.encode()}}.Encode()
+		body["@odata.nextLink"] = link + "$skiptoken=" + next.encode()
 	} else {
 		delta := mailToken{Folder: tok.Folder, ChangeType: tok.ChangeType, Select: tok.Select, Filter: tok.Filter, To: tok.To, Epoch: tok.Epoch}
-		body["@odata.deltaLink"] = link + url.Values{"$deltatoken": {delta.encode()}}.Encode()
+		body["@odata.deltaLink"] = link + "$deltatoken=" + delta.encode()
 	}
 	if page == nil {
 		page = []map[string]any{}
