@@ -180,7 +180,13 @@ func (f *feed) hook() *feedHook {
 // secret (or with a wrong one when forge is set); it returns the answer's status and body.
 func (f *feed) send(h *feedHook, forge bool, items ...feedItem) (int, string) {
 	f.t.Helper()
-	body, _ := json.Marshal(map[string]any{"events": items})
+	return f.sendBody(h, forge, map[string]any{"events": items})
+}
+
+// sendBody delivers doc, signed as send signs it.
+func (f *feed) sendBody(h *feedHook, forge bool, doc map[string]any) (int, string) {
+	f.t.Helper()
+	body, _ := json.Marshal(doc)
 	key := h.Secret
 	if forge {
 		key = "not-the-secret"

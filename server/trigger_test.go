@@ -325,6 +325,35 @@ func TestTriggerWebhookSourceLifecycle(t *testing.T) {
 	ts.must(404, ts.do("GET", "/v1/subscriptions/"+sub2, nil))
 }
 
+// A receive that asks for a renewal (renew_at in its result: Graph's reauthorizationRequired)
+// gets one at once, though its source has no renewal scheduled; a forged delivery cannot ask.
+func TestTriggerWebhookReceiveAsksForRenewal(t *testing.T) {
+	f := newFeed(t)
+	ts := triggerServer(t, f, func(o *Options) { o.Triggers.Tick = 50 * time.Millisecond })
+	ts.subscribe("hook", map[string]any{"channel": "news"}, map[string]any{"type": "queue"})
+	h := f.hook()
+	renewals := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.renewals
+	}
+	if status, _ := f.sendBody(h, true, map[string]any{"renew_now": true}); status != 401 {
+		t.Fatalf("forged delivery answered %d, want 401", status)
+	}
+	time.Sleep(300 * time.Millisecond) // several scheduler ticks
+	if n := renewals(); n != 0 {
+		t.Fatalf("%d renewals without a renew_at or a genuine request", n)
+	}
+	if status, _ := f.sendBody(h, false, map[string]any{"renew_now": true}); status != 202 {
+		t.Fatalf("delivery answered %d, want 202", status)
+	}
+	eventually(t, 5*time.Second, "the renewal the delivery asked for", func() bool { return renewals() == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := renewals(); n != 1 {
+		t.Fatalf("%d renewals for one request: the renew result had no renew_at, so none was due after it", n)
+	}
+}
+
 // Subscriptions refuse bad input with clear errors and keep the connection in use.
 func TestTriggerBadRequests(t *testing.T) {
 	f := newFeed(t)

@@ -228,7 +228,42 @@ func (e *Engine) Receive(ctx context.Context, src storage.Source, req *abi.Inbou
 		e.notify(cr.Notify...)
 	}
 	e.metrics.Add("plugboard_trigger_receives_total", 1, "connector", src.Connector, "trigger", src.Trigger, "outcome", "ok")
+	if res.RenewAt != "" {
+		e.renewEarly(ctx, src, res.RenewAt, correlationID)
+	}
 	return res, nil
+}
+
+// renewEarly moves a webhook source's renewal to at, the renew_at of a receive result, when
+// that is sooner than the one scheduled: the delivery said the upstream subscription needs
+// attention (Microsoft Graph's reauthorizationRequired or subscriptionRemoved). A renewal
+// waiting out the backoff of earlier failures runs at at as well. The leader's scheduler
+// picks it up on its next tick. A renew_at that does not parse is logged and ignored: the
+// delivery's events are committed already.
+func (e *Engine) renewEarly(ctx context.Context, src storage.Source, renewAt, correlationID string) {
+	at, err := parseRenewAt(renewAt)
+	if err != nil {
+		e.log.Warn("a webhook receive asked for a renewal at a time that is not RFC 3339; ignored", "source", src.ID,
+			"connector", src.Connector, "trigger", src.Trigger, "renew_at", renewAt, "correlation_id", correlationID)
+		return
+	}
+	_, err = e.st.UpdateSource(ctx, src.ID, func(s *storage.Source) {
+		if s.Status != storage.SourceActive {
+			return // starting (its subscribe sets renew_at) or stopping: nothing to renew
+		}
+		if s.RenewAt.IsZero() || at.Before(s.RenewAt) {
+			s.RenewAt = at
+		}
+		if s.NextPollAt.After(at) {
+			s.NextPollAt = time.Time{}
+		}
+	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		e.log.Error("scheduling an early webhook renewal", "source", src.ID, "err", err, "correlation_id", correlationID)
+		return
+	}
+	e.log.Info("webhook receive asked for an early renewal", "source", src.ID, "connector", src.Connector,
+		"trigger", src.Trigger, "renew_at", at, "correlation_id", correlationID)
 }
 
 // renew calls the webhook source's renew step and stores the new state and renew_at.

@@ -163,6 +163,8 @@ func receive(ctx *pdk.Context, d pdk.WebhookDelivery[HookParams]) (pdk.WebhookRe
 	}
 	var body struct {
 		Events []item `json:"events"`
+		// RenewNow asks the host to renew the upstream subscription at once.
+		RenewNow bool `json:"renew_now"`
 	}
 	if err := json.Unmarshal(d.Body, &body); err != nil {
 		return pdk.WebhookReceipt{Response: &abi.WebhookResponse{Status: 400, Body: "bad body"}}, nil
@@ -174,6 +176,9 @@ func receive(ctx *pdk.Context, d pdk.WebhookDelivery[HookParams]) (pdk.WebhookRe
 			at, _ = time.Parse(time.RFC3339Nano, it.Time)
 		}
 		r.Events = append(r.Events, pdk.Event{ID: it.ID, Type: it.Type, Time: at, Data: it.Data})
+	}
+	if body.RenewNow {
+		r.RenewAt = time.Now()
 	}
 	r.Response = &abi.WebhookResponse{Status: 202, Body: "accepted"}
 	return r, nil
