@@ -143,7 +143,7 @@ func (r *Registry) CreateConnection(ctx context.Context, spec ConnectionSpec) (C
 	status := StatusReady
 	var pending *consent
 	if spec.Auth.Type == abi.AuthOAuth2 {
-		m, err := r.resolveOAuth(spec.Connectors, spec.Auth.OAuth2)
+		m, err := r.resolveOAuth(spec.Connectors, params, spec.Auth.OAuth2)
 		if err != nil {
 			return Connection{}, err
 		}
@@ -420,7 +420,7 @@ func (r *Registry) RotateCredentials(ctx context.Context, id string, auth Auth) 
 	var pending *consent
 	keepTokens := false
 	if auth.Type == abi.AuthOAuth2 {
-		if m, err = r.resolveOAuth(prev.Connectors, auth.OAuth2); err != nil {
+		if m, err = r.resolveOAuth(prev.Connectors, connParams(prev), auth.OAuth2); err != nil {
 			return Connection{}, err
 		}
 		old := readMeta(prev).OAuth
@@ -590,4 +590,11 @@ func (r *Registry) Binding(ctx context.Context, id string) (*host.Binding, Conne
 	}
 	b.Secrets = cred.fields()
 	return b, c, nil
+}
+
+// connParams decodes a stored connection's params (with the defaults filled in at creation).
+func connParams(sc storage.Connection) map[string]any {
+	params := map[string]any{}
+	_ = json.Unmarshal(sc.Params, &params)
+	return params
 }

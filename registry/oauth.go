@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -268,7 +270,13 @@ func (r *Registry) forgetConnection(id string) {
 // resolveOAuth checks an oauth2 auth object against the connectors' manifests and returns the
 // settings to store: the manifest's auth.oauth2 (of the first listed connector that has one),
 // overridden by the auth object's endpoints and scopes.
-func (r *Registry) resolveOAuth(connectors []string, s *OAuth2Settings) (*oauthMeta, error) {
+//
+// A connection shared by several connectors asks for the union of their scopes (in the order
+// the connectors and their manifests list them) and uses the endpoints of the first one that
+// declares oauth2. The endpoints' {param} placeholders (Microsoft's
+// https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token) are filled in from params, the
+// connection's params with their defaults, each value path-escaped.
+func (r *Registry) resolveOAuth(connectors []string, params map[string]any, s *OAuth2Settings) (*oauthMeta, error) {
 	if s == nil || s.ClientID == "" {
 		return nil, invalidf("auth.client_id: required for an oauth2 connection")
 	}
@@ -279,17 +287,38 @@ func (r *Registry) resolveOAuth(connectors []string, s *OAuth2Settings) (*oauthM
 	if m.Grant != GrantAuthorizationCode && m.Grant != GrantClientCredentials {
 		return nil, invalidf("auth.grant: %q is not %s or %s", s.Grant, GrantAuthorizationCode, GrantClientCredentials)
 	}
+	found := false
 	for _, name := range connectors {
 		v := r.activeVersion(name)
 		if v == nil {
 			continue
 		}
-		if o := v.Manifest().Auth.OAuth2; o != nil {
-			m.AuthorizationURL, m.TokenURL, m.Scopes = o.AuthorizationURL, o.TokenURL, o.Scopes
-			if o.PKCE != nil {
-				m.PKCE = *o.PKCE
+		o := v.Manifest().Auth.OAuth2
+		if o == nil {
+			continue
+		}
+		for _, sc := range o.Scopes {
+			if !slices.Contains(m.Scopes, sc) {
+				m.Scopes = append(m.Scopes, sc)
 			}
-			break
+		}
+		if found {
+			continue
+		}
+		found = true
+		var err error
+		if s.AuthorizationURL == "" && m.Grant == GrantAuthorizationCode {
+			if m.AuthorizationURL, err = expandEndpoint(name, "authorization_url", o.AuthorizationURL, params); err != nil {
+				return nil, err
+			}
+		}
+		if s.TokenURL == "" {
+			if m.TokenURL, err = expandEndpoint(name, "token_url", o.TokenURL, params); err != nil {
+				return nil, err
+			}
+		}
+		if o.PKCE != nil {
+			m.PKCE = *o.PKCE
 		}
 	}
 	if s.AuthorizationURL != "" {
@@ -321,6 +350,36 @@ func (r *Registry) resolveOAuth(connectors []string, s *OAuth2Settings) (*oauthM
 		m.AuthorizationURL, m.PKCE = "", false
 	}
 	return m, nil
+}
+
+// endpointParam is a {param} placeholder of a manifest's OAuth2 endpoint.
+var endpointParam = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEndpoint fills the {param} placeholders of connector's OAuth2 endpoint field with the
+// connection's params, path-escaped. A placeholder whose param is absent (no value and no
+// default) is an invalid request naming the param, unless the auth object overrides the
+// endpoint (the caller replaces it then, so its placeholders do not matter).
+func expandEndpoint(connector, field, raw string, params map[string]any) (string, error) {
+	var missing string
+	out := endpointParam.ReplaceAllStringFunc(raw, func(ph string) string {
+		name := ph[1 : len(ph)-1]
+		switch v := params[name].(type) {
+		case string:
+			if v != "" {
+				return url.PathEscape(v)
+			}
+		case float64, bool:
+			return url.PathEscape(fmt.Sprint(v))
+		}
+		if missing == "" {
+			missing = name
+		}
+		return ph
+	})
+	if missing != "" {
+		return out, invalidf("params.%s: required: connector %s's OAuth2 %s (%s) is built from it", missing, connector, field, raw)
+	}
+	return out, nil
 }
 
 // checkEndpoint checks an OAuth2 endpoint is an absolute http(s) URL without user info or
