@@ -73,6 +73,10 @@ func (c *callHost) http(request []byte) abi.HTTPResponse {
 
 	method, target := strings.ToUpper(req.Method), req.URL
 	firstOrigin, _ := abi.OriginOfURL(req.URL)
+	// As the real host: credentials go only to the first origin, and only while every hop has
+	// stayed on it; once a redirect leaves, neither they nor the guest's own Authorization and
+	// Cookie headers are sent again, not even on a way back.
+	stayed := true
 	for hop := 0; ; hop++ {
 		if hop > 10 {
 			return fail(abi.CodeTooManyRedirects, "more than 10 redirects")
@@ -96,10 +100,16 @@ func (c *callHost) http(request []byte) abi.HTTPResponse {
 			hr.Body = nil
 			hr.ContentLength = 0
 		}
+		if origin != firstOrigin {
+			stayed = false
+		}
 		for k, v := range req.Headers {
+			if !stayed && (k == "Authorization" || k == "Cookie") {
+				continue
+			}
 			hr.Header.Set(k, v)
 		}
-		if auth && origin == firstOrigin { // credentials are dropped when a redirect changes origin
+		if auth && stayed {
 			c.h.inject(hr)
 		}
 		resp, err := c.h.client.Do(hr)

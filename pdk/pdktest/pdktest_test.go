@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -226,6 +227,8 @@ func TestFakeHTTP(t *testing.T) {
 			input: fetchInput{URL: srv.URL + "/redirect?to=/final"}, status: 200, body: "GET key=Key s3cret basic=:"},
 		{name: "a redirect to another allowed origin drops the credentials", opts: pdktest.Options{Credential: key},
 			input: fetchInput{URL: srv.URL + "/redirect?to=" + other.URL + "/final"}, status: 200, body: "GET key= basic=:"},
+		{name: "a redirect back to the first origin after leaving it sends no credentials", opts: pdktest.Options{Credential: key},
+			input: fetchInput{URL: srv.URL + "/redirect?to=" + url.QueryEscape(other.URL+"/redirect?to="+srv.URL+"/final")}, status: 200, body: "GET key= basic=:"},
 		{name: "a redirect to a refused origin answers the refusal", opts: pdktest.Options{Credential: key},
 			input: fetchInput{URL: srv.URL + "/redirect?to=" + outside.URL + "/final"}, errCode: abi.CodeHostNotAllowed},
 		{name: "303 turns into GET", opts: pdktest.Options{Credential: key},
