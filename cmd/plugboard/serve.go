@@ -49,6 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	egressCA := fs.String("egress-ca", "", "PEM file of extra CA certificates plugins' HTTPS upstreams may present (added to the system roots)")
 	masterKey := fs.String("master-key-file", "", "credential encryption key file (default <data>/master.key, generated if absent)")
 	maxUpload := fs.Int64("max-upload-mib", 64, "largest plugin upload accepted, in MiB")
+	maxBody := fs.Int64("max-body-mib", 4, "largest JSON request body the API accepts (an action's input, such as a file to upload), in MiB")
 	maxOutput := fs.Int("max-output-bytes", host.DefaultMaxOutputBytes, "largest document a plugin may hand the server (an action's output, a poll or webhook result, an event batch, an error message); a manifest's limits.output_bytes may only lower it")
 	printToken := fs.Bool("print-token", false, "print the admin token at start even when it was not generated now")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -185,6 +186,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MasterKeyFile:   *masterKey,
 		EgressAllow:     allow,
 		MaxUploadBytes:  *maxUpload << 20,
+		MaxBodyBytes:    *maxBody << 20,
 		Logger:          logger,
 		AuditRetention:  *auditRetention,
 		AuditMaxEntries: *auditMax,
