@@ -68,12 +68,12 @@ func Manifest(m *abi.Manifest) error {
 	if m.Kind != "" && m.Kind != abi.KindMCP {
 		v.add("kind", "must be absent (a connector) or %q (a hosted MCP server), got %q", abi.KindMCP, m.Kind)
 	}
-	validateAuth(m, &v)
 	params := map[string]json.RawMessage{}
 	if len(m.ConnectionParams) > 0 {
 		v.objectSchema("connection_params", m.ConnectionParams, false)
 		params = m.ParamNames()
 	}
+	validateAuth(m, &v, params)
 	validateHosts(m, &v, params)
 
 	seen := map[string]string{}
@@ -135,7 +135,7 @@ func Manifest(m *abi.Manifest) error {
 	return v.err()
 }
 
-func validateAuth(m *abi.Manifest, v *validator) {
+func validateAuth(m *abi.Manifest, v *validator, params map[string]json.RawMessage) {
 	if len(m.Auth.Types) == 0 {
 		v.add("auth.types", "is required and must list at least one of none, api_key, basic, oauth2")
 	}
@@ -179,9 +179,19 @@ func validateAuth(m *abi.Manifest, v *validator) {
 			if _, err := abi.OriginOfURL(u); err != nil || !strings.Contains(u, "://") {
 				v.add("auth.oauth2."+field, "%q is not an absolute http(s) URL", u)
 			}
+			// {param} placeholders are filled in from the connection (Microsoft's {tenant}),
+			// so each must name a declared connection param.
+			for _, ph := range endpointParam.FindAllStringSubmatch(u, -1) {
+				if _, ok := params[ph[1]]; !ok {
+					v.add("auth.oauth2."+field, "%q names connection param %q, which connection_params does not declare", u, ph[1])
+				}
+			}
 		}
 	}
 }
+
+// endpointParam is a {param} placeholder of an OAuth2 endpoint.
+var endpointParam = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 func validateHosts(m *abi.Manifest, v *validator, params map[string]json.RawMessage) {
 	for i, h := range m.Hosts {

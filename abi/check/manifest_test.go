@@ -95,6 +95,9 @@ func TestParseManifestRules(t *testing.T) {
 		{"oauth2 token_url not a URL", func(m map[string]any) {
 			m["auth"].(map[string]any)["oauth2"].(map[string]any)["token_url"] = "github.com/token"
 		}, "auth.oauth2.token_url"},
+		{"oauth2 endpoint naming an undeclared param", func(m map[string]any) {
+			m["auth"].(map[string]any)["oauth2"].(map[string]any)["token_url"] = "https://login.example.com/{tenant}/token"
+		}, "auth.oauth2.token_url"},
 		{"host bare star", func(m map[string]any) { m["hosts"] = []any{"*"} }, "hosts[0]"},
 		{"host with path", func(m map[string]any) { m["hosts"] = []any{"https://api.github.com/v3"} }, "hosts[0]"},
 		{"host without scheme", func(m map[string]any) { m["hosts"] = []any{"api.github.com"} }, "hosts[0]"},
