@@ -7,7 +7,18 @@
 //
 //   - http: a generic REST connector (one request action against a base URL);
 //   - github: repositories, issues and comments on GitHub, with a fake GitHub API for tests in
-//     github/githubfake.
+//     github/githubfake;
+//   - outlook: Outlook mail through Microsoft Graph (list, read, send, reply, mark read, move;
+//     new_message by delta query, message_received by a Graph change-notification
+//     subscription);
+//   - sharepoint: SharePoint document libraries and OneDrive through Microsoft Graph (sites,
+//     drives, items, downloads by redirect, uploads in one PUT or an upload session;
+//     file_changed by drive delta);
+//   - fetch-mcp and github-mcp: hosted MCP servers (see catalog.json).
+//
+// outlook and sharepoint share one Microsoft 365 connection and the code in internal/msgraph;
+// msgraph/graphfake is a fake of the Graph endpoints they use, for their tests and the
+// server's.
 //
 // testdata/ holds plugins that exist only for tests (spy, hostile, anymanifest, badimport);
 // the go tool skips testdata in ./... patterns, so build and test them by explicit path.

@@ -26,7 +26,7 @@ const DefaultBaseURL = "https://graph.microsoft.com"
 // platform's endpoints; user is the mailbox and drive owner the calls act for ("me" without
 // it: the signed-in user of a delegated token; an app-only token from client credentials must
 // name one); download_origin is one more origin downloads and upload sessions may use (Graph's
-// own download hosts are always allowed).
+// own download and upload hosts are always allowed).
 const ConnectionParams = `{"type":"object","properties":{` +
 	`"base_url":{"type":"string","format":"uri","default":"https://graph.microsoft.com",` +
 	`"description":"Microsoft Graph root: https://graph.microsoft.com, a national cloud's (https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn), or a test fake."},` +
@@ -35,7 +35,7 @@ const ConnectionParams = `{"type":"object","properties":{` +
 	`"user":{"type":"string","minLength":1,"maxLength":256,` +
 	`"description":"The user whose mail and OneDrive the calls use: a user id or userPrincipalName. Default: the signed-in user (me). Required with client credentials, which have no signed-in user."},` +
 	`"download_origin":{"type":"string","format":"uri",` +
-	`"description":"One more origin that file downloads and upload sessions may reach (Graph's pre-authenticated URLs on *.sharepoint.com and *.files.1drv.com are always allowed). Credentials are never sent there."}` +
+	`"description":"One more origin that file downloads and upload sessions may reach (Graph's pre-authenticated URLs on *.sharepoint.com, *.files.1drv.com and *.up.1drv.com are always allowed). Credentials are never sent there."}` +
 	`},"additionalProperties":false}`
 
 // Identity platform endpoints; {tenant} is the connection's tenant param.
