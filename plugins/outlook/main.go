@@ -10,7 +10,10 @@
 // invalid_input with Graph's message (a $filter Graph refuses), 429 and 503 retryable with
 // details.retry_after_s, Graph's code in details.graph_code.
 //
-// The new_message poll trigger is in triggers.go.
+// The new_message poll trigger (a message delta query, its deltaLink the cursor) is in
+// triggers.go; the message_received webhook trigger (a Graph change-notification subscription
+// whose clientState is the source's secret, renewed by PATCH before it expires, caught up by
+// delta after a missed lifecycle notification) in webhook.go.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o outlook.wasm ./plugins/outlook
 package main
