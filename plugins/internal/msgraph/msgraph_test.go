@@ -51,7 +51,7 @@ func TestClientOwnsOnlyItsGraphOrigin(t *testing.T) {
 		"http://graph.microsoft.com/v1.0/me/messages":            false,
 		"https://graph.microsoft.com.evil.example/v1.0/messages": false,
 		"https://contoso.sharepoint.com/download":                false,
-		"not a url":                                              false,
+		"not a url": false,
 	} {
 		if got := c.Owns(u); got != want {
 			t.Errorf("Owns(%q) = %v, want %v", u, got, want)
