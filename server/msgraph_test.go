@@ -64,4 +64,23 @@ func TestMicrosoft365SharedConnection(t *testing.T) {
 	if ds, _ := drives["output"].(map[string]any)["drives"].([]any); len(ds) == 0 {
 		t.Fatalf("sharepoint list_drives = %v", drives)
 	}
+
+	// App-only: client credentials and the user param, so the calls name the mailbox.
+	app := e.must(201, e.do("POST", "/v1/connections", map[string]any{"id": "m365-app", "connectors": both,
+		"params": map[string]any{"base_url": fake.URL, "tenant": "contoso.onmicrosoft.com", "user": graphfake.UserPrincipalName},
+		"auth": map[string]any{"type": "oauth2", "grant": "client_credentials", "client_id": oauthClientID, "client_secret": oauthClientSecret,
+			"token_url": oa.Issuer + "/token", "scopes": []string{"https://graph.microsoft.com/.default"}}})).json(t)
+	if app["status"] != "ready" {
+		t.Fatalf("client_credentials connection = %v", app)
+	}
+	before := len(fake.Requests())
+	list := e.must(200, e.invoke("outlook", "list_messages", map[string]any{"connection": "m365-app", "input": map[string]any{"top": 5}})).json(t)
+	if ms, _ := list["output"].(map[string]any)["messages"].([]any); len(ms) != 1 {
+		t.Fatalf("app-only list_messages = %v", list)
+	}
+	for _, r := range fake.Requests()[before:] {
+		if !strings.HasPrefix(r.Path, "/v1.0/users/"+graphfake.UserPrincipalName+"/") {
+			t.Errorf("app-only request to %s, want the user's mailbox (users/{user}), not me", r.Path)
+		}
+	}
 }
