@@ -21,17 +21,6 @@ func harness(t *testing.T, gh *githubfake.Fake, token string) *pdktest.Harness {
 	})
 }
 
-func details(t *testing.T, e *abi.Error) map[string]any {
-	t.Helper()
-	var d map[string]any
-	if len(e.Details) > 0 {
-		if err := json.Unmarshal(e.Details, &d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
 func TestManifest(t *testing.T) {
 	m := harness(t, githubfake.New(t), githubfake.Token).Describe()
 	if m.Name != "github" || m.Version != version || !m.HasAuthType(abi.AuthAPIKey) {
@@ -188,7 +177,7 @@ func TestErrors(t *testing.T) {
 			if err.Code != tt.code || err.Retryable != tt.retryable || !strings.Contains(err.Message, tt.message) {
 				t.Errorf("got %+v, want code %s retryable %v message containing %q", err, tt.code, tt.retryable, tt.message)
 			}
-			d := details(t, err)
+			d := pdktest.Details(t, err)
 			for k, v := range tt.details {
 				if d[k] != v {
 					t.Errorf("details[%s] = %v, want %v (details %s)", k, d[k], v, err.Details)
@@ -205,7 +194,7 @@ func TestPrimaryRateLimitRetryAfter(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	if s, _ := details(t, err)["retry_after_s"].(float64); s < 590 || s > 600 {
+	if s, _ := pdktest.Details(t, err)["retry_after_s"].(float64); s < 590 || s > 600 {
 		t.Errorf("retry_after_s = %v, want about 600", s)
 	}
 }

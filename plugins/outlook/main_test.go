@@ -24,33 +24,6 @@ func harness(t *testing.T, f *graphfake.Fake, edit ...func(*pdktest.Options)) *p
 	return pdktest.New(t, opts)
 }
 
-func details(t *testing.T, e *abi.Error) map[string]any {
-	t.Helper()
-	d := map[string]any{}
-	if len(e.Details) > 0 {
-		if err := json.Unmarshal(e.Details, &d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
-// wantError asserts a guest error's code and that its message holds each of parts.
-func wantError(t *testing.T, e *abi.Error, code string, parts ...string) {
-	t.Helper()
-	if e == nil {
-		t.Fatalf("no error, want %s", code)
-	}
-	if e.Code != code {
-		t.Fatalf("code %s (%s), want %s", e.Code, e.Message, code)
-	}
-	for _, p := range parts {
-		if !strings.Contains(e.Message, p) {
-			t.Errorf("message %q lacks %q", e.Message, p)
-		}
-	}
-}
-
 func TestManifest(t *testing.T) {
 	f := graphfake.New(t)
 	h := harness(t, f)
@@ -171,21 +144,21 @@ func TestListMessagesFilterAndSelect(t *testing.T) {
 	}
 	// Graph's 400 for a filter it refuses is invalid_input with Graph's message.
 	_, e := h.Invoke("list_messages", ListMessagesInput{Filter: "startswith(subject,'x')"})
-	wantError(t, e, abi.CodeInvalidInput, "query filter", "ErrorInvalidUrlQueryFilter")
-	if details(t, e)["graph_code"] != "ErrorInvalidUrlQueryFilter" {
-		t.Errorf("details = %v", details(t, e))
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "query filter", "ErrorInvalidUrlQueryFilter")
+	if pdktest.Details(t, e)["graph_code"] != "ErrorInvalidUrlQueryFilter" {
+		t.Errorf("details = %v", pdktest.Details(t, e))
 	}
 
 	_, e = h.Invoke("list_messages", ListMessagesInput{Top: 1001})
-	wantError(t, e, abi.CodeInvalidInput)
+	pdktest.WantError(t, e, abi.CodeInvalidInput)
 	_, e = h.Invoke("list_messages", ListMessagesInput{Folder: "no such/folder"})
-	wantError(t, e, abi.CodeInvalidInput, "well-known folder")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "well-known folder")
 	_, e = h.Invoke("list_messages", ListMessagesInput{Select: []string{"sub ject"}})
-	wantError(t, e, abi.CodeInvalidInput, "select")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "select")
 	_, e = h.Invoke("list_messages", ListMessagesInput{Cursor: "https://evil.example/v1.0/me/messages"})
-	wantError(t, e, abi.CodeInvalidInput, "not a Microsoft Graph URL")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "not a Microsoft Graph URL")
 	_, e = h.Invoke("list_messages", ListMessagesInput{Folder: "AAMkAGunknownfolder"})
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 }
 
 func TestGetMarkAndMove(t *testing.T) {
@@ -222,9 +195,9 @@ func TestGetMarkAndMove(t *testing.T) {
 	}
 	// The old id is gone: not_found with Graph's code.
 	_, e := h.Invoke("get_message", MessageRef{ID: d.ID})
-	wantError(t, e, abi.CodeNotFound, "not found")
-	if details(t, e)["graph_code"] != "ErrorItemNotFound" || details(t, e)["request_id"] == nil {
-		t.Errorf("details = %v", details(t, e))
+	pdktest.WantError(t, e, abi.CodeNotFound, "not found")
+	if pdktest.Details(t, e)["graph_code"] != "ErrorItemNotFound" || pdktest.Details(t, e)["request_id"] == nil {
+		t.Errorf("details = %v", pdktest.Details(t, e))
 	}
 	// By folder id too.
 	inboxID := ""
@@ -290,7 +263,7 @@ func TestSendMailAndReply(t *testing.T) {
 
 	for _, in := range []SendMailInput{{}, {To: []string{"not an address"}}, {To: []string{"a@b.example"}, ContentType: "rtf"}, {To: []string{"a@b.example"}, Cc: []string{"x"}}} {
 		_, e := h.Invoke("send_mail", in)
-		wantError(t, e, abi.CodeInvalidInput)
+		pdktest.WantError(t, e, abi.CodeInvalidInput)
 	}
 
 	// reply to a message from someone else: saved to sentitems only; from self: delivered too.
@@ -318,8 +291,8 @@ func TestThrottledIsRateLimited(t *testing.T) {
 	h := harness(t, f)
 	f.Throttle("/messages", 1, 429, 7)
 	_, e := h.Invoke("list_messages", ListMessagesInput{})
-	wantError(t, e, abi.CodeRateLimited)
-	if d := details(t, e); d["retry_after_s"] != float64(7) || d["graph_code"] != "TooManyRequests" {
+	pdktest.WantError(t, e, abi.CodeRateLimited)
+	if d := pdktest.Details(t, e); d["retry_after_s"] != float64(7) || d["graph_code"] != "TooManyRequests" {
 		t.Errorf("details = %v", d)
 	}
 	if _, e := h.Invoke("list_messages", ListMessagesInput{}); e != nil {

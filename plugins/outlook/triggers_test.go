@@ -229,8 +229,8 @@ func TestNewMessageForeignCursor(t *testing.T) {
 	h := harness(t, f)
 	for _, c := range []string{`nope`, `{}`, `{"delta":"https://evil.example/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=x"}`} {
 		_, e := h.Poll("new_message", NewMessageParams{}, &c)
-		wantError(t, e, abi.CodeInvalidInput)
+		pdktest.WantError(t, e, abi.CodeInvalidInput)
 	}
 	_, e := h.Poll("new_message", NewMessageParams{Folder: "bad folder"}, nil)
-	wantError(t, e, abi.CodeInvalidInput)
+	pdktest.WantError(t, e, abi.CodeInvalidInput)
 }

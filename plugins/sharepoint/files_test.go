@@ -64,12 +64,12 @@ func TestDownloadFile(t *testing.T) {
 	}
 
 	_, e := h.Invoke("download_file", DownloadInput{ItemRef: ItemRef{ItemID: img.ID}, As: "text"})
-	wantError(t, e, abi.CodeInvalidInput, "not UTF-8", "base64")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "not UTF-8", "base64")
 
 	before := f.CountRequests("GET", "/content")
 	_, e = h.Invoke("download_file", DownloadInput{ItemRef: ItemRef{Path: "/Notes/hello.txt"}, MaxBytes: 5})
-	wantError(t, e, abi.CodeInvalidInput, "13 bytes", "max_bytes 5")
-	if d := details(t, e); d["size"] != 13.0 || d["max_bytes"] != 5.0 {
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "13 bytes", "max_bytes 5")
+	if d := pdktest.Details(t, e); d["size"] != 13.0 || d["max_bytes"] != 5.0 {
 		t.Errorf("details = %v", d)
 	}
 	if f.CountRequests("GET", "/content") != before {
@@ -77,16 +77,16 @@ func TestDownloadFile(t *testing.T) {
 	}
 	big := f.AddFile(f.UserDriveID(), "/big.bin", bytes.Repeat([]byte{1}, 4<<20+1))
 	_, e = h.Invoke("download_file", DownloadInput{ItemRef: ItemRef{ItemID: big.ID}})
-	wantError(t, e, abi.CodeInvalidInput, "4194305 bytes", "max_bytes 4194304")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "4194305 bytes", "max_bytes 4194304")
 
 	_, e = h.Invoke("download_file", DownloadInput{ItemRef: ItemRef{Path: "/Notes"}})
-	wantError(t, e, abi.CodeInvalidInput, "folder")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "folder")
 	_, e = h.Invoke("download_file", DownloadInput{ItemRef: ItemRef{Path: "/Notes/none.txt"}})
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 	_, e = h.Invoke("download_file", map[string]any{"path": "/Notes/hello.txt", "max_bytes": 9 << 20})
-	wantError(t, e, abi.CodeInvalidInput, "max_bytes")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "max_bytes")
 	_, e = h.Invoke("download_file", map[string]any{"path": "/Notes/hello.txt", "as": "hex"})
-	wantError(t, e, abi.CodeInvalidInput, "as")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "as")
 }
 
 // Without download_origin the fake's download host is not one of the connector's hosts: the
@@ -99,8 +99,8 @@ func TestDownloadRedirectOutsideTheHostsIsRefused(t *testing.T) {
 	})
 	f.AddFile(f.UserDriveID(), "/a.txt", []byte("a"))
 	_, e := h.Invoke("download_file", DownloadInput{ItemRef: ItemRef{Path: "/a.txt"}})
-	wantError(t, e, abi.CodeInternal, "not one of the connector's hosts")
-	if d := details(t, e); d["host_code"] != abi.CodeHostNotAllowed {
+	pdktest.WantError(t, e, abi.CodeInternal, "not one of the connector's hosts")
+	if d := pdktest.Details(t, e); d["host_code"] != abi.CodeHostNotAllowed {
 		t.Errorf("details = %v", d)
 	}
 	if len(downloadHostRequests(f, "GET", "/download/")) != 0 {
@@ -128,7 +128,7 @@ func TestUploadSmallFile(t *testing.T) {
 		t.Errorf("replaced = %+v", again)
 	}
 	_, e := h.Invoke("upload_file", UploadInput{Path: "/Reports/2026/q3.csv", Text: ptr("x"), Conflict: "fail"})
-	wantError(t, e, abi.CodeConflict, "nameAlreadyExists")
+	pdktest.WantError(t, e, abi.CodeConflict, "nameAlreadyExists")
 	var renamed Item
 	h.InvokeInto("upload_file", UploadInput{Path: "/Reports/2026/q3.csv", Text: ptr("x"), Conflict: "rename"}, &renamed)
 	if renamed.Name != "q3 1.csv" {
@@ -167,11 +167,11 @@ func TestUploadSmallFile(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, e := h.Invoke("upload_file", tt.in)
-			wantError(t, e, abi.CodeInvalidInput, tt.parts...)
+			pdktest.WantError(t, e, abi.CodeInvalidInput, tt.parts...)
 		})
 	}
 	_, e = h.Invoke("upload_file", UploadInput{ParentID: "01MISSING", Name: "a.txt", Text: ptr("a")})
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 }
 
 func TestUploadLargeFileInChunks(t *testing.T) {
@@ -218,7 +218,7 @@ func TestUploadLargeFileInChunks(t *testing.T) {
 	before := len(h.Requests())
 	huge := base64.StdEncoding.EncodeToString(make([]byte, 16<<20+1))
 	_, e := h.Invoke("upload_file", UploadInput{Path: "/huge.bin", ContentBase64: &huge})
-	wantError(t, e, abi.CodeInvalidInput, "at most 16777216 bytes")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "at most 16777216 bytes")
 	if len(h.Requests()) != before {
 		t.Error("an oversized upload sent requests")
 	}
@@ -245,7 +245,7 @@ func TestUploadSessionIsCancelledOnFailure(t *testing.T) {
 	h := harness(t, f, func(o *pdktest.Options) { o.Transport = fc })
 	data := base64.StdEncoding.EncodeToString(make([]byte, 5<<20))
 	_, e := h.Invoke("upload_file", UploadInput{Path: "/x.bin", ContentBase64: &data})
-	wantError(t, e, abi.CodeUpstreamError, "generalException")
+	pdktest.WantError(t, e, abi.CodeUpstreamError, "generalException")
 	if n := len(downloadHostRequests(f, "DELETE", "/upload/")); n != 1 || f.UploadSessions() != 0 {
 		t.Errorf("%d DELETEs of the session, %d sessions open", n, f.UploadSessions())
 	}

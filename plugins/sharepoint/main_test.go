@@ -25,33 +25,6 @@ func harness(t *testing.T, f *graphfake.Fake, edit ...func(*pdktest.Options)) *p
 	return pdktest.New(t, opts)
 }
 
-func details(t *testing.T, e *abi.Error) map[string]any {
-	t.Helper()
-	d := map[string]any{}
-	if len(e.Details) > 0 {
-		if err := json.Unmarshal(e.Details, &d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
-// wantError asserts a guest error's code and that its message holds each of parts.
-func wantError(t *testing.T, e *abi.Error, code string, parts ...string) {
-	t.Helper()
-	if e == nil {
-		t.Fatalf("no error, want %s", code)
-	}
-	if e.Code != code {
-		t.Fatalf("code %s (%s), want %s", e.Code, e.Message, code)
-	}
-	for _, p := range parts {
-		if !strings.Contains(e.Message, p) {
-			t.Errorf("message %q lacks %q", e.Message, p)
-		}
-	}
-}
-
 func TestManifest(t *testing.T) {
 	f := graphfake.New(t)
 	h := harness(t, f)
@@ -129,7 +102,7 @@ func TestListSitesAndDrives(t *testing.T) {
 		t.Errorf("all sites = %+v", all)
 	}
 	_, e := h.Invoke("list_sites", ListSitesInput{Cursor: "https://evil.example/v1.0/sites?search=*"})
-	wantError(t, e, abi.CodeInvalidInput, "not a Microsoft Graph URL")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "not a Microsoft Graph URL")
 
 	var drives ListDrivesOutput
 	if e := h.InvokeInto("list_drives", ListDrivesInput{SiteID: mk.ID}, &drives); e != nil {
@@ -145,8 +118,8 @@ func TestListSitesAndDrives(t *testing.T) {
 		t.Errorf("user drives = %+v", drives)
 	}
 	_, e = h.Invoke("list_drives", ListDrivesInput{SiteID: "contoso.sharepoint.com,nope,nope"})
-	wantError(t, e, abi.CodeNotFound)
-	if d := details(t, e); d["graph_code"] != "itemNotFound" {
+	pdktest.WantError(t, e, abi.CodeNotFound)
+	if d := pdktest.Details(t, e); d["graph_code"] != "itemNotFound" {
 		t.Errorf("details = %v", d)
 	}
 }
@@ -218,15 +191,15 @@ func TestListAndGetItems(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, e := h.Invoke("get_item", tt.in)
-			wantError(t, e, tt.code, tt.parts...)
+			pdktest.WantError(t, e, tt.code, tt.parts...)
 		})
 	}
 	_, e := h.Invoke("list_items", ListItemsInput{ItemRef: ItemRef{Path: "/Reports/2026/q3 #1.xlsx"}})
-	wantError(t, e, abi.CodeInvalidInput)
+	pdktest.WantError(t, e, abi.CodeInvalidInput)
 	_, e = h.Invoke("list_items", ListItemsInput{Cursor: "http://127.0.0.1:1/v1.0/me/drive/root/children"})
-	wantError(t, e, abi.CodeInvalidInput, "the cursor")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "the cursor")
 	_, e = h.Invoke("list_items", ListItemsInput{ItemRef: ItemRef{DriveRef: DriveRef{DriveID: "b!missing"}}})
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 }
 
 func TestCreateFolderAndDelete(t *testing.T) {
@@ -242,8 +215,8 @@ func TestCreateFolderAndDelete(t *testing.T) {
 		t.Errorf("folder = %+v", made)
 	}
 	_, e := h.Invoke("create_folder", CreateFolderInput{ParentRefInput: ParentRefInput{Path: "/Projects"}, Name: "Apollo"})
-	wantError(t, e, abi.CodeConflict, "nameAlreadyExists", "set conflict to rename or replace")
-	if d := details(t, e); d["graph_code"] != "nameAlreadyExists" || d["status"] != 409.0 {
+	pdktest.WantError(t, e, abi.CodeConflict, "nameAlreadyExists", "set conflict to rename or replace")
+	if d := pdktest.Details(t, e); d["graph_code"] != "nameAlreadyExists" || d["status"] != 409.0 {
 		t.Errorf("details = %v", d)
 	}
 	var renamed Item
@@ -261,10 +234,10 @@ func TestCreateFolderAndDelete(t *testing.T) {
 	}
 	for _, in := range []CreateFolderInput{{Name: "a:b"}, {Name: "x", Conflict: "merge"}, {Name: "trailing."}} {
 		_, e := h.Invoke("create_folder", in)
-		wantError(t, e, abi.CodeInvalidInput)
+		pdktest.WantError(t, e, abi.CodeInvalidInput)
 	}
 	_, e = h.Invoke("create_folder", CreateFolderInput{ParentRefInput: ParentRefInput{Path: "/Missing"}, Name: "x"})
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 
 	var del DeleteOutput
 	if e := h.InvokeInto("delete_item", ItemRef{ItemID: made.ID}, &del); e != nil || !del.Deleted {
@@ -274,12 +247,12 @@ func TestCreateFolderAndDelete(t *testing.T) {
 		t.Error("the folder is still there")
 	}
 	_, e = h.Invoke("delete_item", ItemRef{ItemID: made.ID})
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 	if e := h.InvokeInto("delete_item", ItemRef{Path: "/Projects/Apollo 1"}, &del); e != nil {
 		t.Fatal(e)
 	}
 	_, e = h.Invoke("delete_item", ItemRef{Path: "/"})
-	wantError(t, e, abi.CodeInvalidInput, "root")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "root")
 }
 
 func TestThrottlingIsRateLimited(t *testing.T) {
@@ -288,14 +261,14 @@ func TestThrottlingIsRateLimited(t *testing.T) {
 	f.AddFile(f.UserDriveID(), "/a.txt", []byte("a"))
 	f.Throttle("/drive", 1, http.StatusTooManyRequests, 7)
 	_, e := h.Invoke("get_item", ItemRef{Path: "/a.txt"})
-	wantError(t, e, abi.CodeRateLimited)
-	if d := details(t, e); !e.Retryable || d["retry_after_s"] != 7.0 || d["graph_code"] != "TooManyRequests" {
+	pdktest.WantError(t, e, abi.CodeRateLimited)
+	if d := pdktest.Details(t, e); !e.Retryable || d["retry_after_s"] != 7.0 || d["graph_code"] != "TooManyRequests" {
 		t.Errorf("error %+v details %v", e, d)
 	}
 	f.Throttle("/drive", 1, http.StatusServiceUnavailable, 2)
 	_, e = h.Invoke("list_items", nil)
-	wantError(t, e, abi.CodeUnavailable)
-	if d := details(t, e); !e.Retryable || d["retry_after_s"] != 2.0 {
+	pdktest.WantError(t, e, abi.CodeUnavailable)
+	if d := pdktest.Details(t, e); !e.Retryable || d["retry_after_s"] != 2.0 {
 		t.Errorf("503: %+v %v", e, d)
 	}
 	var it Item

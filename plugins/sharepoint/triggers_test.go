@@ -156,9 +156,9 @@ func TestFileChangedFoldersAndScope(t *testing.T) {
 	}
 
 	_, e := h.Poll("file_changed", FileChangedParams{DriveRef: DriveRef{SiteID: site.ID}, Path: "/Reports/top.csv"}, nil)
-	wantError(t, e, abi.CodeInvalidInput, "is a file")
+	pdktest.WantError(t, e, abi.CodeInvalidInput, "is a file")
 	_, e = h.Poll("file_changed", FileChangedParams{Path: "/Missing"}, nil)
-	wantError(t, e, abi.CodeNotFound)
+	pdktest.WantError(t, e, abi.CodeNotFound)
 }
 
 func TestFileChangedPagesThroughABacklog(t *testing.T) {
@@ -222,7 +222,7 @@ func TestFileChangedRefusesForeignCursors(t *testing.T) {
 	h := harness(t, f)
 	for _, c := range []string{`not json`, `{"drive_id":"d"}`, `{"drive_id":"d","delta":"https://evil.example/v1.0/drives/d/root/delta?token=x"}`} {
 		_, e := h.Poll("file_changed", nil, &c)
-		wantError(t, e, abi.CodeInvalidInput, "cursor")
+		pdktest.WantError(t, e, abi.CodeInvalidInput, "cursor")
 	}
 	if n := f.CountRequests("GET", "/delta"); n != 0 {
 		t.Errorf("%d delta requests with bad cursors", n)
