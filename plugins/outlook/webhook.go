@@ -23,7 +23,8 @@ import (
 //     before). subscribe also records a delta link of the folder (messages created from now),
 //     for the missed catch-up.
 //   - receive answers the validation handshake; checks each notification's clientState (in
-//     constant time) and subscriptionId; turns each created notification into the message's
+//     constant time; a notification of a subscription that is replacing the state's is
+//     accepted by it); turns each created notification into the message's
 //     event (fetched by id; one that is gone is skipped); asks the host to renew at once on
 //     reauthorizationRequired and subscriptionRemoved; and on missed emits every message the
 //     delta link finds since the last catch-up.
@@ -270,12 +271,18 @@ func receiveMessages(ctx *pdk.Context, d pdk.WebhookDelivery[MessageReceivedPara
 	if err != nil {
 		return pdk.WebhookReceipt{}, err
 	}
+	// clientState is the source's secret, so it alone proves a notification comes from a Graph
+	// subscription of this source. Its subscriptionId may still differ from the state's: the
+	// subscription renew just created after subscriptionRemoved, whose state the host stores
+	// only once renew returns. Refusing those would lose them until Graph redelivers.
 	var valid []wireNotification
 	for i, n := range coll.Value {
-		okState := d.Secret != "" && subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(d.Secret)) == 1
-		if !okState || st.SubscriptionID == "" || n.SubscriptionID != st.SubscriptionID {
-			ctx.Logf(pdk.LogWarn, "message_received: notification %d of %d refused: wrong clientState or subscriptionId %q (not this source's subscription)", i+1, len(coll.Value), n.SubscriptionID)
+		if d.Secret == "" || subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(d.Secret)) != 1 {
+			ctx.Logf(pdk.LogWarn, "message_received: notification %d of %d refused: wrong clientState (not from this source's subscription), subscriptionId %q", i+1, len(coll.Value), n.SubscriptionID)
 			continue
+		}
+		if n.SubscriptionID != st.SubscriptionID {
+			ctx.Logf(pdk.LogInfo, "message_received: notification from subscription %q, not the current %q (one being replaced); accepted for its clientState", n.SubscriptionID, st.SubscriptionID)
 		}
 		valid = append(valid, n)
 	}
