@@ -13,7 +13,8 @@ import (
 // snapshot's exact size, so a client that gets fewer bytes knows the backup failed half-way.
 // X-Plugboard-Master-Key-Id names the master key the connection secrets are sealed with: the
 // snapshot holds them sealed only, and a restored server needs the same key file. Every backup
-// is recorded in the audit log.
+// is recorded in the audit log before its first byte is sent, and a backup cut short gets a
+// second entry with status 500.
 // codeBackupUnsupported: the store backend cannot be copied into one file (JetStream).
 const codeBackupUnsupported = "backup_unsupported"
 
@@ -35,17 +36,18 @@ func (s *Server) backupStore(w http.ResponseWriter, r *http.Request) error {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		h.Set("X-Plugboard-Master-Key-Id", s.reg.MasterKeyID())
 		h.Set("Cache-Control", "no-store")
+		// Recorded before the first byte goes out: a client holding the whole backup finds it
+		// in the audit log (written after the body, the entry could come after its next read).
+		s.audit(ctx, auditEvent{actor: p.KeyID, role: p.Role, action: "GET /v1/store/backup", target: name, status: http.StatusOK})
 		w.WriteHeader(http.StatusOK)
 		started = true
 	})
-	status := http.StatusOK
 	switch {
-	case err != nil && started: // cut short: the body ends before its Content-Length
-		status = http.StatusInternalServerError
+	case err != nil && started: // cut short: the body ends before its Content-Length; a second entry says so
+		s.audit(ctx, auditEvent{actor: p.KeyID, role: p.Role, action: "GET /v1/store/backup", target: name, status: http.StatusInternalServerError})
 	case err != nil:
-		status = toProblem(err).Status
+		s.audit(ctx, auditEvent{actor: p.KeyID, role: p.Role, action: "GET /v1/store/backup", target: name, status: toProblem(err).Status})
 	}
-	s.audit(ctx, auditEvent{actor: p.KeyID, role: p.Role, action: "GET /v1/store/backup", target: name, status: status})
 	if err != nil && started {
 		s.log.Error("store backup failed half-way; the client got a short body", "err", err, "bytes", n, "correlation_id", correlationID(ctx))
 		return nil
