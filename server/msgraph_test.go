@@ -8,16 +8,31 @@ import (
 	"github.com/plugboard/plugboard/plugins/msgraph/graphfake"
 )
 
+// graphEnv is a server with the named Microsoft 365 connectors uploaded (their real .wasm), the
+// real OAuth server, and a Graph fake that accepts that server's tokens.
+type graphEnv struct {
+	*oauthEnv
+	fake *graphfake.Fake
+}
+
+func newGraphEnv(t *testing.T, edit func(*Options), connectors ...string) *graphEnv {
+	t.Helper()
+	oa := startOAuthServer(t)
+	fake := graphfake.New(t, graphfake.Options{ValidToken: oa.Valid})
+	env := &graphEnv{oauthEnv: &oauthEnv{testServer: startPublicServer(t, edit), oa: oa}, fake: fake}
+	for _, c := range connectors {
+		env.must(201, env.upload(c))
+	}
+	return env
+}
+
 // One OAuth2 connection serves both Microsoft 365 connectors: the identity platform's
 // endpoints are built from the tenant param (default common), the consent asks for the union
 // of both connectors' scopes, and once consent is done both connectors call Graph with it.
 func TestMicrosoft365SharedConnection(t *testing.T) {
-	oa := startOAuthServer(t)
-	fake := graphfake.New(t, graphfake.Options{ValidToken: oa.Valid})
-	e := &oauthEnv{testServer: startPublicServer(t, nil), oa: oa}
-	e.must(201, e.upload("outlook"))
-	e.must(201, e.upload("sharepoint"))
 	both := []string{"outlook", "sharepoint"}
+	g := newGraphEnv(t, nil, both...)
+	e, oa, fake := g.oauthEnv, g.oa, g.fake
 	auth := map[string]any{"type": "oauth2", "client_id": oauthClientID, "client_secret": oauthClientSecret}
 
 	for _, c := range []struct{ id, tenant, want string }{

@@ -11,19 +11,11 @@ import (
 
 // outlookEnv is a server with the real outlook.wasm, and a Graph fake that accepts the tokens of
 // the real OAuth server.
-type outlookEnv struct {
-	*oauthEnv
-	fake *graphfake.Fake
-}
+type outlookEnv struct{ *graphEnv }
 
 func newOutlookServer(t *testing.T, edit func(*Options)) *outlookEnv {
 	t.Helper()
-	oa := startOAuthServer(t)
-	fake := graphfake.New(t, graphfake.Options{ValidToken: oa.Valid})
-	ts := startPublicServer(t, edit)
-	env := &outlookEnv{oauthEnv: &oauthEnv{testServer: ts, oa: oa}, fake: fake}
-	env.must(201, env.upload("outlook"))
-	return env
+	return &outlookEnv{newGraphEnv(t, edit, "outlook")}
 }
 
 // createOutlookConnection creates the oauth2 connection id with the header (a key) given,

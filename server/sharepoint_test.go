@@ -13,18 +13,12 @@ import (
 
 // sharepointEnv is a server with the real sharepoint.wasm and an oauth2 connection "m365" made
 // ready through the real OAuth server, whose tokens the Graph fake checks.
-type sharepointEnv struct {
-	*oauthEnv
-	fake *graphfake.Fake
-}
+type sharepointEnv struct{ *graphEnv }
 
 func newSharePointEnv(t *testing.T, edit func(*Options)) *sharepointEnv {
 	t.Helper()
-	oa := startOAuthServer(t)
-	fake := graphfake.New(t, graphfake.Options{ValidToken: oa.Valid})
-	ts := startPublicServer(t, edit)
-	env := &sharepointEnv{oauthEnv: &oauthEnv{testServer: ts, oa: oa}, fake: fake}
-	env.must(201, env.upload("sharepoint"))
+	env := &sharepointEnv{newGraphEnv(t, edit, "sharepoint")}
+	oa, fake := env.oa, env.fake
 	doc := env.must(201, env.do("POST", "/v1/connections", map[string]any{
 		"id": "m365", "connectors": []string{"sharepoint"},
 		"params": map[string]any{"base_url": fake.URL, "download_origin": fake.DownloadURL},
