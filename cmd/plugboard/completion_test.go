@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 // The shell tests run the completion scripts in real shells, and the scripts run `plugboard
@@ -58,9 +58,9 @@ func completeValues(t *testing.T, e env, words ...string) ([]string, string) {
 
 // completionServer is a fake API with a connector (two versions), a connection, a
 // subscription's connector, and a config file with two contexts.
-func completionServer(t *testing.T) (*apitest.Server, env) {
+func completionServer(t *testing.T) (*plugboardtest.Server, env) {
 	t.Helper()
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	e["PLUGBOARD_CONFIG"] = writeConfig(t, config{Current: "", Contexts: map[string]*contextEntry{
 		"local": {URL: "http://127.0.0.1:8080"}, "prod": {URL: "https://pb.example.com"}}})
@@ -76,7 +76,7 @@ func completionServer(t *testing.T) (*apitest.Server, env) {
 // server the command would call.
 func TestComplete(t *testing.T) {
 	_, e := completionServer(t)
-	other := apitest.New(t)
+	other := plugboardtest.New(t)
 	plugboard(t, serverEnv(other), "", "connector", "push", writeWasm(t, testManifest("jira", "1.0.0"))).ok(t)
 
 	tests := []struct {
@@ -122,7 +122,7 @@ func TestComplete(t *testing.T) {
 	}
 
 	t.Run("a server that is down offers nothing, at once", func(t *testing.T) {
-		down := apitest.New(t)
+		down := plugboardtest.New(t)
 		down.Close()
 		start := time.Now()
 		got, _ := completeValues(t, env{"PLUGBOARD_URL": down.URL}, "connector", "get", "")

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // maxSecret bounds a secret read from standard input or a file.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // consentFlags control waiting for an OAuth2 consent after create, rotate and reauthorize.

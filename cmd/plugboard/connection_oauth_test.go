@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 // consentFake is an API with one OAuth2 connection whose consent completes (or fails) after a
@@ -79,7 +79,9 @@ func (f *consentFake) pollCount() int {
 	return f.polls
 }
 
-func (f *consentFake) env() env { return env{"PLUGBOARD_URL": f.URL, "PLUGBOARD_TOKEN": apitest.Token} }
+func (f *consentFake) env() env {
+	return env{"PLUGBOARD_URL": f.URL, "PLUGBOARD_TOKEN": plugboardtest.Token}
+}
 
 func TestConnectionCreateWaitsForConsent(t *testing.T) {
 	create := []string{"connection", "create", "gh", "--connector", "github", "--auth", "oauth2", "--client-id", "Iv1",

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 func TestConnectionCreate(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	plugboard(t, e, "", "connector", "push", writeWasm(t, testManifest("github", "1.0.0", "https://api.github.com"))).ok(t)
 	plugboard(t, e, "", "connector", "push", writeWasm(t, testManifest("jira", "1.0.0"))).ok(t)
@@ -104,7 +104,7 @@ func TestConnectionCreate(t *testing.T) {
 }
 
 func TestConnectionLifecycle(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	plugboard(t, e, "", "connector", "push", writeWasm(t, testManifest("github", "1.0.0", "https://api.github.com"))).ok(t)
 	plugboard(t, e, "", "connector", "push", writeWasm(t, testManifest("jira", "1.0.0"))).ok(t)

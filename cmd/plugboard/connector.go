@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // progressMin is the upload size from which push shows a progress line on a terminal.

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // canaryFlags registers the canary flags of `connector activate`.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/registry"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // printChanges prints what v changes against its connector's active version: actions,

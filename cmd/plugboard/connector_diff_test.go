@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 // TestPushPrintsChanges: push shows what a version changes against the active one before it
 // activates it, and --approve-capabilities passes the approval on.
 func TestPushPrintsChanges(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	r := plugboard(t, e, "", "connector", "push", writeWasm(t, testManifest("github", "1.0.0", "https://api.github.com"))).ok(t)
 	if strings.Contains(r.stdout, "Changes") {

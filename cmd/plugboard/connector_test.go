@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 func TestConnectorPush(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	v1 := writeWasm(t, testManifest("github", "1.0.0", "https://api.github.com"))
 	v2 := writeWasm(t, testManifest("github", "1.1.0", "https://api.github.com"))
@@ -35,7 +35,7 @@ func TestConnectorPush(t *testing.T) {
 			stdout: []string{"Uploaded github 1.1.0.", "Active:  no; activate it with `plugboard connector activate github 1.1.0`"}},
 		{name: "--activate after the file activates an already stored version", args: []string{v2, "--activate"},
 			stdout: []string{"already stored", "Active:  yes (activated now)"}},
-		{name: "standard input", args: []string{"-"}, stdin: string(apitest.Wasm(testManifest("slack", "0.1.0"))),
+		{name: "standard input", args: []string{"-"}, stdin: string(plugboardtest.Wasm(testManifest("slack", "0.1.0"))),
 			stdout: []string{"Uploaded slack 0.1.0."}},
 		{name: "rejected plugin", args: []string{bad}, code: exitError,
 			stderr: []string{"error: invalid_wasm:", "(HTTP 400)", "correlation id: c_", "hint: the plugin failed the upload checks"}},
@@ -69,7 +69,7 @@ func TestConnectorPush(t *testing.T) {
 }
 
 func TestConnectorReadCommands(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	t.Run("empty list says so on stderr", func(t *testing.T) {
 		r := plugboard(t, e, "", "connector", "list").ok(t)

@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // Named contexts: a config file holds servers by name, each a URL and optionally a token, and

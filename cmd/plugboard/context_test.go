@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 	"github.com/plugboard/plugboard/server"
 )
 
@@ -134,7 +134,7 @@ func writeConfig(t *testing.T, cfg config) string {
 // variable over the context (--context, else PLUGBOARD_CONTEXT, else the current one), and the
 // context over the default; a context's token goes only to its own URL.
 func TestContextPrecedence(t *testing.T) {
-	a, b, other := apitest.New(t), apitest.New(t), apitest.New(t)
+	a, b, other := plugboardtest.New(t), plugboardtest.New(t), plugboardtest.New(t)
 	a.Token, b.Token, other.Token = "tok_a", "tok_b", "tok_other"
 	path := writeConfig(t, config{Current: "a", Contexts: map[string]*contextEntry{
 		"a": {URL: a.URL, Token: "tok_a"},
@@ -151,7 +151,7 @@ func TestContextPrecedence(t *testing.T) {
 		name   string
 		env    env
 		args   []string
-		server *apitest.Server
+		server *plugboardtest.Server
 		token  string // the Authorization the server must have seen; "" for none
 		code   int
 		stderr []string
@@ -217,8 +217,8 @@ func TestContextPrecedence(t *testing.T) {
 // TestContextTokenFileMode: a token is not read from a config file others may read; the
 // error says how to fix it, and `context add` writes the file back with mode 0600.
 func TestContextTokenFileMode(t *testing.T) {
-	s := apitest.New(t)
-	path := writeConfig(t, config{Current: "a", Contexts: map[string]*contextEntry{"a": {URL: s.URL, Token: apitest.Token}}})
+	s := plugboardtest.New(t)
+	path := writeConfig(t, config{Current: "a", Contexts: map[string]*contextEntry{"a": {URL: s.URL, Token: plugboardtest.Token}}})
 	e := env{"PLUGBOARD_CONFIG": path}
 	plugboard(t, e, "", "connector", "list").ok(t)
 
@@ -233,7 +233,7 @@ func TestContextTokenFileMode(t *testing.T) {
 	}
 	plugboard(t, e, "", "context", "list").want(t, exitOK, nil, []string{"warning: others may read " + path + " (mode 0644)"})
 	// A token from the environment does not need the file's.
-	plugboard(t, env{"PLUGBOARD_CONFIG": path, "PLUGBOARD_TOKEN": apitest.Token}, "", "connector", "list").ok(t)
+	plugboard(t, env{"PLUGBOARD_CONFIG": path, "PLUGBOARD_TOKEN": plugboardtest.Token}, "", "connector", "list").ok(t)
 
 	plugboard(t, e, "", "context", "add", "b", "--url", "http://127.0.0.1:1").ok(t)
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {

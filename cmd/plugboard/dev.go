@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/registry"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // defaultWatchInterval is how often `plugboard dev` and `serve --watch` look at the directory:

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // hintError carries advice for one situation a command knows better than report does.

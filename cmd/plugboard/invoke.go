@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 func (c *cli) invokeCommand() *command {

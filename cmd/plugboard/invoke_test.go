@@ -5,11 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 func TestInvoke(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	plugboard(t, e, "", "connector", "push", writeWasm(t, testManifest("github", "1.0.0"))).ok(t)
 	plugboard(t, e, "k", "connection", "create", "gh-main", "--connector", "github", "--api-key-stdin").ok(t)
@@ -20,7 +20,7 @@ func TestInvoke(t *testing.T) {
 		name   string
 		args   []string
 		stdin  string
-		invoke func(string, string, apitest.InvokeBody) (any, *apitest.Problem)
+		invoke func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem)
 		code   int
 		stdout string
 		stderr []string
@@ -49,23 +49,23 @@ func TestInvoke(t *testing.T) {
 		{name: "unknown connector", args: []string{"other", "get_repo"}, code: exitError,
 			stderr: []string{"connector_not_found"}},
 		{name: "plugin error with details", args: []string{"github", "get_repo", "--connection", "gh-main"},
-			invoke: func(string, string, apitest.InvokeBody) (any, *apitest.Problem) {
-				return nil, &apitest.Problem{Status: 404, Code: "not_found", Detail: "repo o/r not found", Source: "plugin"}
+			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+				return nil, &plugboardtest.Problem{Status: 404, Code: "not_found", Detail: "repo o/r not found", Source: "plugin"}
 			},
 			code: exitError, stderr: []string{"error: not_found: repo o/r not found (HTTP 404, reported by the plugin)", "correlation id: c_"}},
 		{name: "plugin failure points at the invocation log", args: []string{"github", "get_repo", "--correlation-id", "c_trap"},
-			invoke: func(string, string, apitest.InvokeBody) (any, *apitest.Problem) {
-				return nil, &apitest.Problem{Status: 502, Code: "plugin_failed", Detail: "the plugin trapped: unreachable"}
+			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+				return nil, &plugboardtest.Problem{Status: 502, Code: "plugin_failed", Detail: "the plugin trapped: unreachable"}
 			},
 			code: exitError, stderr: []string{"plugin_failed", "GET /v1/invocations/c_trap"}},
 		{name: "upstream refusing the credentials suggests rotating them", args: []string{"github", "get_repo", "--connection", "gh-main"},
-			invoke: func(string, string, apitest.InvokeBody) (any, *apitest.Problem) {
-				return nil, &apitest.Problem{Status: 502, Code: "unauthorized", Detail: "GitHub answered 401", Source: "plugin"}
+			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+				return nil, &plugboardtest.Problem{Status: 502, Code: "unauthorized", Detail: "GitHub answered 401", Source: "plugin"}
 			},
 			code: exitError, stderr: []string{"(HTTP 502, reported by the plugin)", "hint: the upstream service rejected the connection's credentials: replace them with `plugboard connection rotate ID`"}},
 		{name: "rate limited says when to retry", args: []string{"github", "get_repo"},
-			invoke: func(string, string, apitest.InvokeBody) (any, *apitest.Problem) {
-				return nil, &apitest.Problem{Status: 429, Code: "rate_limited", Detail: "too many calls"}
+			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+				return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "too many calls"}
 			},
 			code: exitError, stderr: []string{"hint: retry after 7s"}},
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // keyCommand is `plugboard key` (API keys); name "keys" is the hidden plural, which also keeps

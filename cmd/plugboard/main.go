@@ -24,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/registry/storage"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // Exit codes.

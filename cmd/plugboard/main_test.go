@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 // result is what one in-process run of plugboard produced.
@@ -25,8 +25,8 @@ type result struct {
 type env map[string]string
 
 // serverEnv points the command at s with the accepted token.
-func serverEnv(s *apitest.Server) env {
-	return env{"PLUGBOARD_URL": s.URL, "PLUGBOARD_TOKEN": apitest.Token}
+func serverEnv(s *plugboardtest.Server) env {
+	return env{"PLUGBOARD_URL": s.URL, "PLUGBOARD_TOKEN": plugboardtest.Token}
 }
 
 // plugboard runs the command line args in-process.
@@ -83,7 +83,7 @@ func testManifest(name, version string, hosts ...string) abi.Manifest {
 func writeWasm(t *testing.T, m abi.Manifest) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), m.Name+"-"+m.Version+".wasm")
-	if err := os.WriteFile(path, apitest.Wasm(m), 0o644); err != nil {
+	if err := os.WriteFile(path, plugboardtest.Wasm(m), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -168,19 +168,19 @@ func TestServeIsHandedItsArguments(t *testing.T) {
 }
 
 func TestGlobalFlagsAndEnvironment(t *testing.T) {
-	s := apitest.New(t)
-	other := apitest.New(t)
+	s := plugboardtest.New(t)
+	other := plugboardtest.New(t)
 	tests := []struct {
 		name   string
 		env    env
 		args   []string
-		server *apitest.Server
+		server *plugboardtest.Server
 	}{
 		{"environment", serverEnv(s), []string{"connector", "list"}, s},
 		{"--url before the command wins over PLUGBOARD_URL", serverEnv(s), []string{"--url", other.URL, "connector", "list"}, other},
 		{"--url after the command", serverEnv(s), []string{"connector", "list", "--url", other.URL}, other},
 		{"--url=value between group and verb", serverEnv(s), []string{"connector", "--url=" + other.URL, "list"}, other},
-		{"--token overrides PLUGBOARD_TOKEN", env{"PLUGBOARD_URL": s.URL, "PLUGBOARD_TOKEN": "wrong"}, []string{"connector", "list", "--token", apitest.Token}, s},
+		{"--token overrides PLUGBOARD_TOKEN", env{"PLUGBOARD_URL": s.URL, "PLUGBOARD_TOKEN": "wrong"}, []string{"connector", "list", "--token", plugboardtest.Token}, s},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,7 +209,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 }
 
 func TestConnectionErrorsSayWhatToDo(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	closed := httptest.NewServer(nil)
 	closed.Close()
 	tests := []struct {

@@ -22,8 +22,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/host"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 	"github.com/plugboard/plugboard/server"
 )
 

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 // intervalFlag is --interval: whole seconds ("60") or a Go duration ("5m").

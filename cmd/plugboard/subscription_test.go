@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 // subscriptionServer is a fake with a github connector that has a poll and a webhook trigger,
 // and a connection gh-main.
-func subscriptionServer(t *testing.T) (*apitest.Server, env) {
+func subscriptionServer(t *testing.T) (*plugboardtest.Server, env) {
 	t.Helper()
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	e := serverEnv(s)
 	m := testManifest("github", "1.0.0", "https://api.github.com")
 	m.Triggers = []abi.Trigger{
@@ -244,7 +244,7 @@ func TestSubscriptionHelp(t *testing.T) {
 
 // TestRescheduleRefusals: reschedule needs exactly one of --interval and --default.
 func TestRescheduleRefusals(t *testing.T) {
-	e := serverEnv(apitest.New(t))
+	e := serverEnv(plugboardtest.New(t))
 	plugboard(t, e, "", "reschedule", "sub_1").want(t, exitUsage, nil, []string{"give --interval INTERVAL or --default"})
 	plugboard(t, e, "", "reschedule", "sub_1", "--interval", "15", "--default").want(t, exitUsage, nil, []string{"give --interval INTERVAL or --default"})
 	plugboard(t, e, "", "reschedule", "sub_1", "--interval", "0").want(t, exitUsage, nil, []string{"must be positive"})

@@ -1,4 +1,4 @@
-package client_test
+package plugboard_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/abi"
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	"github.com/plugboard/plugboard/sdk/go/plugboard"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 // manifest returns a test manifest with one action that requires "title".
@@ -31,35 +31,35 @@ func manifest(name, version string, hosts ...string) abi.Manifest {
 	}
 }
 
-func setup(t *testing.T) (*apitest.Server, *client.Client) {
+func setup(t *testing.T) (*plugboardtest.Server, *plugboard.Client) {
 	t.Helper()
-	s := apitest.New(t)
-	return s, client.New(s.URL, apitest.Token, s.Client())
+	s := plugboardtest.New(t)
+	return s, plugboard.New(s.URL, plugboardtest.Token, s.Client())
 }
 
-func mustUpload(t *testing.T, c *client.Client, m abi.Manifest, activate bool) client.Version {
+func mustUpload(t *testing.T, c *plugboard.Client, m abi.Manifest, activate bool) plugboard.Version {
 	t.Helper()
-	v, _, err := c.UploadConnector(t.Context(), apitest.Wasm(m), activate)
+	v, _, err := c.UploadConnector(t.Context(), plugboardtest.Wasm(m), activate)
 	if err != nil {
 		t.Fatalf("upload %s %s: %v", m.Name, m.Version, err)
 	}
 	return v
 }
 
-func problemOf(t *testing.T, err error) *client.Problem {
+func problemOf(t *testing.T, err error) *plugboard.Problem {
 	t.Helper()
-	p, ok := errors.AsType[*client.Problem](err)
+	p, ok := errors.AsType[*plugboard.Problem](err)
 	if !ok {
-		t.Fatalf("error %v (%T) is not a *client.Problem", err, err)
+		t.Fatalf("error %v (%T) is not a *plugboard.Problem", err, err)
 	}
 	return p
 }
 
 func TestUploadConnector(t *testing.T) {
-	wasm := apitest.Wasm(manifest("github", "1.0.0", "https://api.github.com"))
+	wasm := plugboardtest.Wasm(manifest("github", "1.0.0", "https://api.github.com"))
 	tests := []struct {
 		name      string
-		prepare   func(t *testing.T, c *client.Client)
+		prepare   func(t *testing.T, c *plugboard.Client)
 		maxUpload int64
 		body      []byte
 		activate  bool
@@ -72,19 +72,19 @@ func TestUploadConnector(t *testing.T) {
 	}{
 		{name: "first version is stored and activated", body: wasm, created: true, active: true},
 		{name: "same bytes again answer 200, not created", body: wasm, created: false, active: true,
-			prepare: func(t *testing.T, c *client.Client) {
+			prepare: func(t *testing.T, c *plugboard.Client) {
 				mustUpload(t, c, manifest("github", "1.0.0", "https://api.github.com"), false)
 			}},
-		{name: "a later version is stored inactive", body: apitest.Wasm(manifest("github", "1.1.0")), created: true, active: false,
-			prepare: func(t *testing.T, c *client.Client) { mustUpload(t, c, manifest("github", "1.0.0"), false) }},
-		{name: "a later version with activate=true becomes active", body: apitest.Wasm(manifest("github", "1.1.0")), activate: true, created: true, active: true,
-			prepare: func(t *testing.T, c *client.Client) { mustUpload(t, c, manifest("github", "1.0.0"), false) }},
-		{name: "same version with other bytes is 409 version_exists", body: apitest.Wasm(manifest("github", "1.0.0", "https://other.example")),
-			prepare: func(t *testing.T, c *client.Client) { mustUpload(t, c, manifest("github", "1.0.0"), false) },
-			code:    client.CodeVersionExists, status: 409},
-		{name: "not wasm is 400 invalid_wasm", body: []byte("hello"), code: client.CodeInvalidWasm, status: 400,
+		{name: "a later version is stored inactive", body: plugboardtest.Wasm(manifest("github", "1.1.0")), created: true, active: false,
+			prepare: func(t *testing.T, c *plugboard.Client) { mustUpload(t, c, manifest("github", "1.0.0"), false) }},
+		{name: "a later version with activate=true becomes active", body: plugboardtest.Wasm(manifest("github", "1.1.0")), activate: true, created: true, active: true,
+			prepare: func(t *testing.T, c *plugboard.Client) { mustUpload(t, c, manifest("github", "1.0.0"), false) }},
+		{name: "same version with other bytes is 409 version_exists", body: plugboardtest.Wasm(manifest("github", "1.0.0", "https://other.example")),
+			prepare: func(t *testing.T, c *plugboard.Client) { mustUpload(t, c, manifest("github", "1.0.0"), false) },
+			code:    plugboard.CodeVersionExists, status: 409},
+		{name: "not wasm is 400 invalid_wasm", body: []byte("hello"), code: plugboard.CodeInvalidWasm, status: 400,
 			errMessage: "invalid_wasm: invalid_wasm: not a WebAssembly binary (bad magic number) (HTTP 400)"},
-		{name: "over the cap is 413 too_large", body: make([]byte, 4096), maxUpload: 1024, code: client.CodeTooLarge, status: 413,
+		{name: "over the cap is 413 too_large", body: make([]byte, 4096), maxUpload: 1024, code: plugboard.CodeTooLarge, status: 413,
 			errMessage: "too_large: the body exceeds 1024 bytes (HTTP 413)"},
 	}
 	for _, tt := range tests {
@@ -112,7 +112,7 @@ func TestUploadConnector(t *testing.T) {
 				if tt.errMessage != "" && err.Error() != tt.errMessage {
 					t.Errorf("Error() = %q, want %q", err.Error(), tt.errMessage)
 				}
-				if !errors.Is(err, &client.Problem{Code: tt.code}) {
+				if !errors.Is(err, &plugboard.Problem{Code: tt.code}) {
 					t.Errorf("errors.Is(err, &Problem{Code: %q}) = false", tt.code)
 				}
 				return
@@ -137,7 +137,7 @@ func TestUploadProgress(t *testing.T) {
 	_, c := setup(t)
 	var last, total int64
 	c.UploadProgress = func(sent, tot int64) { last, total = sent, tot }
-	wasm := apitest.Wasm(manifest("big", "1.0.0"))
+	wasm := plugboardtest.Wasm(manifest("big", "1.0.0"))
 	if _, _, err := c.UploadConnector(t.Context(), wasm, false); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestConnectorReads(t *testing.T) {
 	})
 	t.Run("unknown connector is connector_not_found", func(t *testing.T) {
 		_, err := c.GetConnector(ctx, "nope")
-		if p := problemOf(t, err); p.Code != client.CodeConnectorNotFound || p.Status != 404 || p.Source != client.SourcePlugboard {
+		if p := problemOf(t, err); p.Code != plugboard.CodeConnectorNotFound || p.Status != 404 || p.Source != plugboard.SourcePlugboard {
 			t.Errorf("problem = %+v", p)
 		}
 	})
@@ -244,7 +244,7 @@ func TestActivateAndDelete(t *testing.T) {
 	mustUpload(t, c, manifest("github", "1.1.0", "https://api.github.com", "https://uploads.github.com"), false)
 
 	_, err := c.Activate(ctx, "github", "1.1.0", false)
-	if p := problemOf(t, err); p.Code != client.CodeCapabilitiesChanged || !strings.Contains(p.Detail, "uploads.github.com") {
+	if p := problemOf(t, err); p.Code != plugboard.CodeCapabilitiesChanged || !strings.Contains(p.Detail, "uploads.github.com") {
 		t.Fatalf("activate without approval: %+v", p)
 	}
 	v, err := c.Activate(ctx, "github", "1.1.0", true)
@@ -275,36 +275,36 @@ func TestInvoke(t *testing.T) {
 	tests := []struct {
 		name     string
 		action   string
-		req      client.InvokeRequest
-		invoke   func(string, string, apitest.InvokeBody) (any, *apitest.Problem)
+		req      plugboard.InvokeRequest
+		invoke   func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem)
 		wantOut  string
 		wantErr  string
-		wantPath []client.FieldError
+		wantPath []plugboard.FieldError
 		source   string
 	}{
-		{name: "output comes back", action: "create_issue", req: client.InvokeRequest{Input: json.RawMessage(`{"title":"Bug"}`), Version: "1.0.0"},
+		{name: "output comes back", action: "create_issue", req: plugboard.InvokeRequest{Input: json.RawMessage(`{"title":"Bug"}`), Version: "1.0.0"},
 			wantOut: `{"title":"Bug"}`},
 		{name: "nil input sends an empty object", action: "get_repo", wantOut: `{}`},
-		{name: "schema errors are listed with paths", action: "create_issue", req: client.InvokeRequest{Input: json.RawMessage(`{"body":"x"}`)},
-			wantErr: "invalid_input: input.title: missing property (HTTP 400)", wantPath: []client.FieldError{{Path: "/title", Message: "missing property"}}},
+		{name: "schema errors are listed with paths", action: "create_issue", req: plugboard.InvokeRequest{Input: json.RawMessage(`{"body":"x"}`)},
+			wantErr: "invalid_input: input.title: missing property (HTTP 400)", wantPath: []plugboard.FieldError{{Path: "/title", Message: "missing property"}}},
 		{name: "unknown action", action: "nope", wantErr: "action_not_found: github has no action \"nope\" (HTTP 404)"},
-		{name: "unknown connection", action: "get_repo", req: client.InvokeRequest{Connection: "missing"},
+		{name: "unknown connection", action: "get_repo", req: plugboard.InvokeRequest{Connection: "missing"},
 			wantErr: "connection_not_found: no connection \"missing\" (HTTP 404)"},
 		{name: "plugin errors say so", action: "get_repo",
-			invoke: func(string, string, apitest.InvokeBody) (any, *apitest.Problem) {
-				return nil, &apitest.Problem{Status: 404, Code: "not_found", Detail: "repo o/r not found", Source: "plugin"}
+			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+				return nil, &plugboardtest.Problem{Status: 404, Code: "not_found", Detail: "repo o/r not found", Source: "plugin"}
 			},
-			wantErr: "not_found: repo o/r not found (HTTP 404, reported by the plugin)", source: client.SourcePlugin},
+			wantErr: "not_found: repo o/r not found (HTTP 404, reported by the plugin)", source: plugboard.SourcePlugin},
 		{name: "rate limits carry Retry-After", action: "get_repo",
-			invoke: func(string, string, apitest.InvokeBody) (any, *apitest.Problem) {
-				return nil, &apitest.Problem{Status: 429, Code: "rate_limited", Detail: "slow down"}
+			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+				return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "slow down"}
 			},
 			wantErr: "rate_limited: slow down (HTTP 429)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s.Invoke = tt.invoke
-			ctx := client.WithCorrelationID(t.Context(), "c_test_"+strings.ReplaceAll(tt.name, " ", "_"))
+			ctx := plugboard.WithCorrelationID(t.Context(), "c_test_"+strings.ReplaceAll(tt.name, " ", "_"))
 			out, err := c.Invoke(ctx, "github", tt.action, tt.req)
 			wantID := "c_test_" + strings.ReplaceAll(tt.name, " ", "_")
 			if got := s.LastRequest().Header.Get("X-Correlation-ID"); got != wantID {
@@ -344,15 +344,15 @@ func TestConnections(t *testing.T) {
 	ctx := t.Context()
 	mustUpload(t, c, manifest("github", "1.0.0", "https://api.github.com"), false)
 
-	conn, err := c.CreateConnection(ctx, client.ConnectionRequest{
+	conn, err := c.CreateConnection(ctx, plugboard.ConnectionRequest{
 		ID: "gh-main", Connectors: []string{"github"}, Params: map[string]any{"base_url": "https://api.github.com"},
-		Auth:    client.Auth{Type: client.AuthAPIKey, APIKey: "ghp_secret"},
+		Auth:    plugboard.Auth{Type: plugboard.AuthAPIKey, APIKey: "ghp_secret"},
 		Secrets: map[string]string{"signing_secret": "shh"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if conn.Status != client.StatusReady || !slices.Equal(conn.Hosts, []string{"https://api.github.com"}) || conn.Auth.Type != "api_key" || conn.CreatedAt.IsZero() {
+	if conn.Status != plugboard.StatusReady || !slices.Equal(conn.Hosts, []string{"https://api.github.com"}) || conn.Auth.Type != "api_key" || conn.CreatedAt.IsZero() {
 		t.Errorf("created = %+v", conn)
 	}
 	if key, _, _, secrets, _ := s.Secret("gh-main"); key != "ghp_secret" || secrets["signing_secret"] != "shh" {
@@ -362,16 +362,16 @@ func TestConnections(t *testing.T) {
 		t.Error("the answer carries the secret")
 	}
 
-	_, err = c.CreateConnection(ctx, client.ConnectionRequest{ID: "x", Connectors: []string{"nope"}, Auth: client.Auth{Type: client.AuthNone}})
-	if p := problemOf(t, err); p.Code != client.CodeConnectorNotFound {
+	_, err = c.CreateConnection(ctx, plugboard.ConnectionRequest{ID: "x", Connectors: []string{"nope"}, Auth: plugboard.Auth{Type: plugboard.AuthNone}})
+	if p := problemOf(t, err); p.Code != plugboard.CodeConnectorNotFound {
 		t.Errorf("create with an unknown connector: %+v", p)
 	}
-	oauth, err := c.CreateConnection(ctx, client.ConnectionRequest{ID: "gh-oauth", Connectors: []string{"github"},
-		Auth: client.Auth{Type: client.AuthOAuth2, Grant: client.GrantAuthorizationCode, ClientID: "cid", ClientSecret: "cs", Scopes: []string{"repo"}}})
+	oauth, err := c.CreateConnection(ctx, plugboard.ConnectionRequest{ID: "gh-oauth", Connectors: []string{"github"},
+		Auth: plugboard.Auth{Type: plugboard.AuthOAuth2, Grant: plugboard.GrantAuthorizationCode, ClientID: "cid", ClientSecret: "cs", Scopes: []string{"repo"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if oauth.Status != client.StatusPendingConsent || oauth.ConsentURL == "" || oauth.Auth.ClientID != "cid" {
+	if oauth.Status != plugboard.StatusPendingConsent || oauth.ConsentURL == "" || oauth.Auth.ClientID != "cid" {
 		t.Errorf("oauth connection = %+v", oauth)
 	}
 
@@ -383,7 +383,7 @@ func TestConnections(t *testing.T) {
 		t.Errorf("list = %+v", list)
 	}
 
-	patched, err := c.PatchConnection(ctx, "gh-main", client.ConnectionPatch{Hosts: []string{"https://api.github.com", "https://uploads.github.com"}})
+	patched, err := c.PatchConnection(ctx, "gh-main", plugboard.ConnectionPatch{Hosts: []string{"https://api.github.com", "https://uploads.github.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestConnections(t *testing.T) {
 		t.Errorf("patched = %+v", patched)
 	}
 
-	rotated, err := c.RotateCredentials(ctx, "gh-main", client.Credentials{Auth: client.Auth{Type: client.AuthBasic, Username: "u", Password: "p"}})
+	rotated, err := c.RotateCredentials(ctx, "gh-main", plugboard.Credentials{Auth: plugboard.Auth{Type: plugboard.AuthBasic, Username: "u", Password: "p"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,15 +410,15 @@ func TestConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.GetConnection(ctx, "gh-main")
-	if p := problemOf(t, err); p.Code != client.CodeConnectionNotFound {
+	if p := problemOf(t, err); p.Code != plugboard.CodeConnectionNotFound {
 		t.Errorf("after delete: %+v", p)
 	}
 }
 
 func TestAuthRedactsSecrets(t *testing.T) {
-	a := client.Auth{Type: "api_key", APIKey: "ghp_secret", Password: "pw", ClientSecret: "cs"}
+	a := plugboard.Auth{Type: "api_key", APIKey: "ghp_secret", Password: "pw", ClientSecret: "cs"}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
-		for _, v := range []any{a, &a, client.Credentials{Auth: a}, client.ConnectionRequest{Auth: a}} {
+		for _, v := range []any{a, &a, plugboard.Credentials{Auth: a}, plugboard.ConnectionRequest{Auth: a}} {
 			s := fmt.Sprintf(verb, v)
 			if strings.Contains(s, "ghp_secret") || strings.Contains(s, "pw ") || strings.Contains(s, "cs ") {
 				t.Errorf("%s of %T = %s", verb, v, s)
@@ -431,7 +431,7 @@ func TestProblemDecoding(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
-		want    client.Problem
+		want    plugboard.Problem
 		wantErr string
 	}{
 		{
@@ -442,8 +442,8 @@ func TestProblemDecoding(t *testing.T) {
 				w.Write([]byte(`{"type":"about:blank","title":"Bad Request","status":400,"code":"invalid_input","correlation_id":"c_1",
 					"errors":[{"path":"/title","message":"missing property"},{"path":"/owner","message":"expected string"}],"source":"plugboard","extra":1}`))
 			},
-			want: client.Problem{Type: "about:blank", Title: "Bad Request", Status: 400, Code: "invalid_input", CorrelationID: "c_1", Source: "plugboard",
-				Errors: []client.FieldError{{Path: "/title", Message: "missing property"}, {Path: "/owner", Message: "expected string"}}},
+			want: plugboard.Problem{Type: "about:blank", Title: "Bad Request", Status: 400, Code: "invalid_input", CorrelationID: "c_1", Source: "plugboard",
+				Errors: []plugboard.FieldError{{Path: "/title", Message: "missing property"}, {Path: "/owner", Message: "expected string"}}},
 			wantErr: "invalid_input: /title: missing property (and 1 more) (HTTP 400)",
 		},
 		{
@@ -454,7 +454,7 @@ func TestProblemDecoding(t *testing.T) {
 				w.WriteHeader(401)
 				w.Write([]byte(`{"title":"Unauthorized","status":401,"code":"unauthenticated","detail":"missing or invalid bearer token"}`))
 			},
-			want:    client.Problem{Title: "Unauthorized", Status: 401, Code: "unauthenticated", Detail: "missing or invalid bearer token", CorrelationID: "c_hdr"},
+			want:    plugboard.Problem{Title: "Unauthorized", Status: 401, Code: "unauthenticated", Detail: "missing or invalid bearer token", CorrelationID: "c_hdr"},
 			wantErr: "unauthenticated: missing or invalid bearer token (HTTP 401)",
 		},
 		{
@@ -464,7 +464,7 @@ func TestProblemDecoding(t *testing.T) {
 				w.WriteHeader(502)
 				w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
 			},
-			want:    client.Problem{Title: "Bad Gateway", Status: 502},
+			want:    plugboard.Problem{Title: "Bad Gateway", Status: 502},
 			wantErr: "Bad Gateway (HTTP 502)",
 		},
 		{
@@ -475,7 +475,7 @@ func TestProblemDecoding(t *testing.T) {
 				w.WriteHeader(503)
 				w.Write([]byte("server is\nrestarting\n"))
 			},
-			want:    client.Problem{Title: "Service Unavailable", Status: 503, Detail: "server is restarting", RetryAfter: 30 * time.Second},
+			want:    plugboard.Problem{Title: "Service Unavailable", Status: 503, Detail: "server is restarting", RetryAfter: 30 * time.Second},
 			wantErr: "server is restarting (HTTP 503)",
 		},
 		{
@@ -485,7 +485,7 @@ func TestProblemDecoding(t *testing.T) {
 				w.WriteHeader(500)
 				w.Write([]byte(`{"error":"boom"}`))
 			},
-			want:    client.Problem{Title: "Internal Server Error", Status: 500, Detail: "boom"},
+			want:    plugboard.Problem{Title: "Internal Server Error", Status: 500, Detail: "boom"},
 			wantErr: "boom (HTTP 500)",
 		},
 		{
@@ -495,7 +495,7 @@ func TestProblemDecoding(t *testing.T) {
 				w.WriteHeader(500)
 				w.Write([]byte(`{"code": `))
 			},
-			want:    client.Problem{Title: "Internal Server Error", Status: 500},
+			want:    plugboard.Problem{Title: "Internal Server Error", Status: 500},
 			wantErr: "Internal Server Error (HTTP 500)",
 		},
 		{
@@ -503,16 +503,16 @@ func TestProblemDecoding(t *testing.T) {
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "https://login.example/", http.StatusFound)
 			},
-			want:    client.Problem{Title: "Found", Status: 302, Detail: "the server answered a redirect", Location: "https://login.example/"},
+			want:    plugboard.Problem{Title: "Found", Status: 302, Detail: "the server answered a redirect", Location: "https://login.example/"},
 			wantErr: "the server answered a redirect to https://login.example/ (HTTP 302)",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := apitest.New(t)
+			s := plugboardtest.New(t)
 			s.Intercept = func(w http.ResponseWriter, r *http.Request) bool { tt.handler(w, r); return true }
-			c := client.New(s.URL, apitest.Token, nil) // nil: the client's own, which must not follow redirects
-			_, err := c.ListConnectors(client.WithCorrelationID(t.Context(), "c_req"))
+			c := plugboard.New(s.URL, plugboardtest.Token, nil) // nil: the client's own, which must not follow redirects
+			_, err := c.ListConnectors(plugboard.WithCorrelationID(t.Context(), "c_req"))
 			got := *problemOf(t, err)
 			if tt.want.CorrelationID == "" {
 				tt.want.CorrelationID = "c_req" // echoed in the header
@@ -529,38 +529,38 @@ func TestProblemDecoding(t *testing.T) {
 
 func TestBadAnswersAndURLs(t *testing.T) {
 	t.Run("a 200 that is not JSON names the likely cause", func(t *testing.T) {
-		s := apitest.New(t)
+		s := plugboardtest.New(t)
 		s.Intercept = func(w http.ResponseWriter, r *http.Request) bool {
 			w.Header().Set("Content-Type", "text/html")
 			w.Write([]byte("<html>welcome</html>"))
 			return true
 		}
-		_, err := client.New(s.URL, "", nil).GetConnector(t.Context(), "github")
+		_, err := plugboard.New(s.URL, "", nil).GetConnector(t.Context(), "github")
 		if err == nil || !strings.Contains(err.Error(), "not JSON") || !strings.Contains(err.Error(), "Plugboard server") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	for _, u := range []string{"127.0.0.1:8080", "ftp://x", "http://", "http://h/?q=1", "http://u:p@h/"} {
 		t.Run("unusable URL "+u, func(t *testing.T) {
-			err := client.New(u, "", nil).Health(t.Context())
+			err := plugboard.New(u, "", nil).Health(t.Context())
 			if err == nil || !strings.Contains(err.Error(), "invalid server URL") {
 				t.Errorf("err = %v", err)
 			}
 		})
 	}
 	t.Run("a path prefix is kept", func(t *testing.T) {
-		s := apitest.New(t)
+		s := plugboardtest.New(t)
 		var path string
 		s.Intercept = func(w http.ResponseWriter, r *http.Request) bool { path = r.URL.Path; return true }
-		_ = client.New(s.URL+"/plugboard/", "", nil).Health(t.Context())
+		_ = plugboard.New(s.URL+"/plugboard/", "", nil).Health(t.Context())
 		if path != "/plugboard/healthz" {
 			t.Errorf("path = %q", path)
 		}
 	})
 	t.Run("no token, no Authorization header", func(t *testing.T) {
-		s := apitest.New(t)
-		_, err := client.New(s.URL, "", nil).ListConnectors(t.Context())
-		if p := problemOf(t, err); p.Code != client.CodeUnauthenticated {
+		s := plugboardtest.New(t)
+		_, err := plugboard.New(s.URL, "", nil).ListConnectors(t.Context())
+		if p := problemOf(t, err); p.Code != plugboard.CodeUnauthenticated {
 			t.Errorf("problem = %+v", p)
 		}
 		if h := s.LastRequest().Header.Get("Authorization"); h != "" {
@@ -568,8 +568,8 @@ func TestBadAnswersAndURLs(t *testing.T) {
 		}
 	})
 	t.Run("health and ready", func(t *testing.T) {
-		s := apitest.New(t)
-		c := client.New(s.URL, "", nil)
+		s := plugboardtest.New(t)
+		c := plugboard.New(s.URL, "", nil)
 		if err := c.Health(t.Context()); err != nil {
 			t.Error(err)
 		}
@@ -578,10 +578,10 @@ func TestBadAnswersAndURLs(t *testing.T) {
 		}
 	})
 	t.Run("a cancelled context stops the call", func(t *testing.T) {
-		s := apitest.New(t)
+		s := plugboardtest.New(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if err := client.New(s.URL, "", nil).Health(ctx); !errors.Is(err, context.Canceled) {
+		if err := plugboard.New(s.URL, "", nil).Health(ctx); !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package client
+package plugboard
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func (a Auth) String() string {
 }
 
 // GoString is String, so %#v redacts too.
-func (a Auth) GoString() string { return "client.Auth" + a.String() }
+func (a Auth) GoString() string { return "plugboard.Auth" + a.String() }
 
 // ConnectionRequest is the body of POST /v1/connections.
 type ConnectionRequest struct {

@@ -1,4 +1,4 @@
-package client
+package plugboard
 
 import (
 	"encoding/json"
@@ -124,7 +124,7 @@ func (p *Problem) Error() string {
 }
 
 // Is reports whether target is a *Problem whose non-zero Code and Status both match p, so
-// errors.Is(err, &client.Problem{Code: client.CodeTooLarge}) tests for a code.
+// errors.Is(err, &plugboard.Problem{Code: plugboard.CodeTooLarge}) tests for a code.
 func (p *Problem) Is(target error) bool {
 	t, ok := target.(*Problem)
 	if !ok || (t.Code == "" && t.Status == 0) {

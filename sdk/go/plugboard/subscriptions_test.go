@@ -1,4 +1,4 @@
-package client_test
+package plugboard_test
 
 import (
 	"encoding/json"
@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/apitest"
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
+	"github.com/plugboard/plugboard/sdk/go/plugboard"
+	"github.com/plugboard/plugboard/sdk/go/plugboard/plugboardtest"
 )
 
 func TestSubscriptionDocumentsKeepUnknownFields(t *testing.T) {
-	s := apitest.New(t)
+	s := plugboardtest.New(t)
 	var sent map[string]any
 	s.Intercept = func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPost {
@@ -34,8 +34,8 @@ func TestSubscriptionDocumentsKeepUnknownFields(t *testing.T) {
 		}
 		return true
 	}
-	c := client.New(s.URL, apitest.Token, s.Client())
-	sub, err := c.CreateSubscription(t.Context(), client.SubscriptionRequest{Connector: "github", Trigger: "new_issue", Delivery: client.Delivery{Type: client.DeliveryWebhook, URL: "https://a.example"}})
+	c := plugboard.New(s.URL, plugboardtest.Token, s.Client())
+	sub, err := c.CreateSubscription(t.Context(), plugboard.SubscriptionRequest{Connector: "github", Trigger: "new_issue", Delivery: plugboard.Delivery{Type: plugboard.DeliveryWebhook, URL: "https://a.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}

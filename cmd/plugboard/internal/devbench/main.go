@@ -46,8 +46,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plugboard/plugboard/cmd/plugboard/internal/client"
 	"github.com/plugboard/plugboard/plugins/testdata/anymanifest/patch"
+	client "github.com/plugboard/plugboard/sdk/go/plugboard"
 )
 
 const (

@@ -1,14 +1,19 @@
-// Package apitest is an in-memory fake of the Plugboard HTTP API (API.md) for the tests of the
-// client and of the plugboard command. It implements the connector, action and connection
-// endpoints and the health probes the way API.md describes them: bearer auth, correlation IDs,
-// problem details, strict request decoding (unknown fields are a 400), and the status codes.
+// Package plugboardtest is an in-memory fake of the Plugboard HTTP API (docs/API.md) for the
+// tests of programs that use package plugboard, as net/http/httptest is for HTTP handlers.
+// [New] starts one on loopback for a test; point a client at [Server.URL] with [Token].
 //
-// It runs no WebAssembly. An "uploaded plugin" is the Wasm header followed by the manifest as
-// JSON (see [Wasm]); the fake reads the manifest from there. An action call answers its input
-// as its output unless [Server.Invoke] says otherwise, after checking the action's "required"
-// input properties. Subscriptions are stored and their queues served, but nothing polls: tests
-// queue events with [Server.Emit].
-package apitest
+// It implements, the way API.md describes them: bearer auth, correlation IDs (kept or made, and
+// echoed), problem details, strict request decoding (unknown fields are a 400) and the status
+// codes, for the connector, action and connection endpoints, subscriptions and their queues
+// (pull with long-poll and a 30 s lease, ack, replay), and the health probes.
+//
+// It does not implement: WebAssembly (an "uploaded plugin" is the Wasm header followed by the
+// manifest as JSON, see [Wasm]; an action call answers its input as its output unless
+// [Server.Invoke] says otherwise, after checking the action's "required" input properties),
+// polling or webhook pushes (tests queue events with [Server.Emit]), OAuth consent, keys and
+// roles (one token, allowed everything), MCP servers, the audit and invocation logs, the store
+// backup and the cluster. [Server.Intercept] answers anything else a test needs.
+package plugboardtest
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package apitest
+package plugboardtest
 
 import (
 	"crypto/rand"
@@ -101,7 +101,7 @@ func (s *Server) Emit(sub, eventType, sourceEventID string, ts time.Time, data a
 	defer s.mu.Unlock()
 	x := s.subs[sub]
 	if x == nil {
-		panic("apitest: Emit: no subscription " + sub)
+		panic("plugboardtest: Emit: no subscription " + sub)
 	}
 	if ts.IsZero() {
 		ts = s.Now()
