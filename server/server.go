@@ -130,8 +130,9 @@ type Server struct {
 	generated  bool
 	metrics    *metrics
 	ready      atomic.Bool
-	handler    http.Handler // everything
-	public     http.Handler // what the public listener serves
+	handler    http.Handler  // everything
+	routers    []*mux.Router // the outer and the /v1 router, for the test that holds them to the OpenAPI document
+	public     http.Handler  // what the public listener serves
 	limits     *keyLimits
 	stopPrune  chan struct{}
 	mcp        *mcpserver.Handler // MCP endpoints (mcpservers.go)
@@ -359,8 +360,10 @@ func (s *Server) routes() http.Handler {
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(http.MethodGet)
-	r.HandleFunc(callbackPath, s.oauthCallback).Methods(http.MethodGet) // no token: a browser comes here
-	r.Handle("/hooks/{token}", s.wrap("/hooks/{token}", s.receiveHook)) // no token: the URL's token names the source
+	r.HandleFunc(callbackPath, s.oauthCallback).Methods(http.MethodGet)    // no token: a browser comes here
+	r.Handle("/hooks/{token}", s.wrap("/hooks/{token}", s.receiveHook))    // no token: the URL's token names the source
+	r.HandleFunc("/v1/openapi.json", serveOpenAPI).Methods(http.MethodGet) // no token: the contract is public (openapi.go)
+	r.HandleFunc("/v1/openapi.yaml", serveOpenAPI).Methods(http.MethodGet)
 
 	// /v1 is its own router behind the token check, so even a request for an unknown /v1
 	// path without a token learns nothing about which endpoints exist.
@@ -368,6 +371,7 @@ func (s *Server) routes() http.Handler {
 	v1.NotFoundHandler = r.NotFoundHandler
 	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
 	s.nameSpans(r, v1) // server spans are named after the route template (telemetry.go)
+	s.routers = []*mux.Router{r, v1}
 	r.PathPrefix("/v1/").Handler(s.authenticate(v1))
 	// handle registers a /v1 route with the permission it needs (auth.go has the role table).
 	handle := func(method, path string, perm permission, h handlerFunc) {
@@ -381,6 +385,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodDelete, "/connectors/{name}/versions/{version}", permConnectorsManage, s.deleteVersion)
 	handle(http.MethodPut, "/connectors/{name}/active", permConnectorsManage, s.activate)
 	handle(http.MethodGet, "/connectors/{name}/actions", permConnectorsRead, s.listActions)
+	handle(http.MethodGet, "/connectors/{name}/openapi.json", permConnectorsRead, s.connectorOpenAPI) // openapi.go
 	handle(http.MethodPost, "/connectors/{name}/actions/{action}", permActionsInvoke, s.invoke)
 	handle(http.MethodGet, "/invocations/{correlation_id}", permInvocationsRead, s.getInvocation)
 
@@ -432,11 +437,12 @@ var (
 
 // isPublicRoute reports whether a request belongs on the public listener when the management
 // API has its own (Options.SeparateAdmin): actions, event pull and ack, MCP, hooks, health,
-// metrics, OAuth callback.
+// metrics, OAuth callback, and the API's OpenAPI document.
 func isPublicRoute(r *http.Request) bool {
 	p := r.URL.Path
 	switch {
 	case p == "/healthz", p == "/readyz", p == "/metrics", p == callbackPath, p == "/mcp",
+		p == "/v1/openapi.json", p == "/v1/openapi.yaml",
 		strings.HasPrefix(p, "/mcp/"), strings.HasPrefix(p, "/hooks/"):
 		return true
 	case r.Method == http.MethodPost:
