@@ -350,8 +350,7 @@ func (w *watcher) logf(format string, args ...any) {
 // watchConnectors runs the watcher of `plugboard serve --watch` against the server itself:
 // the operator's own directory, so capability changes are approved.
 func watchConnectors(ctx context.Context, baseURL, token, dir string, out io.Writer) error {
-	api := client.New(baseURL, token, nil)
-	api.UserAgent = "plugboard-serve-watch/" + buildVersion()
+	api := client.New(baseURL, token, client.WithUserAgent("plugboard-serve-watch/"+buildVersion()))
 	w := &watcher{api: api, dir: dir, interval: defaultWatchInterval, approve: true, out: out, now: time.Now}
 	return w.run(ctx)
 }

@@ -65,9 +65,12 @@ func TestInvoke(t *testing.T) {
 			code: exitError, stderr: []string{"(HTTP 502, reported by the plugin)", "hint: the upstream service rejected the connection's credentials: replace them with `plugboard connection rotate ID`"}},
 		{name: "rate limited says when to retry", args: []string{"github", "get_repo"},
 			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
-				return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "too many calls"}
+				return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "too many calls", RetryAfter: "120"}
 			},
-			code: exitError, stderr: []string{"hint: retry after 7s"}},
+			code: exitError, stderr: []string{"hint: retry after 2m0s"}},
+		{name: "rate limited once is retried after Retry-After", args: []string{"github", "get_repo"},
+			invoke: rateLimitedOnce(),
+			stdout: "{\n  \"attempt\": 2\n}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,5 +87,18 @@ func TestInvoke(t *testing.T) {
 				t.Errorf("request body = %s, want %s", got, tt.body)
 			}
 		})
+	}
+}
+
+// rateLimitedOnce answers 429 with Retry-After: 0 to the first call and the attempt's number
+// to the next.
+func rateLimitedOnce() func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+	n := 0
+	return func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
+		n++
+		if n == 1 {
+			return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "too many calls", RetryAfter: "0"}
+		}
+		return map[string]int{"attempt": n}, nil
 	}
 }

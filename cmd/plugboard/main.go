@@ -339,8 +339,7 @@ func (c *cli) api() *client.Client {
 	if ep.err != nil {
 		return client.Unusable(ep.err)
 	}
-	api := client.New(ep.url, ep.token, c.httpClient)
-	api.UserAgent = "plugboard-cli/" + buildVersion()
+	api := client.New(ep.url, ep.token, client.WithHTTPClient(c.httpClient), client.WithUserAgent("plugboard-cli/"+buildVersion()))
 	return api
 }
 

@@ -189,7 +189,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 			if len(tt.server.Requests()) != before+1 {
 				t.Errorf("the request did not reach the expected server")
 			}
-			if ua := tt.server.LastRequest().Header.Get("User-Agent"); !strings.HasPrefix(ua, "plugboard-cli/") {
+			if ua := tt.server.LastRequest().Header.Get("User-Agent"); !strings.HasPrefix(ua, "plugboard-go/") || !strings.Contains(ua, " plugboard-cli/") {
 				t.Errorf("User-Agent = %q", ua)
 			}
 		})

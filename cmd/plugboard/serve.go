@@ -231,8 +231,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	if *watch {
 		// The watcher uploads in process, so it works whichever listener serves management.
-		api := client.New("http://plugboard.internal", token, &http.Client{Transport: inProcess{srv.AdminHandler()}})
-		api.UserAgent = "plugboard-serve-watch/" + buildVersion()
+		api := client.New("http://plugboard.internal", token, client.WithHTTPClient(&http.Client{Transport: inProcess{srv.AdminHandler()}}), client.WithUserAgent("plugboard-serve-watch/"+buildVersion()))
 		w := &watcher{api: api, dir: *connectorsDir, interval: defaultWatchInterval, approve: true, out: stdout, now: time.Now}
 		go w.run(ctx)
 	}

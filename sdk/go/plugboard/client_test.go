@@ -34,7 +34,7 @@ func manifest(name, version string, hosts ...string) abi.Manifest {
 func setup(t *testing.T) (*plugboardtest.Server, *plugboard.Client) {
 	t.Helper()
 	s := plugboardtest.New(t)
-	return s, plugboard.New(s.URL, plugboardtest.Token, s.Client())
+	return s, plugboard.New(s.URL, plugboardtest.Token, plugboard.WithHTTPClient(s.Client()))
 }
 
 func mustUpload(t *testing.T, c *plugboard.Client, m abi.Manifest, activate bool) plugboard.Version {
@@ -297,7 +297,7 @@ func TestInvoke(t *testing.T) {
 			wantErr: "not_found: repo o/r not found (HTTP 404, reported by the plugin)", source: plugboard.SourcePlugin},
 		{name: "rate limits carry Retry-After", action: "get_repo",
 			invoke: func(string, string, plugboardtest.InvokeBody) (any, *plugboardtest.Problem) {
-				return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "slow down"}
+				return nil, &plugboardtest.Problem{Status: 429, Code: "rate_limited", Detail: "slow down", RetryAfter: "120"}
 			},
 			wantErr: "rate_limited: slow down (HTTP 429)"},
 	}
@@ -324,8 +324,8 @@ func TestInvoke(t *testing.T) {
 				if tt.source != "" && p.Source != tt.source {
 					t.Errorf("Source = %q, want %q", p.Source, tt.source)
 				}
-				if p.Status == 429 && p.RetryAfter != 7*time.Second {
-					t.Errorf("RetryAfter = %v, want 7s", p.RetryAfter)
+				if p.Status == 429 && p.RetryAfter != 2*time.Minute {
+					t.Errorf("RetryAfter = %v, want 2m", p.RetryAfter)
 				}
 				return
 			}
@@ -511,9 +511,15 @@ func TestProblemDecoding(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := plugboardtest.New(t)
 			s.Intercept = func(w http.ResponseWriter, r *http.Request) bool { tt.handler(w, r); return true }
-			c := plugboard.New(s.URL, plugboardtest.Token, nil) // nil: the client's own, which must not follow redirects
+			// No WithHTTPClient: the client's own, which must not follow redirects. No retries:
+			// the 503 is decoded, not waited for.
+			c := plugboard.New(s.URL, plugboardtest.Token, plugboard.WithMaxRetries(0))
 			_, err := c.ListConnectors(plugboard.WithCorrelationID(t.Context(), "c_req"))
 			got := *problemOf(t, err)
+			if len(got.Raw) == 0 {
+				t.Error("Problem.Raw is empty")
+			}
+			got.Raw = nil
 			if tt.want.CorrelationID == "" {
 				tt.want.CorrelationID = "c_req" // echoed in the header
 			}
@@ -535,14 +541,14 @@ func TestBadAnswersAndURLs(t *testing.T) {
 			w.Write([]byte("<html>welcome</html>"))
 			return true
 		}
-		_, err := plugboard.New(s.URL, "", nil).GetConnector(t.Context(), "github")
+		_, err := plugboard.New(s.URL, "").GetConnector(t.Context(), "github")
 		if err == nil || !strings.Contains(err.Error(), "not JSON") || !strings.Contains(err.Error(), "Plugboard server") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	for _, u := range []string{"127.0.0.1:8080", "ftp://x", "http://", "http://h/?q=1", "http://u:p@h/"} {
 		t.Run("unusable URL "+u, func(t *testing.T) {
-			err := plugboard.New(u, "", nil).Health(t.Context())
+			err := plugboard.New(u, "").Health(t.Context())
 			if err == nil || !strings.Contains(err.Error(), "invalid server URL") {
 				t.Errorf("err = %v", err)
 			}
@@ -552,14 +558,14 @@ func TestBadAnswersAndURLs(t *testing.T) {
 		s := plugboardtest.New(t)
 		var path string
 		s.Intercept = func(w http.ResponseWriter, r *http.Request) bool { path = r.URL.Path; return true }
-		_ = plugboard.New(s.URL+"/plugboard/", "", nil).Health(t.Context())
+		_ = plugboard.New(s.URL+"/plugboard/", "").Health(t.Context())
 		if path != "/plugboard/healthz" {
 			t.Errorf("path = %q", path)
 		}
 	})
 	t.Run("no token, no Authorization header", func(t *testing.T) {
 		s := plugboardtest.New(t)
-		_, err := plugboard.New(s.URL, "", nil).ListConnectors(t.Context())
+		_, err := plugboard.New(s.URL, "").ListConnectors(t.Context())
 		if p := problemOf(t, err); p.Code != plugboard.CodeUnauthenticated {
 			t.Errorf("problem = %+v", p)
 		}
@@ -569,7 +575,7 @@ func TestBadAnswersAndURLs(t *testing.T) {
 	})
 	t.Run("health and ready", func(t *testing.T) {
 		s := plugboardtest.New(t)
-		c := plugboard.New(s.URL, "", nil)
+		c := plugboard.New(s.URL, "")
 		if err := c.Health(t.Context()); err != nil {
 			t.Error(err)
 		}
@@ -581,7 +587,7 @@ func TestBadAnswersAndURLs(t *testing.T) {
 		s := plugboardtest.New(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if err := plugboard.New(s.URL, "", nil).Health(ctx); !errors.Is(err, context.Canceled) {
+		if err := plugboard.New(s.URL, "").Health(ctx); !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v", err)
 		}
 	})

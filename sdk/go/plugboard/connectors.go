@@ -1,7 +1,6 @@
 package plugboard
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -84,25 +83,7 @@ func (c *Connector) UnmarshalJSON(b []byte) error {
 // invalid_manifest; 413 too_large; 409 version_exists when the name and version exist with other
 // bytes.
 func (c *Client) UploadConnector(ctx context.Context, wasm []byte, activate bool) (v Version, created bool, err error) {
-	var query url.Values
-	if activate {
-		query = url.Values{"activate": {"true"}}
-	}
-	var body io.Reader = bytes.NewReader(wasm)
-	if c.UploadProgress != nil {
-		body = &progressReader{r: body, total: int64(len(wasm)), report: c.UploadProgress}
-	}
-	resp, err := c.send(ctx, request{
-		method: http.MethodPost, path: "/v1/connectors", query: query,
-		body: body, size: int64(len(wasm)), contentType: "application/wasm",
-	})
-	if err != nil {
-		return Version{}, false, err
-	}
-	if err := decodeDocument(resp, &v); err != nil {
-		return Version{}, false, err
-	}
-	return v, resp.status == http.StatusCreated, nil
+	return c.UploadConnectorWith(ctx, wasm, UploadOptions{Activate: activate})
 }
 
 // ListConnectors lists every connector with GET /v1/connectors.

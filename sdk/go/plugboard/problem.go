@@ -45,6 +45,9 @@ type Problem struct {
 	// Location is the Location header of a redirect answer; a client made by New does not
 	// follow redirects.
 	Location string `json:"-"`
+	// Raw is the body of the answer as the server sent it (at most 1 MiB), problem document
+	// or not.
+	Raw []byte `json:"-"`
 }
 
 // FieldError is one schema failure: the JSON Pointer of the offending value and what is wrong.
@@ -166,7 +169,8 @@ func newProblem(resp *http.Response, body []byte) *Problem {
 	if p.CorrelationID == "" {
 		p.CorrelationID = resp.Header.Get("X-Correlation-ID")
 	}
-	p.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	p.RetryAfter, _ = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	p.Raw = body
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		p.Location = resp.Header.Get("Location")
 		if p.Detail == "" {
@@ -186,18 +190,20 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date (a date passed is a
+// wait of 0). ok is false when v is absent or neither.
+func retryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
 	if v == "" {
-		return 0
+		return 0, false
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now).Round(time.Second), 0), true
 	}
-	return 0
+	return 0, false
 }
 
 // excerpt returns the start of a text body on one line, at most 200 characters.

@@ -1,7 +1,6 @@
 package plugboard
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -25,7 +24,7 @@ type UploadOptions struct {
 }
 
 // UploadConnectorWith uploads a plugin with POST /v1/connectors like [Client.UploadConnector],
-// with the options of o. An activation refused for new capabilities is a 409
+// with the options of o; [Version.Timing] says how long the server's steps took. An activation refused for new capabilities is a 409
 // capabilities_changed whose detail lists the difference; the version stays stored.
 func (c *Client) UploadConnectorWith(ctx context.Context, wasm []byte, o UploadOptions) (v Version, created bool, err error) {
 	query := url.Values{}
@@ -38,9 +37,12 @@ func (c *Client) UploadConnectorWith(ctx context.Context, wasm []byte, o UploadO
 	if o.Dev {
 		query.Set("dev", "true")
 	}
+	if wasm == nil {
+		wasm = []byte{}
+	}
 	resp, err := c.send(ctx, request{
 		method: http.MethodPost, path: "/v1/connectors", query: query,
-		body: bytes.NewReader(wasm), size: int64(len(wasm)), contentType: "application/wasm",
+		body: wasm, contentType: "application/wasm", progress: c.UploadProgress,
 	})
 	if err != nil {
 		return Version{}, false, err

@@ -34,7 +34,7 @@ func TestSubscriptionDocumentsKeepUnknownFields(t *testing.T) {
 		}
 		return true
 	}
-	c := plugboard.New(s.URL, plugboardtest.Token, s.Client())
+	c := plugboard.New(s.URL, plugboardtest.Token, plugboard.WithHTTPClient(s.Client()))
 	sub, err := c.CreateSubscription(t.Context(), plugboard.SubscriptionRequest{Connector: "github", Trigger: "new_issue", Delivery: plugboard.Delivery{Type: plugboard.DeliveryWebhook, URL: "https://a.example"}})
 	if err != nil {
 		t.Fatal(err)

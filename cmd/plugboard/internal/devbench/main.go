@@ -194,8 +194,7 @@ func measure(c config, mode string, wasm []byte) ([]time.Duration, error) {
 		}
 		defer w.stop()
 	}
-	api := client.New(base, token, nil)
-	api.UserAgent = "devbench"
+	api := client.New(base, token, client.WithUserAgent("devbench"))
 	fmt.Printf("\n%s %s: waiting for the first build to answer\n", c.bin, mode)
 	if _, err := waitVersion(api, baseVer, time.Now().Add(3*time.Minute), c.poll); err != nil {
 		return nil, fmt.Errorf("the first build: %w; the server's log is %s", err, filepath.Join(root, "serve.log"))
@@ -345,7 +344,7 @@ func waitVersion(api *client.Client, version string, deadline time.Time, poll ti
 
 // waitReady waits until the server answers its health check.
 func waitReady(base string, within time.Duration) error {
-	api := client.New(base, token, nil)
+	api := client.New(base, token, client.WithUserAgent("devbench"))
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if api.Health(context.Background()) == nil {

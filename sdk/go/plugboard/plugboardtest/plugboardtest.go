@@ -60,6 +60,9 @@ type Problem struct {
 	Errors []FieldError
 	// Source is "plugboard" when empty.
 	Source string
+	// RetryAfter is the Retry-After header sent with the answer ("7", or an HTTP date); empty
+	// sends none.
+	RetryAfter string
 }
 
 // FieldError is one schema failure.
@@ -301,8 +304,8 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, p Problem) {
 	if len(p.Errors) > 0 {
 		doc["errors"] = p.Errors
 	}
-	if p.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "7")
+	if p.RetryAfter != "" {
+		w.Header().Set("Retry-After", p.RetryAfter)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
