@@ -3,6 +3,7 @@ package plugboard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -184,7 +185,7 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 // PullEvents leases up to max queued events of a queue subscription with GET
 // /v1/subscriptions/{id}/events, long-polling up to wait while none is ready (0 answers at
 // once). max <= 0 leaves it to the server (100). Leased events come back after 30 s unless
-// acknowledged.
+// acknowledged with [Client.AckEvents]; [Client.Events] does the loop.
 func (c *Client) PullEvents(ctx context.Context, id string, max int, wait time.Duration) ([]Event, error) {
 	p, err := pathf("/v1/subscriptions/%s/events", id)
 	if err != nil {
@@ -194,14 +195,20 @@ func (c *Client) PullEvents(ctx context.Context, id string, max int, wait time.D
 	if max > 0 {
 		q.Set("max", strconv.Itoa(max))
 	}
+	waitS := 0
 	if wait > 0 {
-		q.Set("wait_s", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		waitS = int((wait + time.Second - 1) / time.Second)
+		q.Set("wait_s", strconv.Itoa(waitS))
+	}
+	resp, err := c.send(ctx, request{method: http.MethodGet, path: p, query: q, longPoll: time.Duration(waitS) * time.Second})
+	if err != nil {
+		return nil, err
 	}
 	var out struct {
 		Events []Event `json:"events"`
 	}
-	if _, err := c.call(ctx, http.MethodGet, p, q, nil, &out); err != nil {
-		return nil, err
+	if err := decodeDocument(resp, &out); err != nil {
+		return nil, fmt.Errorf("GET %s%s: %w", c.base, p, err)
 	}
 	return out.Events, nil
 }
