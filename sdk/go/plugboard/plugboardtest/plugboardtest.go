@@ -17,7 +17,9 @@ package plugboardtest
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -765,4 +767,25 @@ func orEmpty[T any](items []T) []T {
 		return []T{}
 	}
 	return items
+}
+
+// SignWebhook returns the headers Plugboard sends with a push of body to a webhook
+// subscription whose signing secret is secret (webhook-id id, webhook-timestamp at, and
+// webhook-signature, per Standard Webhooks), plus Content-Type: for tests of a receiver that
+// checks pushes with plugboard.VerifyWebhook. It panics when secret is not "whsec_" and base64.
+func SignWebhook(secret, id string, at time.Time, body []byte) http.Header {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil || !strings.HasPrefix(secret, "whsec_") {
+		panic("plugboardtest: SignWebhook: the secret is not whsec_ and base64")
+	}
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + ts + "."))
+	mac.Write(body)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", ts)
+	h.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	return h
 }
