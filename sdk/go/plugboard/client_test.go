@@ -418,9 +418,10 @@ func TestConnections(t *testing.T) {
 func TestAuthRedactsSecrets(t *testing.T) {
 	a := plugboard.Auth{Type: "api_key", APIKey: "ghp_secret", Password: "pw", ClientSecret: "cs"}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
-		for _, v := range []any{a, &a, plugboard.Credentials{Auth: a}, plugboard.ConnectionRequest{Auth: a}} {
+		sec := plugboard.Secrets{"signing_secret": "sig_value"}
+		for _, v := range []any{a, &a, plugboard.Credentials{Auth: a, Secrets: sec}, plugboard.ConnectionRequest{Auth: a, Secrets: sec}, &plugboard.ConnectionRequest{Auth: a, Secrets: sec}} {
 			s := fmt.Sprintf(verb, v)
-			if strings.Contains(s, "ghp_secret") || strings.Contains(s, "pw ") || strings.Contains(s, "cs ") {
+			if strings.Contains(s, "ghp_secret") || strings.Contains(s, "pw ") || strings.Contains(s, "cs ") || strings.Contains(s, "sig_value") {
 				t.Errorf("%s of %T = %s", verb, v, s)
 			}
 		}

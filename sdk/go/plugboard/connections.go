@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -79,14 +82,30 @@ type ConnectionRequest struct {
 	Auth Auth `json:"auth"`
 	// Secrets are extra secret fields (a webhook signing secret, say) that plugins use through
 	// plugboard_credential without seeing them.
-	Secrets map[string]string `json:"secrets,omitempty"`
+	Secrets Secrets `json:"secrets,omitempty"`
 }
+
+// Secrets are a connection's extra secret fields, by name. Formatting them with the fmt verbs
+// shows the names only.
+type Secrets map[string]string
+
+// String lists the names with their values redacted.
+func (s Secrets) String() string {
+	names := slices.Sorted(maps.Keys(s))
+	for i, n := range names {
+		names[i] = n + ":REDACTED"
+	}
+	return "map[" + strings.Join(names, " ") + "]"
+}
+
+// GoString is String, so %#v redacts too.
+func (s Secrets) GoString() string { return "plugboard.Secrets" + s.String() }
 
 // Credentials is the body of PUT /v1/connections/{id}/credentials: a new auth object and,
 // optionally, new extra secrets, shaped as in ConnectionRequest.
 type Credentials struct {
-	Auth    Auth              `json:"auth"`
-	Secrets map[string]string `json:"secrets,omitempty"`
+	Auth    Auth    `json:"auth"`
+	Secrets Secrets `json:"secrets,omitempty"`
 }
 
 // ConnectionPatch is the body of PATCH /v1/connections/{id}. A nil field is left unchanged; a

@@ -3,6 +3,7 @@ package plugboard
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -154,6 +155,105 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) (AuditPage, error) {
 	out := AuditPage{Entries: page.Entries}
 	if page.Next != nil {
 		out.Next = *page.Next
+	}
+	return out, err
+}
+
+// AuditEntries reads the audit log from the newest entry back, following the pages of
+// [Client.Audit] while the loop asks for more (q.Cursor is where it starts; q.Limit is the
+// page size). A failed page is yielded as the error of a zero entry and ends the loop.
+func (c *Client) AuditEntries(ctx context.Context, q AuditQuery) iter.Seq2[AuditEntry, error] {
+	return func(yield func(AuditEntry, error) bool) {
+		seen := map[string]bool{}
+		for {
+			page, err := c.Audit(ctx, q)
+			if err != nil {
+				yield(AuditEntry{}, err)
+				return
+			}
+			for _, e := range page.Entries {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if page.Next == "" || seen[page.Next] {
+				return
+			}
+			seen[page.Next] = true
+			q.Cursor = page.Next
+		}
+	}
+}
+
+// Invocation is the log of one action call, as GET /v1/invocations/{correlation_id} shows it.
+type Invocation struct {
+	CorrelationID string `json:"correlation_id"`
+	Connector     string `json:"connector"`
+	Version       string `json:"version"`
+	Action        string `json:"action"`
+	// Connection is empty for a connector whose auth type is "none".
+	Connection string `json:"connection"`
+	// Caller is the key id that made the call, with its Role.
+	Caller     string    `json:"caller,omitempty"`
+	Role       string    `json:"role,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS float64   `json:"duration_ms"`
+	// Outcome is "ok" or the error code.
+	Outcome string `json:"outcome"`
+	// Error is the problem the call answered; nil for a success.
+	Error *InvocationError `json:"error,omitempty"`
+	// Outbound lists the HTTP calls the plugin made through the host.
+	Outbound []OutboundCall `json:"outbound"`
+	// Logs are the lines the plugin logged; LogsTruncated says some were dropped.
+	Logs          []LogLine `json:"logs"`
+	LogsTruncated bool      `json:"logs_truncated,omitempty"`
+
+	// Raw is the document as the server sent it (guest and host times, memory peak, ...).
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON keeps the raw document.
+func (i *Invocation) UnmarshalJSON(b []byte) error {
+	type plain Invocation
+	return keepRaw(b, (*plain)(i), &i.Raw)
+}
+
+// InvocationError is the error an invocation answered.
+type InvocationError struct {
+	Code   string `json:"code"`
+	Source string `json:"source"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// OutboundCall is one HTTP call a plugin made during an invocation.
+type OutboundCall struct {
+	Method     string  `json:"method"`
+	Origin     string  `json:"origin"`
+	Status     int     `json:"status"`
+	DurationMS float64 `json:"duration_ms"`
+	BytesIn    int64   `json:"bytes_in"`
+	BytesOut   int64   `json:"bytes_out"`
+	Retries    int     `json:"retries"`
+	// Policy names the egress rule that refused the call, when one did.
+	Policy string `json:"policy,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// LogLine is one line a plugin logged.
+type LogLine struct {
+	Level   string `json:"level"`
+	Message string `json:"message"`
+}
+
+// GetInvocation reads the log of one action call by its correlation id (the CorrelationID of
+// [InvokeResponse] or of a [*Problem]) with GET /v1/invocations/{correlation_id}. Errors: 404
+// when there is none, or the caller may not see that connector and connection.
+func (c *Client) GetInvocation(ctx context.Context, correlationID string) (Invocation, error) {
+	var out Invocation
+	p, err := pathf("/v1/invocations/%s", correlationID)
+	if err == nil {
+		_, err = c.call(ctx, http.MethodGet, p, nil, nil, &out)
 	}
 	return out, err
 }

@@ -3,6 +3,7 @@ package plugboard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -53,14 +54,58 @@ func (c *Client) ListMCPServers(ctx context.Context) ([]MCPServer, error) {
 	return list[MCPServer](ctx, c, "/v1/mcp-servers", "mcp_servers")
 }
 
-// SetMCPServerEnabled turns an MCP server on or off with PATCH /v1/mcp-servers/{name}.
-func (c *Client) SetMCPServerEnabled(ctx context.Context, name string, enabled bool) (MCPServer, error) {
+// GetMCPServer reads one MCP server with GET /v1/mcp-servers/{name} (never its token).
+func (c *Client) GetMCPServer(ctx context.Context, name string) (MCPServer, error) {
 	var out MCPServer
 	p, err := pathf("/v1/mcp-servers/%s", name)
 	if err == nil {
-		_, err = c.call(ctx, http.MethodPatch, p, nil, map[string]bool{"enabled": enabled}, &out)
+		_, err = c.call(ctx, http.MethodGet, p, nil, nil, &out)
 	}
 	return out, err
+}
+
+// MCPServerPatch is the body of PATCH /v1/mcp-servers/{name}. A nil field is left unchanged.
+type MCPServerPatch struct {
+	// Enabled turns the server on or off; a disabled server answers 404.
+	Enabled *bool
+	// Tools sets the tool allowlist; AllTools drops it (every action of the connector,
+	// including those a later version adds). Setting both is an error.
+	Tools    []string
+	AllTools bool
+}
+
+// MarshalJSON sends the fields that are set: "tools": null for AllTools.
+func (p MCPServerPatch) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	if p.Enabled != nil {
+		m["enabled"] = *p.Enabled
+	}
+	switch {
+	case p.AllTools && p.Tools != nil:
+		return nil, errors.New("MCPServerPatch: set Tools or AllTools, not both")
+	case p.AllTools:
+		m["tools"] = nil
+	case p.Tools != nil:
+		m["tools"] = p.Tools
+	}
+	return json.Marshal(m)
+}
+
+// UpdateMCPServer enables or disables an MCP server or changes its tools with PATCH
+// /v1/mcp-servers/{name}, and returns it; connected clients are told when the tools change.
+func (c *Client) UpdateMCPServer(ctx context.Context, name string, patch MCPServerPatch) (MCPServer, error) {
+	var out MCPServer
+	p, err := pathf("/v1/mcp-servers/%s", name)
+	if err == nil {
+		_, err = c.call(ctx, http.MethodPatch, p, nil, patch, &out)
+	}
+	return out, err
+}
+
+// SetMCPServerEnabled turns an MCP server on or off with PATCH /v1/mcp-servers/{name}, as
+// [Client.UpdateMCPServer] with only Enabled.
+func (c *Client) SetMCPServerEnabled(ctx context.Context, name string, enabled bool) (MCPServer, error) {
+	return c.UpdateMCPServer(ctx, name, MCPServerPatch{Enabled: &enabled})
 }
 
 // RotateMCPToken gives an MCP server a new token with POST /v1/mcp-servers/{name}/rotate-token.
