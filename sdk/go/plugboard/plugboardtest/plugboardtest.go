@@ -1,6 +1,8 @@
 // Package plugboardtest is an in-memory fake of the Plugboard HTTP API (docs/API.md) for the
 // tests of programs that use package plugboard, as net/http/httptest is for HTTP handlers.
-// [New] starts one on loopback for a test; point a client at [Server.URL] with [Token].
+// [New] starts one on loopback for a test ([NewServer] outside one); point a client at
+// [Server.URL] with [Token], and seed it with [Server.AddConnector] and [Server.AddConnection]
+// or through the API.
 //
 // It implements, the way API.md describes them: bearer auth, correlation IDs (kept or made, and
 // echoed), problem details, strict request decoding (unknown fields are a 400) and the status
@@ -160,6 +162,14 @@ type InvokeBody struct {
 
 // New starts a fake on loopback; it is closed when the test ends.
 func New(tb testing.TB) *Server {
+	s := NewServer()
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a fake on loopback, for code without a testing.TB (an Example, a
+// TestMain); the caller closes it with Close.
+func NewServer() *Server {
 	s := &Server{
 		Token:       Token,
 		MaxUpload:   64 << 20,
@@ -209,8 +219,36 @@ func New(tb testing.TB) *Server {
 		}
 		mux.ServeHTTP(w, r)
 	}))
-	tb.Cleanup(s.Close)
 	return s
+}
+
+// AddConnector stores m as an uploaded and active connector version, as POST
+// /v1/connectors?activate=true with [Wasm](m) would.
+func (s *Server) AddConnector(m abi.Manifest) {
+	b := Wasm(m)
+	sum := sha256.Sum256(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.connectors[m.Name]
+	if c == nil {
+		c = &connector{versions: map[string]*version{}}
+		s.connectors[m.Name] = c
+	}
+	if c.versions[m.Version] == nil {
+		c.order = append(c.order, m.Version)
+	}
+	c.versions[m.Version] = &version{digest: "sha256:" + hex.EncodeToString(sum[:]), size: int64(len(b)), uploaded: s.Now().UTC(), manifest: m}
+	c.active = m.Version
+}
+
+// AddConnection stores a ready connection id for connectors, with auth type "none", as an
+// operator would have made it.
+func (s *Server) AddConnection(id string, connectors ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.Now().UTC()
+	s.connections[id] = &connection{ID: id, Connectors: connectors, Auth: map[string]any{"type": "none"},
+		Hosts: []string{}, Status: "ready", CreatedAt: now, UpdatedAt: now, secret: authBody{Type: "none"}}
 }
 
 // Requests returns the requests received so far.
