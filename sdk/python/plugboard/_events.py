@@ -92,13 +92,11 @@ class EventIterator:
                 if event["data"]["id"] == last:
                     break                # this event is not acked either: it comes back
 
-    To acknowledge the event you stop on, handle it and ack it yourself before leaving:
-    ``client.events.ack(subscription_id, [event["id"]])``.
-
-    :meth:`close` (also from another thread, or by leaving a ``with`` block) stops the
-    iteration at once, cutting a long poll in progress. An iterator dropped without
-    ``close()`` acknowledges when it is garbage-collected (at once in CPython); prefer
-    ``with``.
+    To stop after the event in hand, acknowledging it, call :meth:`stop` in the loop body
+    (the loop ends at its next turn). :meth:`close` (also from another thread, or by leaving a
+    ``with`` block) stops at once; both cut a long poll in progress, so a timer thread can
+    end a loop that waits. An iterator dropped without ``close()`` acknowledges when it is
+    garbage-collected (at once in CPython); prefer ``with``.
     """
 
     def __init__(self, client: "Client", subscription_id: str, *, max: int = 100, wait_s: int = 20) -> None:
@@ -127,14 +125,21 @@ class EventIterator:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Stops the iteration: acknowledges the events the loop finished (not the one it is
-        on) and cuts a long poll in progress. Safe to call from another thread and more than
-        once."""
+    def stop(self) -> None:
+        """Ends the iteration at the loop's next turn: the event being handled is acknowledged
+        with the others when the loop asks for the next one, and a long poll in progress is cut.
+        Call it in the loop body to stop after this event (a ``break`` would leave it
+        unacknowledged), or from another thread (a timer) to end a loop that waits."""
         self._state.closed = True
         abort = self._state.abort
         if abort is not None:
             abort.fire()
+
+    def close(self) -> None:
+        """Stops the iteration now: acknowledges the events the loop finished, **not** the one
+        it is on (it comes back after its lease), and cuts a long poll in progress. Leaving a
+        ``with`` block calls it. Safe to call from another thread and more than once."""
+        self.stop()
         # When another thread is inside __next__ it sees `closed` and stops by itself;
         # otherwise close the generator here, which runs its finally (the acks).
         if self._lock.acquire(blocking=False):

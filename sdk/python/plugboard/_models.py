@@ -446,7 +446,8 @@ class _EventRequired(TypedDict):
 
     #: the event's payload
     data: Any
-    #: unique per subscription and event
+    #: unique per subscription and event, the same on every retry and replay; the idempotency
+    #: key
     id: str
     source_event_id: str
     subscription: str
@@ -458,7 +459,7 @@ class _EventRequired(TypedDict):
 class Event(_EventRequired, total=False):
     """A delivered event (ABI.md "Delivered events"); the body of a push, an item of a pull."""
 
-    #: the plugin's own event type
+    #: the plugin's own event type, when it gave one
     event_type: str
 
 
@@ -582,7 +583,7 @@ class Key(_KeyRequired, total=False):
     #: the admin token of the server's configuration; cannot be revoked here
     builtin: bool
     created_at: str
-    #: shown once
+    #: shown once, in the 201; the bearer token
     secret: str
 
 
@@ -656,7 +657,7 @@ class ListSubscriptionsResponse(TypedDict):
 class _MCPServerRequired(TypedDict):
     """The fields of MCPServer always present."""
 
-    #: no allowlist is set (every tool
+    #: no allowlist is set (every tool, including those a later version adds)
     all_tools: bool
     connector: str
     created_at: str
@@ -674,7 +675,7 @@ class MCPServer(_MCPServerRequired, total=False):
 
     active_version: str
     connection: str
-    #: shown once
+    #: shown once, when it was just made
     token: str
 
 

@@ -376,20 +376,26 @@ class AuditOperations(_Group):
         actor: Optional[str] = None,
         target: Optional[str] = None,
         limit: Optional[int] = None,
+        page_size: Optional[int] = None,
     ) -> List[AuditEntry]:
-        """Audit entries, newest first, following the pages; ``limit`` caps how many in all
-        (by default every entry that matches). ``actor`` is a key id."""
+        """Audit entries, newest first, following the ``next`` cursors; ``limit`` caps how many
+        in all (by default every entry that matches), ``page_size`` how many one request asks
+        for (1 to 1000; default the server's). ``actor`` is a key id."""
         if limit is not None and limit < 1:
             raise ValueError("audit.list: limit must be 1 or more")
+        if page_size is not None and not 1 <= page_size <= 1000:
+            raise ValueError("audit.list: page_size must be between 1 and 1000")
         entries: List[AuditEntry] = []
         cursor: Optional[str] = None
         while True:
-            page_size = None if limit is None else min(1000, limit - len(entries))
+            size = page_size
+            if limit is not None:
+                size = min(size or 1000, limit - len(entries))
             query = {
                 "since": _rfc3339(since) if since is not None else None,
                 "actor": actor,
                 "target": target,
-                "limit": page_size,
+                "limit": size,
                 "cursor": cursor,
             }
             page = self._json("GET", "audit", query=query)

@@ -143,6 +143,19 @@ class EventIteratorTest(unittest.TestCase):
                 events.close()  # twice is fine
         self.assertEqual(q.acks(), [["evt_1"]])
 
+    def test_stop_in_the_loop_body_acks_the_event_in_hand(self) -> None:
+        q = Queue([[ev(1), ev(2), ev(3)]])
+        seen = []
+        with Stub(handler=q) as stub:
+            with Client(stub.url, "pbk_test") as client:
+                with client.events.pull("sub_1") as events:
+                    for e in events:
+                        seen.append(e["id"])
+                        if e["id"] == "evt_2":
+                            events.stop()
+        self.assertEqual(seen, ["evt_1", "evt_2"], "the loop ends at its next turn")
+        self.assertEqual(q.acks(), [["evt_1", "evt_2"]], "evt_2 was finished: acked; evt_3 was never handed out")
+
     def test_list_and_ack_one_batch(self) -> None:
         q = Queue([[ev(1), ev(2)]])
         with Stub(handler=q) as stub:
