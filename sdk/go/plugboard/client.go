@@ -120,7 +120,9 @@ func New(baseURL, token string, opts ...Option) *Client {
 	c := &Client{token: token, maxRetries: DefaultMaxRetries, sleep: sleepCtx}
 	WithUserAgent("")(c)
 	for _, o := range opts {
-		o(c)
+		if o != nil {
+			o(c)
+		}
 	}
 	if sock, ok := strings.CutPrefix(baseURL, "unix:"); ok {
 		c.hc = &http.Client{
@@ -146,7 +148,7 @@ func New(baseURL, token string, opts ...Option) *Client {
 // Unusable returns a client whose every call fails with err: for a caller that found the
 // settings unusable (an unreadable config file, an unknown context) before it had a URL.
 func Unusable(err error) *Client {
-	c := New("http://unusable.invalid", "", nil)
+	c := New("http://unusable.invalid", "")
 	c.baseErr = err
 	return c
 }
