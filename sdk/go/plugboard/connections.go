@@ -3,6 +3,7 @@ package plugboard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -83,6 +84,19 @@ type ConnectionRequest struct {
 	// Secrets are extra secret fields (a webhook signing secret, say) that plugins use through
 	// plugboard_credential without seeing them.
 	Secrets Secrets `json:"secrets,omitempty"`
+	// RevealApproved lists the credential fields the connectors may reveal (ABI.md "reveal"
+	// capability); nil approves none.
+	RevealApproved []string `json:"reveal_approved,omitempty"`
+	// RateLimit caps the calls made with the connection; nil means no limit.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+}
+
+// RateLimit is a connection's call rate limit: a token bucket.
+type RateLimit struct {
+	// PerSecond is the sustained rate, above 0.
+	PerSecond float64 `json:"per_second"`
+	// Burst is how many calls may go at once; 0 leaves it to the server.
+	Burst int `json:"burst,omitempty"`
 }
 
 // Secrets are a connection's extra secret fields, by name. Formatting them with the fmt verbs
@@ -115,6 +129,11 @@ type ConnectionPatch struct {
 	Connectors []string
 	// Hosts approves the origins the connection's credentials may go to.
 	Hosts []string
+	// RevealApproved sets the credential fields the connectors may reveal.
+	RevealApproved []string
+	// RateLimit sets the call rate limit; RemoveRateLimit drops it.
+	RateLimit       *RateLimit
+	RemoveRateLimit bool
 }
 
 // MarshalJSON sends the non-nil fields.
@@ -128,6 +147,17 @@ func (p ConnectionPatch) MarshalJSON() ([]byte, error) {
 	}
 	if p.Hosts != nil {
 		m["hosts"] = p.Hosts
+	}
+	if p.RevealApproved != nil {
+		m["reveal_approved"] = p.RevealApproved
+	}
+	switch {
+	case p.RemoveRateLimit && p.RateLimit != nil:
+		return nil, errors.New("ConnectionPatch: set RateLimit or RemoveRateLimit, not both")
+	case p.RemoveRateLimit:
+		m["rate_limit"] = nil
+	case p.RateLimit != nil:
+		m["rate_limit"] = p.RateLimit
 	}
 	return json.Marshal(m)
 }
