@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/plugboard/plugboard/server/openapi/openapitest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -129,7 +130,11 @@ func startServerWith(t testing.TB, opts Options) *testServer {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ts := &testServer{t: t, srv: srv, http: httptest.NewServer(srv.Handler()), dir: opts.DataDir, opts: opts}
+	h := srv.Handler()
+	if _, bench := t.(*testing.B); !bench {
+		h = openapitest.Middleware(t, h) // every exchange of every test is held to the OpenAPI document
+	}
+	ts := &testServer{t: t, srv: srv, http: httptest.NewServer(h), dir: opts.DataDir, opts: opts}
 	t.Cleanup(ts.stop)
 	return ts
 }
@@ -228,5 +233,8 @@ func (ts *testServer) upload(name string) response {
 
 func (ts *testServer) invoke(connector, action string, body map[string]any) response {
 	ts.t.Helper()
+	if body == nil {
+		body = map[string]any{} // an action without connection or input: the body is still an object
+	}
 	return ts.do("POST", "/v1/connectors/"+connector+"/actions/"+action, body)
 }

@@ -128,10 +128,28 @@ func decodeJSON(r *http.Request, max int64, v any) error {
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	switch t := strings.TrimSpace(string(b)); {
+	case t == "":
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, "the request body is empty; send a JSON object")
+	case t[0] != '{':
+		return newProblem(http.StatusBadRequest, codeInvalidRequest, "the request body must be a JSON object, not "+jsonKind(t)+"; send {...} with the fields docs/API.md lists")
 	}
 	return decodeStrictProblem(b, v)
+}
+
+// jsonKind names the kind of JSON value t starts, for an error message.
+func jsonKind(t string) string {
+	switch t[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
 }
 
 // decodeStrictProblem decodes b strictly into v; a failure is a 400 naming what is wrong.

@@ -900,8 +900,8 @@ class SubscriptionRequest(_SubscriptionRequestRequired, total=False):
     connection: str
     #: poll interval; never below the trigger's min_interval_s
     interval_s: int
-    #: the trigger's params, checked against its params schema
-    params: Dict[str, Any]
+    #: the trigger's params, checked against its params schema; null or omitted for none
+    params: Optional[Dict[str, Any]]
 
 
 class _SubscriptionSourceRequired(TypedDict):

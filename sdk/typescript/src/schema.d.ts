@@ -1072,8 +1072,8 @@ export interface components {
             connector: string;
             trigger: string;
             connection?: string;
-            /** @description the trigger's params, checked against its params schema */
-            params?: Record<string, unknown>;
+            /** @description the trigger's params, checked against its params schema; null or omitted for none */
+            params?: Record<string, unknown> | null;
             /** @description poll interval; never below the trigger's min_interval_s */
             interval_s?: number;
             delivery: components["schemas"]["Delivery"];
