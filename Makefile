@@ -153,3 +153,19 @@ WEBHOOK_TEST_DEPS := server/testdata/webhooks/node_modules/.package-lock.json
 test race: $(WEBHOOK_TEST_DEPS)
 $(WEBHOOK_TEST_DEPS): server/testdata/webhooks/package.json server/testdata/webhooks/package-lock.json
 	cd server/testdata/webhooks && npm ci --no-audit --no-fund
+
+# The TypeScript SDK's tests build @plugboard/client (openapi-typescript, tsc; pinned in
+# sdk/typescript/package-lock.json) and run it with node; the Python SDK's need only python3.
+SDK_TS_DEPS := sdk/typescript/node_modules/.package-lock.json
+.PHONY: sdk
+sdk: $(SDK_TS_DEPS) ## install the TypeScript SDK's npm packages and build it (sdk/typescript/dist)
+	cd sdk/typescript && npm run build
+test race: $(SDK_TS_DEPS)
+$(SDK_TS_DEPS): sdk/typescript/package.json sdk/typescript/package-lock.json
+	cd sdk/typescript && npm ci --no-audit --no-fund
+.PHONY: sdk-models
+sdk-models: $(SDK_TS_DEPS) ## regenerate the SDKs' types from server/openapi/openapi.yaml (after changing it)
+	@mkdir -p bin
+	$(GO) run ./server/openapi/internal/dump > bin/openapi.json
+	python3 sdk/python/tools/generate_models.py bin/openapi.json
+	cd sdk/typescript && npm run --silent generate

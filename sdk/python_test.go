@@ -89,7 +89,7 @@ func TestPythonSDK(t *testing.T) {
 	}
 
 	t.Run("models", func(t *testing.T) {
-		regen := "cd sdk/python && python3 tools/generate_models.py http://127.0.0.1:8080/v1/openapi.json (a plugboard serve of this tree), then commit plugboard/_models.py"
+		regen := "run make sdk-models, then commit sdk/python/plugboard/_models.py"
 		tmp := filepath.Join(t.TempDir(), "_models.py")
 		pyRun(t, env, dir, nil, "tools/generate_models.py", env.URL+"/v1/openapi.json", "-o", tmp)
 		want, err := os.ReadFile(tmp)
