@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -10,9 +9,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/plugboard/plugboard/sdk/internal/sdkenv"
 )
@@ -80,7 +77,7 @@ func TestTypeScriptSDK(t *testing.T) {
 	})
 	for _, name := range []string{"receive_pull", "receive_push"} {
 		t.Run("examples/"+name, func(t *testing.T) {
-			out := runReceiver(t, env, dir, "examples/"+name+".mjs", 3)
+			out := tsReceiver(t, env, dir, "examples/"+name+".mjs", 3)
 			if !strings.Contains(out, "received 3 events") && name == "receive_pull" {
 				t.Errorf("the output does not end with the count:\n%s", out)
 			}
@@ -88,83 +85,13 @@ func TestTypeScriptSDK(t *testing.T) {
 	}
 }
 
-// runReceiver runs an example that subscribes and then prints each new-record event: once it
-// prints "subscribed sub_...", n records are created in the records service, and each must be
-// printed as an event with its id and name. It returns the output.
-func runReceiver(t *testing.T, env *sdkenv.Env, dir, script string, n int) string {
+// tsReceiver runs a receiving example with node (see runReceiver).
+func tsReceiver(t *testing.T, env *sdkenv.Env, dir, script string, n int) string {
 	t.Helper()
 	cmd := exec.Command("node", script)
 	cmd.Dir = dir
 	cmd.Env = append(env.Vars(), fmt.Sprintf("EVENTS=%d", n), "TIMEOUT_S=30")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu  sync.Mutex
-		out strings.Builder
-	)
-	subscribed := make(chan struct{})
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stdout)
-		once := sync.Once{}
-		for sc.Scan() {
-			mu.Lock()
-			out.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if strings.HasPrefix(sc.Text(), "subscribed sub_") {
-				once.Do(func() { close(subscribed) })
-			}
-		}
-	}()
-	output := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return out.String() + stderr.String()
-	}
-	select {
-	case <-subscribed:
-	case <-scanned:
-		cmd.Wait()
-		t.Fatalf("%s exited before it subscribed:\n%s", script, output())
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("%s did not subscribe within 30 s:\n%s", script, output())
-	}
-	var recs []map[string]any
-	for i := range n {
-		recs = append(recs, env.Records.Add(map[string]any{"name": fmt.Sprintf("%s-%d", filepath.Base(script), i+1)}))
-	}
-	done := make(chan error, 1)
-	go func() { <-scanned; done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", script, err, output())
-		}
-	case <-time.After(45 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s did not stop within 45 s of the records:\n%s", script, output())
-	}
-	got := output()
-	if strings.Contains(got, sdkenv.RecordsKey) {
-		t.Errorf("%s printed the records service's API key", script)
-	}
-	for _, r := range recs {
-		re := regexp.MustCompile(fmt.Sprintf(`(?m)^event evt_\S+ trig\.items: %s %s$`, r["id"], regexp.QuoteMeta(r["name"].(string))))
-		if !re.MatchString(got) {
-			t.Errorf("%s printed no event for record %s %s:\n%s", script, r["id"], r["name"], got)
-		}
-	}
-	return got
+	return runReceiver(t, env, cmd, n)
 }
 
 // wantTAP fails the test unless a node --test run reports at least min passing tests and no
