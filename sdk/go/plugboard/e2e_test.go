@@ -1,7 +1,6 @@
 package plugboard_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -276,7 +275,9 @@ func testExamples(t *testing.T, env *sdkenv.Env) {
 	})
 	for _, name := range []string{"receive_pull", "receive_push"} {
 		t.Run(name, func(t *testing.T) {
-			out := runUntil(t, env, filepath.Join(bin, name), []string{"EVENTS=2", "TIMEOUT_S=40", "LISTEN=127.0.0.1:0"}, "subscribed sub_", func() {
+			cmd := exec.Command(filepath.Join(bin, name))
+			cmd.Env = append(env.Vars(), "EVENTS=2", "TIMEOUT_S=40", "LISTEN=127.0.0.1:0")
+			out := env.RunUntil(t, cmd, "subscribed sub_", func() {
 				env.Records.Add(map[string]any{"name": name + " 1"})
 				env.Records.Add(map[string]any{"name": name + " 2"})
 			})
@@ -290,51 +291,6 @@ func testExamples(t *testing.T, env *sdkenv.Env) {
 			}
 		})
 	}
-}
-
-// runUntil starts a program with env's variables and extra, calls then once it printed a line
-// starting with ready, and returns its output once it exited (within 45 s).
-func runUntil(t *testing.T, env *sdkenv.Env, prog string, extra []string, ready string, then func()) string {
-	t.Helper()
-	cmd := exec.Command(prog)
-	cmd.Env = append(env.Vars(), extra...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	lines := bufio.NewScanner(stdout)
-	done := make(chan error, 1)
-	go func() {
-		fired := false
-		for lines.Scan() {
-			out.WriteString(lines.Text() + "\n")
-			if !fired && strings.HasPrefix(lines.Text(), ready) {
-				fired = true
-				then()
-			}
-		}
-		done <- cmd.Wait()
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s: %v\n%s%s", prog, err, out.String(), stderr.String())
-		}
-	case <-time.After(45 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s did not finish within 45 s:\n%s%s", prog, out.String(), stderr.String())
-	}
-	if strings.Contains(out.String()+stderr.String(), sdkenv.RecordsKey) {
-		t.Errorf("%s printed the records service's API key", prog)
-	}
-	return out.String()
 }
 
 func wantProblem(t *testing.T, err error, status int, code string) *plugboard.Problem {

@@ -97,6 +97,66 @@ func (e *Env) Run(t *testing.T, dir string, name string, args ...string) string 
 	return string(out)
 }
 
+// RunUntil starts cmd (whose Dir and Env the caller sets, usually to e.Vars() and more), calls
+// then once when it prints a line starting with ready (within 30 s), and returns its output
+// (stdout, then stderr) once it exited, within 45 s of that line. It fails the test if the
+// program fails, does not get there in time, or prints the records service's API key.
+func (e *Env) RunUntil(t *testing.T, cmd *exec.Cmd, ready string, then func()) string {
+	t.Helper()
+	prog := strings.Join(cmd.Args, " ")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdoutText, stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	output := func() string { return stdoutText.String() + stderr.String() }
+	seen := make(chan struct{})
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stdout)
+		fired := false
+		for sc.Scan() {
+			stdoutText.Write([]byte(sc.Text() + "\n"))
+			if !fired && strings.HasPrefix(sc.Text(), ready) {
+				fired = true
+				close(seen)
+			}
+		}
+	}()
+	select {
+	case <-seen:
+	case <-scanned:
+		cmd.Wait()
+		t.Fatalf("%s exited before it printed %q:\n%s", prog, ready, output())
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%s did not print %q within 30 s:\n%s", prog, ready, output())
+	}
+	then()
+	done := make(chan error, 1)
+	go func() { <-scanned; done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", prog, err, output())
+		}
+	case <-time.After(45 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s did not finish within 45 s of %q:\n%s", prog, ready, output())
+	}
+	got := output()
+	if strings.Contains(got, RecordsKey) {
+		t.Errorf("%s printed the records service's API key", prog)
+	}
+	return got
+}
+
 // Start builds (or finds fresh in bin/) the plugboard binary, the http connector and the trig
 // test plugin, starts the records service and `plugboard serve`, creates the connection crm
 // as the operator and an invoker key for the app, and puts the checking proxy in front.
