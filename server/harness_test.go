@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/plugboard/plugboard/server/openapi/openapitest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/plugboard/plugboard/host"
+	"github.com/plugboard/plugboard/server/openapi/openapitest"
 )
 
 // repoRoot is the module root, two levels up from this package.

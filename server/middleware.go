@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,13 +132,13 @@ func decodeJSON(r *http.Request, max int64, v any) error {
 	switch t := strings.TrimSpace(string(b)); {
 	case t == "":
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, "the request body is empty; send a JSON object")
-	case t[0] != '{':
+	case t[0] != '{' && json.Valid([]byte(t)):
 		return newProblem(http.StatusBadRequest, codeInvalidRequest, "the request body must be a JSON object, not "+jsonKind(t)+"; send {...} with the fields docs/API.md lists")
 	}
 	return decodeStrictProblem(b, v)
 }
 
-// jsonKind names the kind of JSON value t starts, for an error message.
+// jsonKind names the kind of the valid JSON value t, for an error message.
 func jsonKind(t string) string {
 	switch t[0] {
 	case '[':
